@@ -1,0 +1,80 @@
+import { parseArgs } from 'node:util';
+import { AppError, ConfigError, UsageError, coerceError } from './errors.ts';
+import type { Command, CommandContext } from './commands/types.ts';
+
+/** Each command's module is loaded only when it runs, so `--help` stays fast. */
+const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
+  serve: { summary: 'HTTP server + worker + reconciler (--no-worker: intake only)', load: async () => (await import('./commands/serve.ts')).serveCommand },
+  worker: { summary: 'worker + reconciler only', load: async () => (await import('./commands/worker.ts')).workerCommand },
+  migrate: { summary: 'apply migrations/ to DATABASE_URL and exit', load: async () => (await import('./commands/migrate.ts')).migrateCommand },
+  backfill: { summary: 'enqueue sessions from Stream for a window or one session', load: async () => (await import('./commands/backfill.ts')).backfillCommand },
+  status: { summary: 'counts by status, oldest pending, sessions at risk, dead sessions', load: async () => (await import('./commands/status.ts')).statusCommand },
+  redrive: { summary: 'move dead sessions back to pending', load: async () => (await import('./commands/redrive.ts')).redriveCommand },
+  demo: { summary: 'embedded Postgres + local simulator + serve, end to end, then a report', load: async () => (await import('./commands/demo.ts')).demoCommand },
+  simulate: { summary: 'run the local Stream simulator alone', load: async () => (await import('./commands/simulate.ts')).simulateCommand },
+};
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `usage: attendance <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'attendance <command> --help' for a command's options.\n`;
+}
+
+function commandHelp(command: Command): string {
+  return `usage: attendance ${command.usage}\n\n${command.summary}\n`;
+}
+
+export interface MainOptions {
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly stdout?: NodeJS.WritableStream;
+  readonly stderr?: NodeJS.WritableStream;
+  readonly stopSignal?: AbortSignal;
+}
+
+/** Runs one command and returns the process exit code: 0 ok, 1 failure, 2 usage or configuration. */
+export async function main(argv: readonly string[], options: MainOptions = {}): Promise<number> {
+  const stdout = options.stdout ?? process.stdout;
+  const stderr = options.stderr ?? process.stderr;
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    stdout.write(mainHelp());
+    return name === undefined ? 2 : 0;
+  }
+  const entry = COMMANDS[name];
+  if (!entry) {
+    stderr.write(`attendance: unknown command '${name}' (try 'attendance --help')\n`);
+    return 2;
+  }
+  let stopSignal = options.stopSignal;
+  if (!stopSignal) {
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    stopSignal = controller.signal;
+  }
+  const ctx: CommandContext = { env: options.env ?? process.env, stdout, stderr, stopSignal };
+  try {
+    const command = await entry.load();
+    if (rest.includes('--help') || rest.includes('-h')) {
+      stdout.write(commandHelp(command));
+      return 0;
+    }
+    let parsed;
+    try {
+      parsed = parseArgs({ args: [...rest], options: command.options, allowPositionals: true, strict: true });
+    } catch (error) {
+      throw new UsageError(coerceError(error).message);
+    }
+    return await command.run(parsed.values, parsed.positionals, ctx);
+  } catch (error) {
+    const err = coerceError(error);
+    if (err instanceof UsageError || err instanceof ConfigError) {
+      stderr.write(`attendance ${name}: ${err.message}\n`);
+      return 2;
+    }
+    const code = err instanceof AppError ? ` [${err.code}]` : '';
+    stderr.write(`attendance ${name}: ${err.message}${code}\n`);
+    return 1;
+  }
+}

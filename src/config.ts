@@ -1,0 +1,113 @@
+import { ConfigError } from './errors.ts';
+
+export const DEFAULT_STREAM_BASE_URL = 'https://video.stream-io-api.com';
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface StreamConfig {
+  readonly apiKey: string;
+  readonly apiSecret: string;
+  /** Older secrets still accepted for webhook signatures while a rotation settles. */
+  readonly previousApiSecrets: readonly string[];
+  readonly baseUrl: string;
+}
+
+export interface Config {
+  /** Unset means: use the embedded Postgres under ./.attendance/ (serve, demo). */
+  readonly databaseUrl: string | undefined;
+  readonly stream: StreamConfig;
+  readonly http: { readonly port: number; readonly host: string };
+  readonly logLevel: LogLevel;
+  readonly worker: { readonly concurrency: number };
+  readonly reconcile: { readonly intervalMinutes: number; readonly lookbackDays: number };
+}
+
+export interface LoadConfigOptions {
+  /** The demo makes its own key and secret, so they are optional there. */
+  readonly requireStreamCredentials?: boolean;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Reads the environment table of the design into a frozen, typed config.
+ * The only place that reads environment variables; every problem is reported at once,
+ * naming the variable and never echoing a secret's value.
+ */
+export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
+  const requireStream = options.requireStreamCredentials ?? true;
+  const problems: string[] = [];
+  const text = (name: string): string | undefined => {
+    const value = env[name];
+    return value === undefined || value.trim() === '' ? undefined : value.trim();
+  };
+  const integer = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    if (!/^-?\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
+      return fallback;
+    }
+    return Number(raw);
+  };
+
+  const databaseUrl = text('DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    problems.push('DATABASE_URL must be a postgres:// or postgresql:// connection string');
+  }
+
+  const apiKey = text('STREAM_API_KEY');
+  const apiSecret = text('STREAM_API_SECRET');
+  if (requireStream && apiKey === undefined) problems.push('STREAM_API_KEY is required');
+  if (requireStream && apiSecret === undefined) problems.push('STREAM_API_SECRET is required');
+  const previousApiSecrets = (text('STREAM_PREVIOUS_API_SECRETS') ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+
+  const baseUrl = text('STREAM_BASE_URL') ?? DEFAULT_STREAM_BASE_URL;
+  if (!isHttpUrl(baseUrl)) {
+    problems.push(`STREAM_BASE_URL must be an http(s) URL (got ${JSON.stringify(baseUrl)})`);
+  }
+
+  const port = integer('PORT', 8080, 0, 65535);
+  const host = text('HOST') ?? '0.0.0.0';
+
+  const rawLevel = text('LOG_LEVEL') ?? 'info';
+  const logLevel = (LOG_LEVELS as readonly string[]).includes(rawLevel) ? (rawLevel as LogLevel) : 'info';
+  if (logLevel !== rawLevel) {
+    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(rawLevel)})`);
+  }
+
+  const concurrency = integer('WORKER_CONCURRENCY', 4, 1, 256);
+  const intervalMinutes = integer('RECONCILE_INTERVAL_MINUTES', 15, 0, 1440);
+  const lookbackDays = integer('RECONCILE_LOOKBACK_DAYS', 7, 1, 90);
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  return deepFreeze({
+    databaseUrl,
+    stream: { apiKey: apiKey ?? '', apiSecret: apiSecret ?? '', previousApiSecrets, baseUrl: baseUrl.replace(/\/+$/, '') },
+    http: { port, host },
+    logLevel,
+    worker: { concurrency },
+    reconcile: { intervalMinutes, lookbackDays },
+  });
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,45 @@
+import pg from 'pg';
+import { drizzle, type NodePgDatabase } from 'drizzle-orm/node-postgres';
+import * as schema from './schema.ts';
+
+export type Db = NodePgDatabase<typeof schema>;
+
+export interface Database {
+  readonly pool: pg.Pool;
+  readonly db: Db;
+  close(): Promise<void>;
+}
+
+export interface CreateDatabaseOptions {
+  readonly max?: number;
+  /** Fail fast when Postgres is unreachable, so the webhook route can answer 503 well inside Stream's 6 s. */
+  readonly connectionTimeoutMillis?: number;
+  readonly applicationName?: string;
+  /** Called for errors on idle clients (a restarted server); without a listener pg would crash the process. */
+  readonly onError?: (error: Error) => void;
+}
+
+// Postgres bigint (int8) counts in this schema stay far below 2^53.
+pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
+
+export function createDatabase(connectionString: string, options: CreateDatabaseOptions = {}): Database {
+  const pool = new pg.Pool({
+    connectionString,
+    max: options.max ?? 10,
+    connectionTimeoutMillis: options.connectionTimeoutMillis ?? 2_000,
+    idleTimeoutMillis: 30_000,
+    application_name: options.applicationName ?? 'stream-attendance',
+  });
+  pool.on('error', (error) => options.onError?.(error));
+  const db = drizzle(pool, { schema });
+  let closed = false;
+  return {
+    pool,
+    db,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await pool.end();
+    },
+  };
+}

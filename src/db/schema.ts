@@ -1,0 +1,102 @@
+import { sql } from 'drizzle-orm';
+import {
+  bigint,
+  check,
+  foreignKey,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+} from 'drizzle-orm/pg-core';
+
+/**
+ * The source of truth for `migrations/` (drizzle-kit generate). Table and column names are
+ * a public interface: users query them with SQL, so they follow the design doc exactly.
+ */
+
+export const SESSION_STATUSES = ['pending', 'running', 'complete', 'retrying', 'dead', 'expired'] as const;
+export type SessionStatus = (typeof SESSION_STATUSES)[number];
+
+const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/** One row per call session; also the job queue (status, lease, cursor). */
+export const callSessions = pgTable(
+  'call_sessions',
+  {
+    callSessionId: text('call_session_id').primaryKey(),
+    callType: text('call_type').notNull(),
+    callId: text('call_id').notNull(),
+    callCid: text('call_cid').notNull(),
+    status: text('status', { enum: SESSION_STATUSES }).notNull().default('pending'),
+    totalParticipantSessions: integer('total_participant_sessions'),
+    totalParticipantDuration: bigint('total_participant_duration', { mode: 'number' }),
+    archivedParticipantSessions: integer('archived_participant_sessions').notNull().default(0),
+    sessionEndedAt: tstz('session_ended_at'),
+    statsReportReadyAt: tstz('stats_report_ready_at'),
+    retentionExpiresAt: tstz('retention_expires_at'),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: tstz('next_attempt_at').notNull().defaultNow(),
+    leaseOwner: text('lease_owner'),
+    leaseExpiresAt: tstz('lease_expires_at'),
+    cursor: text('cursor'),
+    lastError: text('last_error'),
+    createdAt: tstz('created_at').notNull().defaultNow(),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+    archivedAt: tstz('archived_at'),
+  },
+  (t) => [
+    check('call_sessions_status_check', sql`${t.status} in ('pending', 'running', 'complete', 'retrying', 'dead', 'expired')`),
+    check('call_sessions_cid_check', sql`${t.callCid} = ${t.callType} || ':' || ${t.callId}`),
+    // The worker's claim: due sessions by status and time, nearest expiry first.
+    index('call_sessions_claim_idx').on(t.status, t.nextAttemptAt, t.retentionExpiresAt),
+    // Running sessions whose lease lapsed are taken over.
+    index('call_sessions_lease_idx').on(t.leaseExpiresAt).where(sql`${t.status} = 'running'`),
+    index('call_sessions_call_idx').on(t.callType, t.callId),
+    index('call_sessions_ended_idx').on(t.sessionEndedAt),
+  ],
+);
+
+/** One row per participant session (one join → leave of one connection), as Stream reports it. */
+export const participantSessions = pgTable(
+  'participant_sessions',
+  {
+    callSessionId: text('call_session_id').notNull(),
+    userSessionId: text('user_session_id').notNull(),
+    callType: text('call_type').notNull(),
+    callId: text('call_id').notNull(),
+    userId: text('user_id').notNull(),
+    joinedAt: tstz('joined_at'),
+    leftAt: tstz('left_at'),
+    durationInSeconds: integer('duration_in_seconds'),
+    publisherType: text('publisher_type').notNull(),
+    roles: text('roles').array().notNull().default(sql`'{}'::text[]`),
+    /** The entry exactly as received, so fields Stream adds later are kept. */
+    raw: jsonb('raw').notNull(),
+    archivedAt: tstz('archived_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ name: 'participant_sessions_pkey', columns: [t.callSessionId, t.userSessionId] }),
+    foreignKey({ name: 'participant_sessions_call_session_fk', columns: [t.callSessionId], foreignColumns: [callSessions.callSessionId] }),
+    index('participant_sessions_user_idx').on(t.userId),
+    index('participant_sessions_call_idx').on(t.callType, t.callId),
+    index('participant_sessions_joined_idx').on(t.joinedAt),
+  ],
+);
+
+/** The webhook inbox: each delivery stored once, keyed by Stream's X-WEBHOOK-ID. */
+export const webhookEvents = pgTable(
+  'webhook_events',
+  {
+    webhookId: text('webhook_id').primaryKey(),
+    type: text('type').notNull(),
+    callCid: text('call_cid'),
+    sessionId: text('session_id'),
+    attempt: integer('attempt'),
+    receivedAt: tstz('received_at').notNull().defaultNow(),
+    payload: jsonb('payload').notNull(),
+  },
+  (t) => [index('webhook_events_session_idx').on(t.sessionId), index('webhook_events_received_idx').on(t.receivedAt)],
+);

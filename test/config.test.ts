@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULT_STREAM_BASE_URL, loadConfig } from '../src/config.ts';
+import { ConfigError } from '../src/errors.ts';
+
+const FULL = {
+  DATABASE_URL: 'postgres://app:pw@db:5432/attendance',
+  STREAM_API_KEY: 'key123',
+  STREAM_API_SECRET: 'super-secret-value',
+  STREAM_PREVIOUS_API_SECRETS: ' old-one , older-two ,',
+  STREAM_BASE_URL: 'http://127.0.0.1:4000/',
+  PORT: '9090',
+  HOST: '127.0.0.1',
+  LOG_LEVEL: 'debug',
+  WORKER_CONCURRENCY: '8',
+  RECONCILE_INTERVAL_MINUTES: '0',
+  RECONCILE_LOOKBACK_DAYS: '30',
+};
+
+function problemsOf(env: Record<string, string | undefined>, options?: Parameters<typeof loadConfig>[1]): string[] {
+  try {
+    loadConfig(env, options);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return [...(error as ConfigError).problems];
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('reads a full environment into typed values', () => {
+    const config = loadConfig(FULL);
+    expect(config).toEqual({
+      databaseUrl: FULL.DATABASE_URL,
+      stream: { apiKey: 'key123', apiSecret: 'super-secret-value', previousApiSecrets: ['old-one', 'older-two'], baseUrl: 'http://127.0.0.1:4000' },
+      http: { port: 9090, host: '127.0.0.1' },
+      logLevel: 'debug',
+      worker: { concurrency: 8 },
+      reconcile: { intervalMinutes: 0, lookbackDays: 30 },
+    });
+    expect(Object.isFrozen(config)).toBe(true);
+    expect(Object.isFrozen(config.stream)).toBe(true);
+  });
+
+  it('applies the documented defaults', () => {
+    const config = loadConfig({ STREAM_API_KEY: 'k', STREAM_API_SECRET: 's' });
+    expect(config.databaseUrl).toBeUndefined();
+    expect(config.stream.baseUrl).toBe(DEFAULT_STREAM_BASE_URL);
+    expect(config.stream.previousApiSecrets).toEqual([]);
+    expect(config.http).toEqual({ port: 8080, host: '0.0.0.0' });
+    expect(config.logLevel).toBe('info');
+    expect(config.worker.concurrency).toBe(4);
+    expect(config.reconcile).toEqual({ intervalMinutes: 15, lookbackDays: 7 });
+  });
+
+  it.each([
+    ['STREAM_API_KEY', undefined, /STREAM_API_KEY is required/],
+    ['STREAM_API_SECRET', '  ', /STREAM_API_SECRET is required/],
+    ['DATABASE_URL', 'mysql://x', /DATABASE_URL must be a postgres/],
+    ['STREAM_BASE_URL', 'not a url', /STREAM_BASE_URL must be an http/],
+    ['PORT', 'eighty', /PORT must be a whole number/],
+    ['PORT', '70000', /PORT must be a whole number/],
+    ['LOG_LEVEL', 'loud', /LOG_LEVEL must be one of/],
+    ['WORKER_CONCURRENCY', '0', /WORKER_CONCURRENCY must be a whole number/],
+    ['WORKER_CONCURRENCY', '2.5', /WORKER_CONCURRENCY must be a whole number/],
+    ['RECONCILE_INTERVAL_MINUTES', '-1', /RECONCILE_INTERVAL_MINUTES must be a whole number/],
+    ['RECONCILE_LOOKBACK_DAYS', '365', /RECONCILE_LOOKBACK_DAYS must be a whole number/],
+  ])('rejects %s=%j naming the variable', (name, value, message) => {
+    const problems = problemsOf({ ...FULL, [name]: value });
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(message);
+  });
+
+  it('reports every problem at once', () => {
+    const problems = problemsOf({ PORT: 'x', LOG_LEVEL: 'nope' });
+    expect(problems.map((p) => p.split(' ')[0])).toEqual(['STREAM_API_KEY', 'STREAM_API_SECRET', 'PORT', 'LOG_LEVEL']);
+  });
+
+  it('lets the demo run without Stream credentials', () => {
+    expect(problemsOf({}, { requireStreamCredentials: false })).toEqual([]);
+  });
+
+  it('never echoes a secret or the database password in its message', () => {
+    try {
+      loadConfig({ ...FULL, DATABASE_URL: 'mysql://u:hunter2@x/db', STREAM_API_KEY: '', PORT: 'x' });
+      expect.unreachable();
+    } catch (error) {
+      const message = (error as Error).message;
+      expect(message).not.toContain('hunter2');
+      expect(message).not.toContain('super-secret-value');
+      expect(message).not.toContain('old-one');
+    }
+  });
+});
