@@ -100,3 +100,17 @@ export const webhookEvents = pgTable(
   },
   (t) => [index('webhook_events_session_idx').on(t.sessionId), index('webhook_events_received_idx').on(t.receivedAt)],
 );
+
+/**
+ * Small per-process-group state, one row per name: the reconciler's `session_ended_at`
+ * watermark and the `next` cursor of a sweep in progress, so an interrupted sweep resumes.
+ */
+export const reconcileState = pgTable('reconcile_state', {
+  name: text('name').primaryKey(),
+  watermark: tstz('watermark'),
+  sweepUntil: tstz('sweep_until'),
+  cursor: text('cursor'),
+  lastSweepAt: tstz('last_sweep_at'),
+  lastError: text('last_error'),
+  updatedAt: tstz('updated_at').notNull().defaultNow(),
+});

@@ -1,0 +1,106 @@
+import type pg from 'pg';
+import { SESSION_STATUSES, type SessionStatus } from '../db/schema.ts';
+
+/** A session not complete this close to `retention_expires_at` is at risk of losing its detail. */
+export const AT_RISK_DAYS = 7;
+
+export interface QueueStats {
+  readonly counts: Record<SessionStatus, number>;
+  /** Seconds the longest-waiting due session (pending/retrying, next_attempt_at passed) has waited; null if none. */
+  readonly oldestDueSeconds: number | null;
+  readonly oldestPendingSince: Date | null;
+  readonly atRisk: readonly AtRiskSession[];
+  readonly atRiskCount: number;
+  readonly dead: readonly DeadSession[];
+  readonly deadCount: number;
+}
+
+export interface AtRiskSession {
+  readonly callSessionId: string;
+  readonly callCid: string;
+  readonly status: SessionStatus;
+  readonly retentionExpiresAt: Date;
+  readonly lastError: string | null;
+}
+
+export interface DeadSession {
+  readonly callSessionId: string;
+  readonly callCid: string;
+  readonly attempts: number;
+  readonly lastError: string | null;
+  readonly updatedAt: Date;
+}
+
+/**
+ * What `status` prints and `/metrics` exports. Three statements, all on indexes of call_sessions;
+ * the lists are capped so a large backlog cannot make a scrape slow.
+ */
+export async function readQueueStats(pool: pg.Pool, options: { listLimit?: number } = {}): Promise<QueueStats> {
+  const limit = options.listLimit ?? 20;
+  const summary = await pool.query<{
+    status: SessionStatus | null;
+    n: number;
+    oldest_due_seconds: number | null;
+    oldest_pending: Date | null;
+    at_risk: number;
+  }>(
+    `select status, count(*)::int as n,
+            null::float8 as oldest_due_seconds, null::timestamptz as oldest_pending, 0 as at_risk
+       from call_sessions group by status
+     union all
+     select null, 0,
+            extract(epoch from now() - min(next_attempt_at) filter (where status in ('pending', 'retrying') and next_attempt_at <= now()))::float8,
+            min(created_at) filter (where status = 'pending'),
+            (count(*) filter (where status not in ('complete', 'expired')
+                               and retention_expires_at < now() + make_interval(days => $1)))::int
+       from call_sessions`,
+    [AT_RISK_DAYS],
+  );
+  const counts = Object.fromEntries(SESSION_STATUSES.map((s) => [s, 0])) as Record<SessionStatus, number>;
+  let oldestDueSeconds: number | null = null;
+  let oldestPendingSince: Date | null = null;
+  let atRiskCount = 0;
+  for (const row of summary.rows) {
+    if (row.status !== null) counts[row.status] = row.n;
+    else {
+      oldestDueSeconds = row.oldest_due_seconds === null ? null : Math.max(0, row.oldest_due_seconds);
+      oldestPendingSince = row.oldest_pending;
+      atRiskCount = row.at_risk;
+    }
+  }
+  const atRisk = await pool.query<{ call_session_id: string; call_cid: string; status: SessionStatus; retention_expires_at: Date; last_error: string | null }>(
+    `select call_session_id, call_cid, status, retention_expires_at, last_error
+       from call_sessions
+      where status not in ('complete', 'expired')
+        and retention_expires_at < now() + make_interval(days => $1)
+      order by retention_expires_at
+      limit $2`,
+    [AT_RISK_DAYS, limit],
+  );
+  const dead = await pool.query<{ call_session_id: string; call_cid: string; attempts: number; last_error: string | null; updated_at: Date }>(
+    `select call_session_id, call_cid, attempts, last_error, updated_at
+       from call_sessions where status = 'dead' order by updated_at desc limit $1`,
+    [limit],
+  );
+  return {
+    counts,
+    oldestDueSeconds,
+    oldestPendingSince,
+    atRiskCount,
+    atRisk: atRisk.rows.map((r) => ({
+      callSessionId: r.call_session_id,
+      callCid: r.call_cid,
+      status: r.status,
+      retentionExpiresAt: r.retention_expires_at,
+      lastError: r.last_error,
+    })),
+    deadCount: counts.dead,
+    dead: dead.rows.map((r) => ({
+      callSessionId: r.call_session_id,
+      callCid: r.call_cid,
+      attempts: r.attempts,
+      lastError: r.last_error,
+      updatedAt: r.updated_at,
+    })),
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * `filter_conditions` of QueryCallParticipantSessions (stream-api.md §1): a JSON object sent as one
+ * URL-encoded query parameter. Only these fields and operators are allowed (the spec's
+ * x-stream-filter-fields); anything else is a 400. Parsed once here, then applied in memory by the
+ * simulator and turned into SQL by the archive route.
+ */
+export const PARTICIPANT_FILTER_FIELDS = {
+  user_id: { type: 'string', operators: ['$eq', '$in'] },
+  session_id: { type: 'string', operators: ['$eq', '$in'] },
+  publisher_type: { type: 'string', operators: ['$eq', '$in'] },
+  published_tracks: { type: 'string', operators: ['$eq', '$in'] },
+  is_live: { type: 'boolean', operators: ['$eq'] },
+  is_tech_user: { type: 'boolean', operators: ['$eq'] },
+} as const;
+
+export type ParticipantFilterField = keyof typeof PARTICIPANT_FILTER_FIELDS;
+
+export type ParticipantFilter =
+  | { readonly field: ParticipantFilterField; readonly op: '$in'; readonly values: readonly (string | boolean)[] }
+  | { readonly field: ParticipantFilterField; readonly op: '$eq'; readonly values: readonly [string | boolean] };
+
+export class FilterError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'FilterError';
+  }
+}
+
+/**
+ * Parses the raw query value (already URL-decoded) into a conjunction of conditions.
+ * `{ "user_id": "alice" }` is shorthand for `$eq`, as in Stream's other filters.
+ * Throws FilterError with a message fit for an API error body.
+ */
+export function parseParticipantFilter(raw: string | undefined): ParticipantFilter[] {
+  if (raw === undefined || raw === '') return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new FilterError('filter_conditions is not valid JSON');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new FilterError('filter_conditions must be a JSON object');
+  }
+  const conditions: ParticipantFilter[] = [];
+  for (const [field, condition] of Object.entries(parsed)) {
+    if (!Object.hasOwn(PARTICIPANT_FILTER_FIELDS, field)) {
+      throw new FilterError(`filter field "${field}" is not allowed; allowed: ${Object.keys(PARTICIPANT_FILTER_FIELDS).join(', ')}`);
+    }
+    const spec = PARTICIPANT_FILTER_FIELDS[field as ParticipantFilterField];
+    const entries: [string, unknown][] =
+      condition !== null && typeof condition === 'object' && !Array.isArray(condition)
+        ? Object.entries(condition)
+        : [['$eq', condition]];
+    if (entries.length === 0) throw new FilterError(`filter on "${field}" has no operator`);
+    for (const [op, value] of entries) {
+      if (!(spec.operators as readonly string[]).includes(op)) {
+        throw new FilterError(`operator "${op}" is not allowed on "${field}"; allowed: ${spec.operators.join(', ')}`);
+      }
+      if (op === '$in') {
+        if (!Array.isArray(value) || value.length === 0 || value.some((v) => typeof v !== spec.type)) {
+          throw new FilterError(`"${field}" $in takes a non-empty array of ${spec.type}s`);
+        }
+        conditions.push({ field: field as ParticipantFilterField, op: '$in', values: value as (string | boolean)[] });
+      } else {
+        if (typeof value !== spec.type) throw new FilterError(`"${field}" $eq takes a ${spec.type}`);
+        conditions.push({ field: field as ParticipantFilterField, op: '$eq', values: [value as string | boolean] });
+      }
+    }
+  }
+  return conditions;
+}
+
+/**
+ * The values an entry has for each filter field. `session_id` is read as the entry's
+ * user_session_id and `published_tracks` as the kinds it published; Stream does not document
+ * either (stream-api.md §9.7), so these are our reading.
+ */
+export interface FilterableEntry {
+  readonly user_id: string;
+  readonly user_session_id: string;
+  readonly publisher_type: string;
+  readonly published_tracks?: readonly string[];
+  readonly is_live?: boolean;
+  readonly is_tech_user?: boolean;
+}
+
+export function matchesParticipantFilter(entry: FilterableEntry, filters: readonly ParticipantFilter[]): boolean {
+  return filters.every((filter) => {
+    const actual = fieldValues(entry, filter.field);
+    return filter.values.some((wanted) => actual.includes(wanted));
+  });
+}
+
+function fieldValues(entry: FilterableEntry, field: ParticipantFilterField): readonly (string | boolean)[] {
+  switch (field) {
+    case 'user_id':
+      return [entry.user_id];
+    case 'session_id':
+      return [entry.user_session_id];
+    case 'publisher_type':
+      return [entry.publisher_type];
+    case 'published_tracks':
+      return entry.published_tracks ?? [];
+    case 'is_live':
+      return [entry.is_live ?? false];
+    case 'is_tech_user':
+      return [entry.is_tech_user ?? false];
+  }
+}
