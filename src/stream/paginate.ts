@@ -1,0 +1,63 @@
+import type { ParticipantSessionsParams, StreamClient } from './client.ts';
+import { StreamApiError } from './errors.ts';
+import type { ParticipantSessionsPage } from './schemas.ts';
+
+/** Stream's maximum page size for participant_sessions (stream-api.md §1). */
+export const PAGE_LIMIT = 100;
+
+export interface FetchedPage<P> {
+  readonly page: P;
+  /** The cursor this page was fetched with (null for the first page). */
+  readonly cursor: string | null;
+}
+
+export interface PaginateOptions {
+  /** Where to resume: a stored `next` cursor, or null/undefined for the first page. */
+  readonly start?: string | null;
+}
+
+/**
+ * Pages as an async iterator with exactly one page of prefetch: while the caller works on page n,
+ * the request for page n + 1 is in flight, and nothing beyond it is fetched until the caller asks.
+ * So at most two pages are ever held (the caller's and the prefetched one) however long the list.
+ * The cursor lives in this closure; `null` is the end (schemas.ts folds "" and absent into it).
+ */
+export async function* paginate<P extends { readonly next: string | null }>(
+  fetchPage: (cursor: string | null) => Promise<P>,
+  options: PaginateOptions = {},
+): AsyncGenerator<FetchedPage<P>, void, undefined> {
+  let cursor = options.start ?? null;
+  let pending: Promise<P> | null = fetchPage(cursor);
+  while (pending) {
+    const page: P = await pending;
+    const requested = cursor;
+    pending = null;
+    if (page.next !== null) {
+      // A cursor that does not move would page forever.
+      if (page.next === requested) {
+        throw new StreamApiError('Stream returned the same `next` cursor it was asked for; pagination would not end', {
+          operation: 'paginate',
+          status: 200,
+          failure: 'invalid_response',
+        });
+      }
+      cursor = page.next;
+      pending = fetchPage(cursor);
+      // Its failure is raised when the caller asks for that page, not as an unhandled rejection now.
+      pending.catch(() => undefined);
+    }
+    yield { page, cursor: requested };
+  }
+}
+
+/** Every page of one call session's participant sessions, `limit=100`, with one page of prefetch. */
+export function paginateParticipantSessions(
+  client: StreamClient,
+  params: Omit<ParticipantSessionsParams, 'next' | 'prev' | 'limit'>,
+  options: PaginateOptions = {},
+): AsyncGenerator<FetchedPage<ParticipantSessionsPage>, void, undefined> {
+  return paginate(
+    (cursor) => client.queryCallParticipantSessions({ ...params, limit: PAGE_LIMIT, next: cursor ?? undefined }),
+    options,
+  );
+}

@@ -1,0 +1,143 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { RateLimitInfo } from './errors.ts';
+
+/**
+ * One per process, shared by every session being paged: Stream counts its limit per app,
+ * platform and endpoint (stream-api.md §4), so several workers in one process spend one budget.
+ */
+export interface RateLimiter {
+  /** Resolves when this caller may send one request; rejects if `signal` aborts first. */
+  acquire(signal?: AbortSignal): Promise<void>;
+  /** What an answer said: its X-RateLimit-* headers (null if absent) and whether it was a 429. */
+  observe(info: RateLimitInfo | null, rateLimited: boolean): void;
+  /** For logs and tests. */
+  snapshot(): RateLimiterSnapshot;
+}
+
+export interface RateLimiterSnapshot {
+  readonly remaining: number | null;
+  readonly resetAt: Date | null;
+  readonly pausedUntil: Date | null;
+}
+
+export interface RateLimiterOptions {
+  readonly now?: () => number;
+  readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  readonly random?: () => number;
+}
+
+// Stream's windows are one minute long; a reset further away than this means a skewed clock,
+// and waiting for it would stall the worker for nothing.
+const MAX_WAIT_MS = 65_000;
+// After a 429 every waiter adds up to this much, so they do not all arrive in the same millisecond.
+const RESET_JITTER_MS = 1_000;
+// A 429 without X-RateLimit-Reset: back off 1 s, 2 s, 4 s … up to the window length.
+const FALLBACK_PAUSE_BASE_MS = 1_000;
+
+/**
+ * Strategy: remember the latest window (reset time and remaining budget, counted down locally as
+ * requests go out, since the header lags behind requests still in flight) and space requests so
+ * the budget lasts until the reset: interval = time to reset / (remaining + 1). A 429 pauses everyone
+ * until the reset (plus jitter). With no headers seen yet, requests go out unpaced.
+ */
+export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter {
+  const now = options.now ?? Date.now;
+  const sleep = options.sleep ?? ((ms: number, signal?: AbortSignal) => delay(ms, undefined, { signal }));
+  const random = options.random ?? Math.random;
+
+  let resetAt: number | null = null;
+  let remaining: number | null = null;
+  let lastGrantAt = -Infinity;
+  let pausedUntil = 0;
+  let consecutiveRateLimited = 0;
+  // Turns are taken one at a time, so two callers never both spend the last unit of budget.
+  let queue: Promise<void> = Promise.resolve();
+
+  async function takeTurn(signal: AbortSignal | undefined): Promise<void> {
+    for (;;) {
+      signal?.throwIfAborted();
+      const at = now();
+      if (pausedUntil > at) {
+        await sleep(Math.min(pausedUntil - at, MAX_WAIT_MS) + random() * RESET_JITTER_MS, signal);
+        continue;
+      }
+      if (resetAt !== null && resetAt <= at) {
+        resetAt = null;
+        remaining = null;
+      }
+      if (resetAt === null || remaining === null) break;
+      if (remaining <= 0) {
+        await sleep(Math.min(resetAt - at, MAX_WAIT_MS) + random() * RESET_JITTER_MS, signal);
+        continue;
+      }
+      // remaining + 1 slots: the last request goes out before the reset, not on it.
+      const earliest = lastGrantAt + (resetAt - at) / (remaining + 1);
+      if (earliest <= at) break;
+      await sleep(Math.min(earliest - at, MAX_WAIT_MS), signal);
+    }
+    lastGrantAt = now();
+    if (remaining !== null) remaining -= 1;
+  }
+
+  return {
+    acquire(signal) {
+      const previous = queue;
+      const turn = (async () => {
+        await waitOrAbort(previous, signal);
+        await takeTurn(signal);
+      })();
+      queue = turn.catch(() => undefined);
+      return turn;
+    },
+
+    observe(info, rateLimited) {
+      const at = now();
+      const reset = info?.resetAt.getTime() ?? null;
+      if (info && reset !== null && reset > at) {
+        // The server's count only falls within one window; ours may be lower because of
+        // requests it has not seen yet.
+        if (resetAt === reset && remaining !== null) remaining = Math.min(remaining, info.remaining);
+        else remaining = info.remaining;
+        resetAt = reset;
+      }
+      if (rateLimited) {
+        consecutiveRateLimited += 1;
+        const until =
+          reset !== null && reset > at
+            ? reset
+            : at + Math.min(FALLBACK_PAUSE_BASE_MS * 2 ** (consecutiveRateLimited - 1), 60_000);
+        pausedUntil = Math.max(pausedUntil, until);
+        if (resetAt !== null) remaining = 0;
+      } else {
+        consecutiveRateLimited = 0;
+      }
+    },
+
+    snapshot() {
+      return {
+        remaining,
+        resetAt: resetAt === null ? null : new Date(resetAt),
+        pausedUntil: pausedUntil > now() ? new Date(pausedUntil) : null,
+      };
+    },
+  };
+}
+
+function waitOrAbort(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return promise;
+  signal.throwIfAborted();
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      () => {
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}

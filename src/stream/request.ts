@@ -1,0 +1,264 @@
+import { randomUUID } from 'node:crypto';
+import { gunzipSync } from 'node:zlib';
+import { Pool } from 'undici';
+import packageJson from '../../package.json' with { type: 'json' };
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import { StreamApiError, failureForStatus, type RateLimitInfo } from './errors.ts';
+import type { RateLimiter } from './rate-limiter.ts';
+import { createServerToken } from './token.ts';
+
+export const REQUEST_TIMEOUT_MS = 10_000;
+export const DEFAULT_CONNECTIONS = 8;
+// A page of 100 entries is tens of kilobytes; anything near this is not a page we asked for.
+const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+const CLIENT_HEADER = `stream-attendance-${packageJson.version}`;
+
+export interface RequestCoreOptions {
+  readonly baseUrl: string;
+  readonly apiKey: string;
+  readonly apiSecret: string;
+  readonly timeoutMs?: number;
+  /** Keep-alive connections to Stream's host. */
+  readonly connections?: number;
+  readonly limiter: RateLimiter;
+  readonly metrics?: Metrics;
+  readonly logger?: Logger;
+}
+
+export type QueryValue = string | number | boolean | Record<string, unknown> | readonly unknown[] | null | undefined;
+
+export interface StreamRequest {
+  /** Stream's operation name, used in metrics and error messages. */
+  readonly operation: string;
+  readonly method: 'GET' | 'POST';
+  /** Path segments after the base URL; each is URL-encoded here. */
+  readonly path: readonly string[];
+  readonly query?: Readonly<Record<string, QueryValue>>;
+  readonly body?: unknown;
+  readonly signal?: AbortSignal;
+}
+
+export interface StreamResponse {
+  readonly status: number;
+  readonly body: unknown;
+  readonly rateLimit: RateLimitInfo | null;
+}
+
+export interface RequestCore {
+  /** Sends one request; resolves with the parsed JSON of a 2xx, throws StreamApiError otherwise. */
+  request(request: StreamRequest): Promise<StreamResponse>;
+  close(): Promise<void>;
+}
+
+/**
+ * Every call to Stream goes through here: one keep-alive pool, the process-wide rate limiter,
+ * the server JWT, a timeout per request, metrics, and one typed error for every way a call fails.
+ * Retrying is the caller's decision (it knows whether a session or a single page is at stake).
+ */
+export function createRequestCore(options: RequestCoreOptions): RequestCore {
+  const base = new URL(options.baseUrl);
+  const basePath = base.pathname.replace(/\/+$/, '');
+  const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
+  const pool = new Pool(base.origin, {
+    connections: options.connections ?? DEFAULT_CONNECTIONS,
+    keepAliveTimeout: 30_000,
+    // Backstops for the per-request signal below, which covers the whole exchange.
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
+  // Stream's SDKs sign one token without iat/exp and reuse it (stream-api.md §3).
+  const token = createServerToken(options.apiSecret);
+  token.catch(() => undefined);
+
+  async function request(req: StreamRequest): Promise<StreamResponse> {
+    await options.limiter.acquire(req.signal);
+    const started = performance.now();
+    const timeout = AbortSignal.timeout(timeoutMs);
+    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+    const path = `${basePath}/${req.path.map(encodeURIComponent).join('/')}?${queryString({ api_key: options.apiKey, ...req.query })}`;
+    const headers: Record<string, string> = {
+      authorization: await token,
+      'stream-auth-type': 'jwt',
+      'x-stream-client': CLIENT_HEADER,
+      'x-client-request-id': randomUUID(),
+      accept: 'application/json',
+      'accept-encoding': 'gzip',
+    };
+    if (req.body !== undefined) headers['content-type'] = 'application/json';
+
+    let status = 0;
+    let responseHeaders: Record<string, string | string[] | undefined> = {};
+    let raw: Buffer;
+    try {
+      const response = await pool.request({
+        path,
+        method: req.method,
+        headers,
+        body: req.body === undefined ? undefined : JSON.stringify(req.body),
+        signal,
+      });
+      status = response.statusCode;
+      responseHeaders = response.headers;
+      raw = await readBody(response.body, responseHeaders['content-encoding']);
+    } catch (error) {
+      // The caller gave up (lease lost, stopping): not Stream's failure, so it is not wrapped.
+      if (req.signal?.aborted) throw req.signal.reason;
+      const timedOut = timeout.aborted || isTimeoutError(error);
+      const failure = timedOut ? 'timeout' : status !== 0 ? 'invalid_response' : 'network';
+      const rateLimit = status === 0 ? null : parseRateLimitHeaders(responseHeaders);
+      if (status !== 0) options.limiter.observe(rateLimit, status === 429);
+      // A timeout counts as "no answer" whether or not the headers had arrived.
+      if (failure !== 'invalid_response') status = 0;
+      record(req.operation, status, started);
+      const what =
+        failure === 'timeout'
+          ? `timed out after ${timeoutMs} ms`
+          : failure === 'network'
+            ? `failed: ${networkReason(error)}`
+            : `answered ${status} but the body could not be read: ${networkReason(error)}`;
+      throw new StreamApiError(`Stream ${req.operation} ${what}`, {
+        operation: req.operation,
+        status,
+        failure,
+        rateLimit,
+        cause: error,
+      });
+    }
+
+    const rateLimit = parseRateLimitHeaders(responseHeaders);
+    options.limiter.observe(rateLimit, status === 429);
+    record(req.operation, status, started);
+    if (status === 429) options.metrics?.streamRateLimited.inc();
+
+    const text = raw.toString('utf8');
+    if (status >= 200 && status < 300) {
+      try {
+        return { status, body: JSON.parse(text) as unknown, rateLimit };
+      } catch (error) {
+        throw new StreamApiError(`Stream ${req.operation} answered ${status} with a body that is not JSON (${raw.length} bytes)`, {
+          operation: req.operation,
+          status,
+          failure: 'invalid_response',
+          rateLimit,
+          cause: error,
+        });
+      }
+    }
+    const apiError = parseApiErrorBody(text);
+    const code = apiError?.code === undefined ? '' : ` (Stream code ${apiError.code})`;
+    const message = apiError?.message ? `: ${truncate(apiError.message, 300)}` : '';
+    throw new StreamApiError(`Stream ${req.operation} answered ${status}${code}${message}`, {
+      operation: req.operation,
+      status,
+      failure: failureForStatus(status),
+      streamCode: apiError?.code ?? null,
+      unrecoverable: apiError?.unrecoverable === true,
+      rateLimit,
+    });
+  }
+
+  function record(operation: string, status: number, started: number): void {
+    const seconds = (performance.now() - started) / 1000;
+    options.metrics?.streamRequestDuration.observe({ operation, status: String(status) }, seconds);
+    options.logger?.debug({ operation, status, ms: Math.round(seconds * 1000) }, 'stream request');
+  }
+
+  return {
+    request,
+    async close() {
+      await pool.close();
+    },
+  };
+}
+
+/**
+ * Query parameters the way Stream's SDKs write them: objects and arrays of objects as
+ * URL-encoded JSON (filter_conditions, sort), scalar arrays comma-joined (stream-api.md §1).
+ */
+export function queryString(query: Readonly<Record<string, QueryValue>>): string {
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(query)) {
+    if (value === undefined || value === null) continue;
+    let text: string;
+    if (Array.isArray(value)) {
+      text = value.some((v) => v !== null && typeof v === 'object') ? JSON.stringify(value) : value.join(',');
+    } else if (typeof value === 'object') {
+      text = JSON.stringify(value);
+    } else {
+      text = String(value);
+    }
+    parts.push(`${encodeURIComponent(key)}=${encodeURIComponent(text)}`);
+  }
+  return parts.join('&');
+}
+
+/** X-RateLimit-Limit/Remaining/Reset; Reset is Unix seconds. Null unless all three are numbers. */
+export function parseRateLimitHeaders(headers: Record<string, string | string[] | undefined>): RateLimitInfo | null {
+  const read = (name: string): number | null => {
+    const value = headers[name];
+    const text = Array.isArray(value) ? value[0] : value;
+    if (text === undefined || !/^\d+$/.test(text.trim())) return null;
+    return Number(text);
+  };
+  const limit = read('x-ratelimit-limit');
+  const remaining = read('x-ratelimit-remaining');
+  const reset = read('x-ratelimit-reset');
+  if (limit === null || remaining === null || reset === null) return null;
+  return { limit, remaining, resetAt: new Date(reset * 1000) };
+}
+
+interface ApiErrorFields {
+  code?: number;
+  message?: string;
+  unrecoverable?: boolean;
+}
+
+function parseApiErrorBody(text: string): ApiErrorFields | null {
+  try {
+    const body = JSON.parse(text) as unknown;
+    if (body === null || typeof body !== 'object') return null;
+    const { code, message, unrecoverable } = body as Record<string, unknown>;
+    return {
+      code: typeof code === 'number' ? code : undefined,
+      message: typeof message === 'string' ? message : undefined,
+      unrecoverable: typeof unrecoverable === 'boolean' ? unrecoverable : undefined,
+    };
+  } catch {
+    return null;
+  }
+}
+
+async function readBody(body: AsyncIterable<Buffer>, encoding: string | string[] | undefined): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > MAX_RESPONSE_BYTES) throw new Error(`response body over ${MAX_RESPONSE_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  const buffer = Buffer.concat(chunks);
+  const gzip = (Array.isArray(encoding) ? encoding.join(',') : (encoding ?? '')).toLowerCase().includes('gzip');
+  return gzip ? gunzipSync(buffer, { maxOutputLength: MAX_RESPONSE_BYTES }) : buffer;
+}
+
+function isTimeoutError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  const name = (error as { name?: unknown } | null)?.name;
+  return (
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT' ||
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    name === 'TimeoutError'
+  );
+}
+
+function networkReason(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  const message = error instanceof Error ? error.message : String(error);
+  return typeof code === 'string' ? `${code} ${truncate(message, 200)}` : truncate(message, 200);
+}
+
+function truncate(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}

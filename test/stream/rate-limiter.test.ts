@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import { createRateLimiter } from '../../src/stream/rate-limiter.ts';
+
+/** A limiter on a fake clock: sleeping advances time, so waits are measured, not waited. */
+function withFakeClock(start = 1_800_000_000_000) {
+  let now = start;
+  const sleeps: number[] = [];
+  const limiter = createRateLimiter({
+    now: () => now,
+    random: () => 0.5,
+    sleep: async (ms, signal) => {
+      signal?.throwIfAborted();
+      sleeps.push(ms);
+      now += ms;
+    },
+  });
+  return {
+    limiter,
+    sleeps,
+    get now() {
+      return now;
+    },
+    advance(ms: number) {
+      now += ms;
+    },
+    window(remaining: number, inMs: number, limit = 100) {
+      return { limit, remaining, resetAt: new Date(now + inMs) };
+    },
+  };
+}
+
+describe('rate limiter', () => {
+  it('lets requests through unpaced until it has seen the headers', async () => {
+    const clock = withFakeClock();
+    for (let i = 0; i < 5; i += 1) await clock.limiter.acquire();
+    expect(clock.sleeps).toEqual([]);
+  });
+
+  it('spaces requests so the remaining budget lasts until the reset', async () => {
+    const clock = withFakeClock();
+    await clock.limiter.acquire();
+    clock.limiter.observe(clock.window(10, 10_000), false);
+    const grants: number[] = [];
+    for (let i = 0; i < 10; i += 1) {
+      await clock.limiter.acquire();
+      grants.push(clock.now);
+    }
+    const gaps = grants.slice(1).map((t, i) => t - grants[i]!);
+    // 10 requests over the 10 s left: about one per second, never a burst.
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(800);
+    expect(grants.at(-1)! - grants[0]!).toBeLessThan(10_000);
+    expect(clock.limiter.snapshot().remaining).toBe(0);
+  });
+
+  it('waits for the reset once the budget is spent, then starts a fresh window', async () => {
+    const clock = withFakeClock();
+    const reset = clock.now + 5_000;
+    clock.limiter.observe({ limit: 2, remaining: 1, resetAt: new Date(reset) }, false);
+    await clock.limiter.acquire();
+    await clock.limiter.acquire();
+    expect(clock.now).toBeGreaterThanOrEqual(reset);
+    expect(clock.limiter.snapshot().remaining).toBeNull();
+  });
+
+  it('after a 429 makes everyone wait until X-RateLimit-Reset', async () => {
+    const clock = withFakeClock();
+    const reset = clock.now + 30_000;
+    clock.limiter.observe({ limit: 100, remaining: 0, resetAt: new Date(reset) }, true);
+    expect(clock.limiter.snapshot().pausedUntil?.getTime()).toBe(reset);
+    await Promise.all([clock.limiter.acquire(), clock.limiter.acquire(), clock.limiter.acquire()]);
+    expect(clock.now).toBeGreaterThanOrEqual(reset);
+  });
+
+  it('backs off exponentially on 429s that carry no reset header', async () => {
+    const clock = withFakeClock();
+    clock.limiter.observe(null, true);
+    const first = clock.limiter.snapshot().pausedUntil!.getTime() - clock.now;
+    clock.limiter.observe(null, true);
+    const second = clock.limiter.snapshot().pausedUntil!.getTime() - clock.now;
+    expect(first).toBe(1_000);
+    expect(second).toBe(2_000);
+  });
+
+  it('keeps the lower of its own count and the header within one window', async () => {
+    const clock = withFakeClock();
+    const window = clock.window(50, 60_000);
+    clock.limiter.observe(window, false);
+    await clock.limiter.acquire();
+    await clock.limiter.acquire();
+    // A late answer still reporting 50 does not give back the two requests already sent.
+    clock.limiter.observe({ ...window, remaining: 50 }, false);
+    expect(clock.limiter.snapshot().remaining).toBe(48);
+  });
+
+  it('ignores a reset in the past (a skewed clock) instead of pausing', async () => {
+    const clock = withFakeClock();
+    clock.limiter.observe({ limit: 10, remaining: 0, resetAt: new Date(clock.now - 5_000) }, false);
+    await clock.limiter.acquire();
+    expect(clock.sleeps).toEqual([]);
+  });
+
+  it('gives up waiting when the caller aborts, without blocking the next caller', async () => {
+    let now = 0;
+    const limiter = createRateLimiter({
+      now: () => now,
+      sleep: (ms, signal) =>
+        new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(() => {
+            now += ms;
+            resolve();
+          }, 5);
+          signal?.addEventListener('abort', () => {
+            clearTimeout(timer);
+            reject(signal.reason);
+          });
+        }),
+    });
+    limiter.observe({ limit: 1, remaining: 0, resetAt: new Date(60_000) }, true);
+    const controller = new AbortController();
+    const waiting = limiter.acquire(controller.signal);
+    controller.abort(new Error('lease lost'));
+    await expect(waiting).rejects.toThrow('lease lost');
+    await limiter.acquire();
+    expect(now).toBeGreaterThanOrEqual(60_000);
+  });
+});

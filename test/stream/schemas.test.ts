@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest';
+import {
+  ResponseShapeError,
+  parseCallSessionStatsPage,
+  parseParticipantSessionsPage,
+  parseStreamTimestamp,
+} from '../../src/stream/schemas.ts';
+
+const entry = {
+  user_id: 'alice',
+  user_session_id: 'sfu-1',
+  publisher_type: 'webrtc',
+  roles: ['user', 'host'],
+  joined_at: '2026-04-08T14:23:35.879421674Z',
+  left_at: '2026-04-08T15:00:00Z',
+  duration_in_seconds: 2184,
+};
+
+function page(overrides: Record<string, unknown> = {}) {
+  return {
+    call_type: 'default',
+    call_id: 'standup',
+    call_session_id: 'cs-1',
+    duration: 12,
+    total_participant_sessions: 1,
+    total_participant_duration: 2184,
+    participants_sessions: [entry],
+    next: 'abc',
+    ...overrides,
+  };
+}
+
+describe('parseStreamTimestamp', () => {
+  it('reads RFC 3339 with up to nine fractional digits and offsets', () => {
+    expect(parseStreamTimestamp('2026-04-08T14:23:35.879421674Z')?.toISOString()).toBe('2026-04-08T14:23:35.879Z');
+    expect(parseStreamTimestamp('2026-04-08T16:23:35+02:00')?.toISOString()).toBe('2026-04-08T14:23:35.000Z');
+  });
+
+  it('reads integer nanoseconds, as a number or a digit string', () => {
+    expect(parseStreamTimestamp(1778198400000000000)?.toISOString()).toBe('2026-05-08T00:00:00.000Z');
+    expect(parseStreamTimestamp('1778198400123456789')?.toISOString()).toBe('2026-05-08T00:00:00.123Z');
+  });
+
+  it('maps null, absent and empty to null', () => {
+    expect(parseStreamTimestamp(null)).toBeNull();
+    expect(parseStreamTimestamp(undefined)).toBeNull();
+    expect(parseStreamTimestamp('')).toBeNull();
+  });
+
+  it('refuses other forms instead of guessing', () => {
+    expect(() => parseStreamTimestamp('yesterday')).toThrow(ResponseShapeError);
+    expect(() => parseStreamTimestamp('2026-04-08')).toThrow(ResponseShapeError);
+    expect(() => parseStreamTimestamp(true)).toThrow(ResponseShapeError);
+  });
+});
+
+describe('parseParticipantSessionsPage', () => {
+  it('turns the wire page into typed values and keeps each entry as received', () => {
+    const body = page({ participants_sessions: [{ ...entry, future_field: { x: 1 } }], prev: 'zzz' });
+    const parsed = parseParticipantSessionsPage(body);
+    expect(parsed).toMatchObject({
+      callType: 'default',
+      callId: 'standup',
+      callSessionId: 'cs-1',
+      totalParticipantSessions: 1,
+      totalParticipantDuration: 2184,
+      next: 'abc',
+      prev: 'zzz',
+      sessionEndedAt: null,
+    });
+    const [first] = parsed.entries;
+    expect(first).toEqual({
+      userId: 'alice',
+      userSessionId: 'sfu-1',
+      publisherType: 'webrtc',
+      roles: ['user', 'host'],
+      joinedAt: new Date('2026-04-08T14:23:35.879Z'),
+      leftAt: new Date('2026-04-08T15:00:00Z'),
+      durationInSeconds: 2184,
+      raw: { ...entry, future_field: { x: 1 } },
+    });
+    expect(first?.raw).toBe(body.participants_sessions[0]);
+  });
+
+  it('treats an absent and an empty next alike as the end', () => {
+    const { next: _omit, ...withoutNext } = page();
+    expect(parseParticipantSessionsPage(withoutNext).next).toBeNull();
+    expect(parseParticipantSessionsPage(page({ next: '' })).next).toBeNull();
+    expect(parseParticipantSessionsPage(page({ next: null })).next).toBeNull();
+  });
+
+  it('reads optional entry fields that are absent or null as null', () => {
+    const open = { user_id: 'bob', user_session_id: 'sfu-2', publisher_type: 'rtmp', roles: [], joined_at: 1778198400000000000, left_at: null };
+    const bare = { user_id: 'carol', user_session_id: 'sfu-3' };
+    const [parsed, minimal] = parseParticipantSessionsPage(page({ participants_sessions: [open, bare] })).entries;
+    expect(parsed).toMatchObject({ joinedAt: new Date('2026-05-08T00:00:00Z'), leftAt: null, durationInSeconds: null });
+    expect(minimal).toMatchObject({ joinedAt: null, leftAt: null, durationInSeconds: null, publisherType: '', roles: [] });
+  });
+
+  it('accepts duration and int64 totals as strings', () => {
+    const parsed = parseParticipantSessionsPage(page({ duration: '3.21ms', total_participant_duration: '9000000000' }));
+    expect(parsed.totalParticipantDuration).toBe(9_000_000_000);
+  });
+
+  it('takes the session window from the optional session object', () => {
+    const parsed = parseParticipantSessionsPage(page({ session: { id: 'cs-1', started_at: '2026-01-01T10:00:00Z', ended_at: '2026-01-01T11:00:00Z' } }));
+    expect(parsed.sessionStartedAt?.toISOString()).toBe('2026-01-01T10:00:00.000Z');
+    expect(parsed.sessionEndedAt?.toISOString()).toBe('2026-01-01T11:00:00.000Z');
+  });
+
+  it('treats a missing or null list as empty (what expired sessions look like)', () => {
+    expect(parseParticipantSessionsPage(page({ participants_sessions: [] })).entries).toEqual([]);
+    expect(parseParticipantSessionsPage(page({ participants_sessions: null })).entries).toEqual([]);
+  });
+
+  it('names the field at fault', () => {
+    expect(() => parseParticipantSessionsPage(page({ total_participant_sessions: 'many' }))).toThrow(/total_participant_sessions/);
+    expect(() => parseParticipantSessionsPage(page({ participants_sessions: [{ ...entry, user_session_id: '' }] }))).toThrow(
+      /participants_sessions\[0\].*user_session_id/,
+    );
+    expect(() => parseParticipantSessionsPage(page({ participants_sessions: [{ ...entry, joined_at: 'soon' }] }))).toThrow(/joined_at/);
+    expect(() => parseParticipantSessionsPage('{"truncated":')).toThrow(ResponseShapeError);
+  });
+});
+
+describe('parseCallSessionStatsPage', () => {
+  it('reads rows with either naming of the session window', () => {
+    const parsed = parseCallSessionStatsPage({
+      duration: '1ms',
+      call_stats: [
+        { call_type: 'default', call_id: 'a', call_session_id: 's1', generated_at: '2026-01-02T00:00:00Z', counts: {}, session_ended_at: '2026-01-01T11:00:00Z' },
+        { call_type: 'default', call_id: 'b', call_session_id: 's2', generated_at: 1767225600000000000, counts: {}, call_started_at: '2026-01-01T09:00:00Z', call_ended_at: '2026-01-01T10:00:00Z' },
+      ],
+      next: '',
+    });
+    expect(parsed.next).toBeNull();
+    expect(parsed.rows).toEqual([
+      { callType: 'default', callId: 'a', callSessionId: 's1', generatedAt: new Date('2026-01-02T00:00:00Z'), sessionStartedAt: null, sessionEndedAt: new Date('2026-01-01T11:00:00Z') },
+      { callType: 'default', callId: 'b', callSessionId: 's2', generatedAt: new Date('2026-01-01T00:00:00Z'), sessionStartedAt: new Date('2026-01-01T09:00:00Z'), sessionEndedAt: new Date('2026-01-01T10:00:00Z') },
+    ]);
+  });
+});
