@@ -1,7 +1,192 @@
-import type { FastifyPluginAsync } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import { gunzip } from 'node:zlib';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { enqueueWebhookEvent } from '../queue/enqueue.ts';
+import { createWebhookSignatureVerifier } from '../stream/signature.ts';
+import { InvalidWebhookEventError, parseWebhookEvent, type WebhookEvent } from '../stream/webhook-events.ts';
 import type { AppDeps } from './app.ts';
 
-// Placeholder until the webhook intake lands: refuses everything, stores nothing.
-export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app) => {
-  app.post('/webhooks/stream', async (_request, reply) => reply.code(503).send({ error: 'webhook intake not implemented yet' }));
+/** Largest body accepted, compressed or after gunzip (design.md: 413 above 1 MiB). */
+export const MAX_WEBHOOK_BODY_BYTES = 1024 * 1024;
+
+// Stream gives each attempt 6 s (stream-api.md §5). The pool gives up connecting after 2 s; this
+// bounds the whole database step however the pool is configured, leaving time to answer.
+const DATABASE_DEADLINE_MS = 4_500;
+
+const GZIP_MAGIC_0 = 0x1f;
+const GZIP_MAGIC_1 = 0x8b;
+const EMPTY_BODY = Buffer.alloc(0);
+const gunzipAsync = promisify(gunzip);
+
+type Outcome =
+  | 'stored'
+  | 'duplicate'
+  | 'ignored'
+  | 'rejected_unauthorized'
+  | 'rejected_invalid'
+  | 'rejected_too_large'
+  | 'rejected_encoding'
+  | 'error';
+
+/**
+ * POST /webhooks/stream: verify on the raw bytes, store and make the session due in one statement,
+ * answer 200 only after the commit. Encapsulated, so its catch-all Buffer parser (no JSON parsing
+ * before the signature check) and its error handler apply to this route alone.
+ */
+export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
+  const { config, database, metrics } = deps;
+  const verifySignature = createWebhookSignatureVerifier([config.stream.apiSecret, ...config.stream.previousApiSecrets]);
+  const expectedApiKey = Buffer.from(config.stream.apiKey, 'utf8');
+
+  const answer = (reply: FastifyReply, status: number, outcome: Outcome, type: string, body: object): FastifyReply => {
+    metrics.webhooksTotal.inc({ type, outcome });
+    metrics.webhookDuration.observe({ outcome }, reply.elapsedTime / 1000);
+    return reply.code(status).send(body);
+  };
+  const unauthorized = (request: FastifyRequest, reply: FastifyReply, reason: string): FastifyReply => {
+    // The reason goes to the log only: the caller learns nothing about which check failed.
+    request.log.warn({ reason, webhookId: headerForLog(request.headers['x-webhook-id']) }, 'webhook rejected');
+    return answer(reply, 401, 'rejected_unauthorized', 'unknown', { error: 'unauthorized' });
+  };
+
+  // The signature covers the exact bytes, so this route takes every body (and none) as a Buffer.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_WEBHOOK_BODY_BYTES }, (_request, body, done) => {
+    done(null, body);
+  });
+
+  // Errors raised before the handler runs: a body over the limit, a bad Content-Length or Content-Type.
+  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+    const status = error.statusCode ?? 500;
+    if (status === 413) return answer(reply, 413, 'rejected_too_large', 'unknown', { error: 'payload too large' });
+    if (status >= 400 && status < 500) return answer(reply, status, 'rejected_invalid', 'unknown', { error: 'bad request' });
+    request.log.error({ err: error }, 'webhook failed');
+    return answer(reply, 500, 'error', 'unknown', { error: 'internal error' });
+  });
+
+  app.post('/webhooks/stream', { bodyLimit: MAX_WEBHOOK_BODY_BYTES }, async (request, reply) => {
+    const headers = request.headers;
+    const encoding = parseContentEncoding(headers['content-encoding']);
+    if (encoding === 'unsupported') {
+      return answer(reply, 415, 'rejected_encoding', 'unknown', { error: 'unsupported content encoding' });
+    }
+    // Both headers are checked before any decompression, so an unsigned body costs no gunzip.
+    const apiKey = headers['x-api-key'];
+    if (typeof apiKey !== 'string' || apiKey === '') return unauthorized(request, reply, 'missing api key');
+    if (!matchesApiKey(apiKey, expectedApiKey)) return unauthorized(request, reply, 'unknown api key');
+    const signature = headers['x-signature'];
+    if (typeof signature !== 'string' || signature === '') return unauthorized(request, reply, 'missing signature');
+
+    let body = Buffer.isBuffer(request.body) ? request.body : EMPTY_BODY;
+    // The bytes decide, as in Stream's SDK: a proxy may have decompressed the body and left the
+    // header, and a gzip body may come without it. A "gzip" header over plain bytes is then verified as is.
+    if (body.length >= 2 && body[0] === GZIP_MAGIC_0 && body[1] === GZIP_MAGIC_1) {
+      try {
+        // zlib inflates chunk by chunk and stops as soon as the output passes the cap, so a
+        // bomb costs at most ~1 MiB of memory and a few milliseconds.
+        body = await gunzipAsync(body, { maxOutputLength: MAX_WEBHOOK_BODY_BYTES });
+      } catch (error) {
+        if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
+          return answer(reply, 413, 'rejected_too_large', 'unknown', { error: 'payload too large' });
+        }
+        return answer(reply, 400, 'rejected_invalid', 'unknown', { error: 'body could not be decompressed' });
+      }
+    }
+    if (!verifySignature(body, signature)) return unauthorized(request, reply, 'signature mismatch');
+
+    const bodyText = body.toString('utf8');
+    let payload: unknown;
+    try {
+      payload = JSON.parse(bodyText);
+    } catch {
+      return answer(reply, 400, 'rejected_invalid', 'unknown', { error: 'body is not JSON' });
+    }
+    let event: WebhookEvent;
+    try {
+      event = parseWebhookEvent(payload);
+    } catch (error) {
+      if (!(error instanceof InvalidWebhookEventError)) throw error;
+      const type = isObjectWithStringType(payload) ? metricType(payload.type) : 'unknown';
+      return answer(reply, 400, 'rejected_invalid', type, { error: error.message });
+    }
+    if (event.kind === 'ignored') return answer(reply, 200, 'ignored', metricType(event.type), { status: 'ignored' });
+
+    const webhookId = parseWebhookId(headers['x-webhook-id'], body);
+    if (webhookId === null) return answer(reply, 400, 'rejected_invalid', event.type, { error: 'X-WEBHOOK-ID is too long' });
+    try {
+      const result = await enqueueWebhookEvent(
+        database.pool,
+        { webhookId, attempt: parseAttempt(headers['x-webhook-attempt']), event, bodyText, payload },
+        { deadlineMs: DATABASE_DEADLINE_MS },
+      );
+      request.log.debug({ webhookId, callSessionId: event.callSessionId, type: event.type, ...result }, 'webhook handled');
+      const outcome = result.stored ? 'stored' : 'duplicate';
+      return answer(reply, 200, outcome, event.type, { status: outcome });
+    } catch (error) {
+      const logged = { err: error, webhookId, callSessionId: event.callSessionId, type: event.type };
+      if (isPermanentDataError(error)) {
+        // Retrying the same bytes would fail the same way; the reconciler still finds the session.
+        request.log.error(logged, 'webhook event cannot be stored');
+        return answer(reply, 400, 'rejected_invalid', event.type, { error: 'event cannot be stored' });
+      }
+      request.log.error(logged, 'webhook not stored: database unavailable');
+      return answer(reply, 503, 'error', event.type, { error: 'database unavailable' });
+    }
+  });
 };
+
+/** 'gzip' | 'identity' (also for no header); 'unsupported' for anything else. */
+function parseContentEncoding(header: string | undefined): 'gzip' | 'identity' | 'unsupported' {
+  if (header === undefined) return 'identity';
+  const value = header.trim().toLowerCase();
+  if (value === '' || value === 'identity') return 'identity';
+  // x-gzip is the old name recipients should treat as gzip (RFC 9110 §8.4.1.3).
+  if (value === 'gzip' || value === 'x-gzip') return 'gzip';
+  return 'unsupported';
+}
+
+function matchesApiKey(given: string, expected: Buffer): boolean {
+  // An unset key must refuse everything, not match an empty header.
+  if (expected.length === 0) return false;
+  const bytes = Buffer.from(given, 'utf8');
+  return bytes.length === expected.length && timingSafeEqual(bytes, expected);
+}
+
+// Stream's ids are UUIDs; a longer one would only ever fail the primary key's index.
+const MAX_WEBHOOK_ID_LENGTH = 255;
+
+/**
+ * X-WEBHOOK-ID, which Stream keeps the same on every retry. Without it, an id is derived from the
+ * sha256 of the uncompressed body: a retry sends the same bytes, so it still dedupes.
+ */
+function parseWebhookId(header: string | string[] | undefined, body: Buffer): string | null {
+  if (typeof header === 'string' && header.trim() !== '') {
+    const id = header.trim();
+    return id.length > MAX_WEBHOOK_ID_LENGTH ? null : id;
+  }
+  return `sha256:${createHash('sha256').update(body).digest('hex')}`;
+}
+
+function parseAttempt(header: string | string[] | undefined): number | null {
+  return typeof header === 'string' && /^\d{1,9}$/.test(header.trim()) ? Number(header.trim()) : null;
+}
+
+// SQLSTATE classes 22 (data exception) and 23 (integrity violation): the row itself is refused.
+function isPermanentDataError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
+}
+
+// Only Stream can sign a body, but a label set must stay bounded whatever arrives.
+function metricType(type: string): string {
+  return /^[a-z0-9_.]{1,64}$/.test(type) ? type : 'other';
+}
+
+function isObjectWithStringType(value: unknown): value is { type: string } {
+  return typeof value === 'object' && value !== null && typeof (value as { type?: unknown }).type === 'string';
+}
+
+function headerForLog(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value.slice(0, 64) : undefined;
+}
