@@ -1,4 +1,5 @@
 import { AppError } from '../errors.ts';
+import { parseStreamTimestamp } from './schemas.ts';
 
 /**
  * Webhook bodies (stream-api.md §6) as typed values. Only the two events that drive archiving are
@@ -59,11 +60,11 @@ export function parseWebhookEvent(value: unknown): WebhookEvent {
   if (type !== STATS_REPORT_READY && type !== SESSION_ENDED) return { kind: 'ignored', type };
 
   const ref = parseCallSessionRef(value);
-  const createdAt = parseStreamTimestamp(value.created_at);
+  const createdAt = readEventTime(value.created_at);
   if (type === STATS_REPORT_READY) return { kind: 'stats_report_ready', type, createdAt, ...ref };
   const call = isObject(value.call) ? value.call : undefined;
   const session = call !== undefined && isObject(call.session) ? call.session : undefined;
-  return { kind: 'session_ended', type, createdAt, sessionEndedAt: parseStreamTimestamp(session?.ended_at), ...ref };
+  return { kind: 'session_ended', type, createdAt, sessionEndedAt: readEventTime(session?.ended_at), ...ref };
 }
 
 function parseCallSessionRef(event: Record<string, unknown>): CallSessionRef {
@@ -87,34 +88,20 @@ export function parseCallCid(cid: string): { callType: string; callId: string } 
   return { callType: cid.slice(0, colon), callId: cid.slice(colon + 1) };
 }
 
-const RFC3339 = /^((\d{4})-(\d{2})-(\d{2})[Tt ]\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/;
-
 /**
- * Stream writes timestamps in two forms (stream-api.md §2): RFC 3339 strings with up to nine
- * fractional digits, and integers of nanoseconds since the epoch. Both become a Date (millisecond
- * precision). Anything else, and values at or before the epoch (Go's zero time, an unset 0), read
- * as absent rather than as a date that would make a session look long expired.
+ * An event time, in either of Stream's forms (read by `parseStreamTimestamp`). Lenient where the
+ * REST reader is strict: an unreadable time must not refuse a delivery, so it reads as absent, and
+ * so do times at or before the epoch (Go's zero time, an unset 0), which would otherwise make a
+ * session look long expired.
  */
-export function parseStreamTimestamp(value: unknown): Date | null {
-  let ms: number;
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) return null;
-    ms = Math.floor(value / 1e6);
-  } else if (typeof value === 'string') {
-    const match = RFC3339.exec(value);
-    if (match === null) return null;
-    const [, dateTime = '', year, month, day, digits = '', zone = ''] = match;
-    // Date.parse rolls 2026-04-31 over to May 1st instead of refusing it.
-    if (Number(day) > new Date(Date.UTC(Number(year), Number(month), 0)).getUTCDate()) return null;
-    // Only the milliseconds are kept, so Date never has to read more than three fractional digits.
-    const fraction = digits.slice(0, 3).padEnd(3, '0');
-    ms = Date.parse(`${dateTime.replace(/[t ]/, 'T')}.${fraction}${zone.toUpperCase()}`);
-  } else {
+function readEventTime(value: unknown): Date | null {
+  let date: Date | null;
+  try {
+    date = parseStreamTimestamp(value);
+  } catch {
     return null;
   }
-  if (!Number.isFinite(ms) || ms <= 0) return null;
-  const date = new Date(ms);
-  return Number.isNaN(date.getTime()) ? null : date;
+  return date !== null && date.getTime() > 0 ? date : null;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

