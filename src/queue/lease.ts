@@ -1,0 +1,56 @@
+import type { Queryable } from './claim.ts';
+import type { Lease } from './fence.ts';
+
+export interface ExtendLeasesResult {
+  /** Still ours, lease pushed forward. */
+  readonly kept: readonly string[];
+  /** No longer ours: archiving them must stop at once. */
+  readonly lost: readonly string[];
+}
+
+/*
+ * Heartbeat: one statement for every session this worker holds, fenced on lease_owner and status.
+ * A row that no longer matches (taken over after our lease lapsed, or reset by intake) is simply
+ * not returned, and the caller aborts its run. updated_at is left alone: a heartbeat is not a
+ * change users care about.
+ */
+const EXTEND_SQL = `
+  update call_sessions
+     set lease_expires_at = now() + make_interval(secs => $3)
+   where call_session_id = any($1::text[]) and lease_owner = $2 and status = 'running'
+  returning call_session_id`;
+
+export async function extendLeases(
+  db: Queryable,
+  options: { readonly owner: string; readonly callSessionIds: readonly string[]; readonly leaseSeconds: number },
+): Promise<ExtendLeasesResult> {
+  if (options.callSessionIds.length === 0) return { kept: [], lost: [] };
+  const result = await db.query<{ call_session_id: string }>(EXTEND_SQL, [options.callSessionIds, options.owner, options.leaseSeconds]);
+  const kept = new Set(result.rows.map((row) => row.call_session_id));
+  return {
+    kept: [...kept],
+    lost: options.callSessionIds.filter((id) => !kept.has(id)),
+  };
+}
+
+/*
+ * Give a session back without it counting as a failed attempt (graceful stop): due again at once,
+ * lease cleared, the attempt this run took handed back, and the cursor kept so the next worker
+ * resumes where this one stopped. It goes back to 'retrying' if an earlier run had failed
+ * (last_error set), else to 'pending'. Fenced like every other write.
+ */
+const RELEASE_SQL = `
+  update call_sessions
+     set status = case when last_error is null then 'pending' else 'retrying' end,
+         attempts = greatest(attempts - 1, 0),
+         next_attempt_at = now(),
+         lease_owner = null,
+         lease_expires_at = null,
+         updated_at = now()
+   where call_session_id = $1 and lease_owner = $2 and status = 'running'`;
+
+/** True if released; false if the lease was no longer ours (nothing written). */
+export async function releaseSession(db: Queryable, lease: Lease): Promise<boolean> {
+  const result = await db.query(RELEASE_SQL, [lease.callSessionId, lease.owner]);
+  return result.rowCount === 1;
+}
