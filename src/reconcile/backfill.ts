@@ -1,0 +1,146 @@
+import { eq } from 'drizzle-orm';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import type { Database } from '../db/client.ts';
+import * as schema from '../db/schema.ts';
+import { callSessions, type SessionStatus } from '../db/schema.ts';
+import { AppError } from '../errors.ts';
+import type { StreamClient } from '../stream/client.ts';
+import { StreamApiError } from '../stream/errors.ts';
+import { pageCallStats, type EndedWindow } from './call-stats-pages.ts';
+import { enqueueFoundSessions, type FoundSession } from './enqueue-found.ts';
+import { SWEEP_RETRY_POLICY, withStreamRetries, type RetryPolicy } from './retry.ts';
+
+/** Stream keeps call sessions 90 days (stream-api.md §8); a backfill cannot reach further. */
+export const BACKFILL_MAX_DAYS = 90;
+
+export interface BackfillWindowOptions {
+  readonly database: Database;
+  readonly stream: StreamClient;
+  readonly window: EndedWindow;
+  readonly retry?: RetryPolicy;
+  /** Rows per call_stats page; default (and maximum) 100. */
+  readonly pageLimit?: number;
+  readonly signal?: AbortSignal;
+  /** Called after each page commits, with the sessions it added. */
+  readonly onEnqueued?: (sessions: readonly FoundSession[]) => void;
+}
+
+export interface BackfillWindowResult {
+  readonly pages: number;
+  readonly seen: number;
+  readonly enqueued: number;
+}
+
+/**
+ * The sweep's paging over an explicit window, without the lock and without reconcile_state: the
+ * watermark is the reconciler's alone. Each page's new sessions commit together, so an interrupted
+ * backfill is simply run again; sessions already present are left as they are.
+ */
+export async function backfillWindow(options: BackfillWindowOptions): Promise<BackfillWindowResult> {
+  const db = drizzle(options.database.pool, { schema });
+  let pages = 0;
+  let seen = 0;
+  let enqueued = 0;
+  for await (const page of pageCallStats(options.stream, {
+    window: options.window,
+    retry: options.retry ?? SWEEP_RETRY_POLICY,
+    pageLimit: options.pageLimit,
+    signal: options.signal,
+  })) {
+    const found = page.rows.filter((row) => row.sessionEndedAt !== null);
+    const ids = new Set(await db.transaction((tx) => enqueueFoundSessions(tx, found)));
+    pages += 1;
+    seen += page.rows.length;
+    enqueued += ids.size;
+    if (ids.size > 0) options.onEnqueued?.(dedupe(found.filter((row) => ids.has(row.callSessionId))));
+  }
+  return { pages, seen, enqueued };
+}
+
+export interface BackfillSessionOptions {
+  readonly database: Database;
+  readonly stream: StreamClient;
+  readonly callType: string;
+  readonly callId: string;
+  readonly callSessionId: string;
+  readonly retry?: RetryPolicy;
+  readonly signal?: AbortSignal;
+}
+
+export type BackfillSessionResult =
+  | {
+      readonly outcome: 'enqueued';
+      readonly session: FoundSession;
+      /** Why the end time (and so the retention) is unknown, when it is. */
+      readonly lookupNote: string | null;
+    }
+  | { readonly outcome: 'exists'; readonly status: SessionStatus; readonly callCid: string };
+
+/**
+ * Enqueues one session. Its end time comes from call_stats filtered on call_session_id; when
+ * Stream cannot say (not listed yet, filter refused, unavailable), the session is enqueued all
+ * the same, with no end and so no retention date (it then sorts after dated sessions in the claim
+ * order and is never reported at risk). A session already in call_sessions is reported and left
+ * as it is.
+ */
+export async function backfillSession(options: BackfillSessionOptions): Promise<BackfillSessionResult> {
+  const existing = await readExisting(options.database, options.callSessionId);
+  if (existing) return existing;
+
+  let sessionEndedAt: Date | null = null;
+  let lookupNote: string | null = null;
+  try {
+    const page = await withStreamRetries(
+      () =>
+        options.stream.queryCallSessionStats({
+          filterConditions: { call_session_id: { $eq: options.callSessionId } },
+          limit: 1,
+          signal: options.signal,
+        }),
+      { policy: options.retry ?? SWEEP_RETRY_POLICY, signal: options.signal },
+    );
+    const row = page.rows.find((r) => r.callSessionId === options.callSessionId);
+    if (row && (row.callType !== options.callType || row.callId !== options.callId)) {
+      throw new AppError(
+        'BACKFILL_CALL_MISMATCH',
+        `Stream lists session ${options.callSessionId} under call ${row.callType}:${row.callId}, not ${options.callType}:${options.callId}`,
+      );
+    }
+    sessionEndedAt = row?.sessionEndedAt ?? null;
+    if (!row) lookupNote = 'call_stats does not list this session (yet)';
+    else if (sessionEndedAt === null) lookupNote = 'call_stats gives no end time for this session';
+  } catch (error) {
+    // Bad credentials would fail the archive run too: better said now than recorded as dead later.
+    if (!(error instanceof StreamApiError) || error.failure === 'auth') throw error;
+    lookupNote = `call_stats lookup failed: ${error.message}`;
+  }
+
+  const session: FoundSession = {
+    callType: options.callType,
+    callId: options.callId,
+    callSessionId: options.callSessionId,
+    sessionEndedAt,
+  };
+  const db = drizzle(options.database.pool, { schema });
+  const inserted = await db.transaction((tx) => enqueueFoundSessions(tx, [session]));
+  if (inserted.length === 0) {
+    // A webhook or the reconciler got there between the check and the insert.
+    const raced = await readExisting(options.database, options.callSessionId);
+    if (raced) return raced;
+  }
+  return { outcome: 'enqueued', session, lookupNote };
+}
+
+async function readExisting(database: Database, callSessionId: string): Promise<BackfillSessionResult | null> {
+  const db = drizzle(database.pool, { schema });
+  const rows = await db
+    .select({ status: callSessions.status, callCid: callSessions.callCid })
+    .from(callSessions)
+    .where(eq(callSessions.callSessionId, callSessionId));
+  const row = rows[0];
+  return row ? { outcome: 'exists', status: row.status, callCid: row.callCid } : null;
+}
+
+function dedupe(sessions: readonly FoundSession[]): FoundSession[] {
+  return [...new Map(sessions.map((s) => [s.callSessionId, s])).values()];
+}

@@ -1,0 +1,76 @@
+import { AppError } from '../errors.ts';
+import type { StreamClient } from '../stream/client.ts';
+import type { StreamApiError } from '../stream/errors.ts';
+import type { CallSessionStatsRow } from '../stream/schemas.ts';
+import { withStreamRetries, type RetryPolicy } from './retry.ts';
+
+/** Stream's maximum page size for call_stats (stream-api.md §7). */
+export const CALL_STATS_PAGE_LIMIT = 100;
+
+/**
+ * The only sort Stream allows on session_ended_at pairs it with call_cid (stream-api.md §7);
+ * the second key makes the order total, so a cursor never skips or repeats a row that ties on time.
+ */
+export const CALL_STATS_SORT = [
+  { field: 'session_ended_at', direction: 1 },
+  { field: 'call_cid', direction: 1 },
+] as const;
+
+/** Sessions that ended in [from, until], both ends included. */
+export interface EndedWindow {
+  readonly from: Date;
+  readonly until: Date;
+}
+
+export interface CallStatsPage {
+  readonly rows: readonly CallSessionStatsRow[];
+  /** The cursor this page was asked for with; null for the first page of the window. */
+  readonly cursor: string | null;
+  readonly next: string | null;
+}
+
+export interface PageCallStatsOptions {
+  readonly window: EndedWindow;
+  /** Resume here instead of at the window's start; only valid with the same window it came from. */
+  readonly cursor?: string | null;
+  readonly retry: RetryPolicy;
+  /** Rows per page, at most CALL_STATS_PAGE_LIMIT (the default). */
+  readonly pageLimit?: number;
+  readonly signal?: AbortSignal;
+  readonly onRetry?: (error: StreamApiError, attempt: number, delayMs: number) => void;
+}
+
+export function endedWindowFilter(window: EndedWindow): Record<string, unknown> {
+  return { session_ended_at: { $gte: window.from.toISOString(), $lte: window.until.toISOString() } };
+}
+
+/**
+ * QueryCallSessionStats over one window, page by page. The next page is asked for only when the
+ * consumer comes back for it, so a caller that commits each page before continuing never has more
+ * than one page in memory or uncommitted. Each request is retried on its own.
+ */
+export async function* pageCallStats(stream: StreamClient, options: PageCallStatsOptions): AsyncGenerator<CallStatsPage> {
+  const filterConditions = endedWindowFilter(options.window);
+  let cursor = options.cursor ?? null;
+  do {
+    options.signal?.throwIfAborted();
+    const requested = cursor;
+    const page = await withStreamRetries(
+      () =>
+        stream.queryCallSessionStats({
+          filterConditions,
+          sort: CALL_STATS_SORT,
+          limit: options.pageLimit ?? CALL_STATS_PAGE_LIMIT,
+          next: requested ?? undefined,
+          signal: options.signal,
+        }),
+      { policy: options.retry, signal: options.signal, onRetry: options.onRetry },
+    );
+    // A cursor that points at itself would page forever; stop and let the error be seen.
+    if (page.next !== null && page.next === requested) {
+      throw new AppError('RECONCILE_CURSOR_STUCK', 'Stream call_stats returned the same next cursor it was given');
+    }
+    yield { rows: page.rows, cursor: requested, next: page.next };
+    cursor = page.next;
+  } while (cursor !== null);
+}

@@ -1,0 +1,206 @@
+import { drizzle } from 'drizzle-orm/node-postgres';
+import type pg from 'pg';
+import type { Database } from '../db/client.ts';
+import * as schema from '../db/schema.ts';
+import { coerceError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics.ts';
+import type { StreamClient } from '../stream/client.ts';
+import { StreamApiError } from '../stream/errors.ts';
+import { pageCallStats, type EndedWindow } from './call-stats-pages.ts';
+import { enqueueFoundSessions } from './enqueue-found.ts';
+import { guardRetention } from './retention.ts';
+import { SWEEP_RETRY_POLICY, type RetryPolicy } from './retry.ts';
+import { completeSweep, discardSweepCursor, readSweepState, recordSweepError, saveSweepProgress, type SweepDb } from './state.ts';
+
+/** Held for the whole sweep by the replica that runs it; arbitrary but fixed, distinct from the migration lock. */
+export const RECONCILE_LOCK_KEY = 7_301_402_418;
+export const DEFAULT_OVERLAP_MINUTES = 60;
+const DAY_MS = 86_400_000;
+const MINUTE_MS = 60_000;
+const LOGGED_IDS = 5;
+
+export interface SweepOptions {
+  readonly database: Database;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly stream: StreamClient;
+  /** How far back the first sweep of an empty archive looks. */
+  readonly lookbackDays: number;
+  /**
+   * Each window starts this long before the watermark: call_stats may list a session some time
+   * after it ended, and a session ending just before one sweep's end can appear only after it.
+   */
+  readonly overlapMinutes?: number;
+  readonly retry?: RetryPolicy;
+  /** Rows per call_stats page; default (and maximum) 100. */
+  readonly pageLimit?: number;
+  /** Aborting stops after the page being written commits; the next sweep resumes from its cursor. */
+  readonly signal?: AbortSignal;
+  readonly now?: () => Date;
+}
+
+export interface SweepResult {
+  /** False when another replica held the lock (nothing was done). */
+  readonly ran: boolean;
+  readonly pages: number;
+  /** Sessions call_stats listed. */
+  readonly seen: number;
+  /** Sessions that were not in call_sessions and now are, pending. */
+  readonly enqueued: number;
+  /** Sessions marked expired by the retention guard. */
+  readonly expired: number;
+  /** Sessions not complete within AT_RISK_DAYS of retention_expires_at. */
+  readonly atRisk: number;
+  /** Why the sweep ended early (also in reconcile_state.last_error); absent when it finished. */
+  readonly error?: string;
+}
+
+interface PagingProgress {
+  pages: number;
+  seen: number;
+  enqueued: number;
+}
+
+/**
+ * One sweep, at most one replica at a time: a session-level advisory lock on a dedicated
+ * connection, and every page written through that same connection. If the connection dies, the
+ * lock goes with it and so does any further write, so a replica that lost the lock cannot write.
+ * Paging, then the retention guard (which runs even when paging failed: marking expired sessions
+ * needs no Stream).
+ */
+export async function runSweep(options: SweepOptions): Promise<SweepResult> {
+  const log = options.logger.child({ component: 'reconciler' });
+  let client: pg.PoolClient;
+  try {
+    client = await options.database.pool.connect();
+  } catch (error) {
+    options.metrics.reconcileSweeps.inc({ outcome: 'error' });
+    throw error;
+  }
+  let broken: Error | undefined;
+  const onClientError = (error: Error) => {
+    broken = error;
+    log.warn({ err: error }, 'reconciler database connection lost');
+  };
+  client.on('error', onClientError);
+  let locked = false;
+  try {
+    const lock = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [RECONCILE_LOCK_KEY]);
+    locked = lock.rows[0]?.locked === true;
+    if (!locked) {
+      options.metrics.reconcileSweeps.inc({ outcome: 'skipped_locked' });
+      log.debug('another replica is sweeping; skipped');
+      return { ran: false, pages: 0, seen: 0, enqueued: 0, expired: 0, atRisk: 0 };
+    }
+    return await sweepLocked(drizzle(client, { schema }), options, log);
+  } catch (error) {
+    // Only the lock query gets here: sweepLocked reports its own failures.
+    broken ??= coerceError(error);
+    options.metrics.reconcileSweeps.inc({ outcome: 'error' });
+    throw error;
+  } finally {
+    if (locked && !broken) {
+      await client.query('select pg_advisory_unlock($1)', [RECONCILE_LOCK_KEY]).catch((error: unknown) => {
+        broken = coerceError(error);
+      });
+    }
+    client.off('error', onClientError);
+    // A broken connection is discarded rather than pooled; closing it releases the lock too.
+    client.release(broken);
+  }
+}
+
+async function sweepLocked(db: SweepDb, options: SweepOptions, log: Logger): Promise<SweepResult> {
+  const progress: PagingProgress = { pages: 0, seen: 0, enqueued: 0 };
+  let failure: Error | undefined;
+  try {
+    await sweepWindow(db, options, log, progress);
+  } catch (error) {
+    failure = coerceError(error);
+  }
+  if (failure && options.signal?.aborted) {
+    log.info(progress, 'sweep stopped; the next one resumes from the stored cursor');
+    return { ran: true, ...progress, expired: 0, atRisk: 0, error: 'stopped' };
+  }
+  if (failure) {
+    const message = describeFailure(failure);
+    log.error({ err: failure, ...progress }, 'sweep failed; the next one resumes from the stored cursor');
+    await recordSweepError(db, message).catch((error: unknown) => log.warn({ err: coerceError(error) }, 'could not record the sweep error'));
+  }
+
+  let expired = 0;
+  let atRisk = 0;
+  try {
+    const retention = await guardRetention(db);
+    expired = retention.expiredIds.length;
+    atRisk = retention.atRisk;
+    if (expired > 0) log.error({ expired, first: retention.expiredIds.slice(0, LOGGED_IDS) }, 'sessions expired unarchived');
+    if (atRisk > 0) log.warn({ atRisk, first: retention.atRiskIds }, 'sessions at risk of expiring unarchived');
+  } catch (error) {
+    failure ??= coerceError(error);
+    log.error({ err: coerceError(error) }, 'retention guard failed');
+  }
+
+  options.metrics.reconcileSweeps.inc({ outcome: failure ? 'error' : 'done' });
+  if (!failure) log.info({ ...progress, expired, atRisk }, 'sweep done');
+  return { ran: true, ...progress, expired, atRisk, ...(failure ? { error: describeFailure(failure) } : {}) };
+}
+
+/**
+ * The window runs from the watermark minus the overlap to now, or, when a sweep was cut off, is
+ * the stored one resumed from its cursor. Each page commits its new sessions together with the
+ * cursor after it; the last page moves the watermark to the window's end.
+ */
+async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, progress: PagingProgress): Promise<void> {
+  const state = await readSweepState(db);
+  const now = options.now?.() ?? new Date();
+  const watermark = state?.watermark ?? new Date(now.getTime() - options.lookbackDays * DAY_MS);
+  const from = new Date(watermark.getTime() - (options.overlapMinutes ?? DEFAULT_OVERLAP_MINUTES) * MINUTE_MS);
+  const resumeUntil = state?.cursor && state.sweepUntil ? state.sweepUntil : null;
+
+  const run = async (window: EndedWindow, cursor: string | null) => {
+    log.info({ from: window.from, until: window.until, resumed: cursor !== null }, 'sweep started');
+    const pages = pageCallStats(options.stream, {
+      window,
+      cursor,
+      retry: options.retry ?? SWEEP_RETRY_POLICY,
+      pageLimit: options.pageLimit,
+      signal: options.signal,
+      onRetry: (error, attempt, delayMs) => log.warn({ err: error, attempt, delayMs }, 'call_stats request failed; retrying'),
+    });
+    for await (const page of pages) {
+      const found = page.rows.filter((row) => row.sessionEndedAt !== null);
+      const inserted = await db.transaction(async (tx) => {
+        const ids = await enqueueFoundSessions(tx, found);
+        if (page.next !== null) await saveSweepProgress(tx, { cursor: page.next, sweepUntil: window.until, watermark });
+        else await completeSweep(tx, window.until);
+        return ids;
+      });
+      progress.pages += 1;
+      progress.seen += page.rows.length;
+      progress.enqueued += inserted.length;
+      options.metrics.reconcileEnqueued.inc(inserted.length);
+      if (inserted.length > 0) log.info({ enqueued: inserted.length, first: inserted.slice(0, LOGGED_IDS) }, 'sessions with no webhook enqueued');
+      // Stopping between pages leaves a consistent checkpoint: this page and its cursor committed together.
+      options.signal?.throwIfAborted();
+    }
+  };
+
+  if (resumeUntil === null) return run({ from, until: now }, null);
+  try {
+    await run({ from, until: resumeUntil }, state!.cursor);
+  } catch (error) {
+    // Stream refusing the stored cursor outright (expired, or the filter changed with the
+    // configuration) would otherwise fail every sweep from now on; start the window afresh.
+    if (progress.pages > 0 || !(error instanceof StreamApiError) || error.failure !== 'client') throw error;
+    log.warn({ err: error }, 'Stream refused the stored cursor; starting the window again');
+    await discardSweepCursor(db);
+    await run({ from, until: now }, null);
+  }
+}
+
+function describeFailure(error: Error): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? `${error.message} [${code}]` : error.message;
+}
