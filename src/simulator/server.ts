@@ -1,0 +1,306 @@
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
+import { apiErrorBody, STREAM_ERROR_CODES } from '../stream/api-error.ts';
+import { isValidServerToken } from '../stream/token.ts';
+import { queryCallSessionStats } from './call-stats.ts';
+import { createFaultPicker, type FaultDecision, type FaultKind, type FaultPicker, type SimulatorFaults } from './faults.ts';
+import type { SimSession } from './generate.ts';
+import { queryParticipantSessions, type SimResponse } from './participant-sessions.ts';
+import { createRateLimiter, type RateWindow } from './rate-limit.ts';
+import { createSessionStore } from './session-store.ts';
+import type { MissingFieldStyle, TimestampFormat } from './wire.ts';
+
+export type { SimulatorFaults } from './faults.ts';
+
+export interface SimulatorOptions {
+  apiKey: string;
+  apiSecret: string;
+  /** Defaults to 127.0.0.1 and port 0 (any free port). */
+  host?: string;
+  port?: number;
+  /** Per endpoint, per fixed one-minute window; default 100,000 (effectively off). */
+  rateLimitPerMinute?: number;
+  /** participant_sessions answers 404 "call session not found" this long after a session's endedAt; default 0. */
+  notReadyForMs?: number;
+  /** Default 'rfc3339'. */
+  timestampFormat?: TimestampFormat;
+  /** The last page's `next` (and the first page's `prev`): left out (default) or "". */
+  lastPageNext?: 'absent' | 'empty';
+  /** Entries without left_at / duration_in_seconds: keys left out (default) or set to null. */
+  missingFields?: MissingFieldStyle;
+  /** Added to every participant_sessions answer; default 0. */
+  pageLatencyMs?: number;
+  faults?: SimulatorFaults;
+  /** Clock for expiry, not-ready and rate windows; default real time. */
+  now?: () => Date;
+}
+
+export interface SimulatorStats {
+  requests: number;
+  /** HTTP status → responses sent with it. */
+  byStatus: Record<string, number>;
+  /** Fault kind (serverError, rateLimit, slow, reset, truncated) → times injected. */
+  faults: Record<string, number>;
+}
+
+export type SimulatorLiveOptions = Pick<
+  SimulatorOptions,
+  'rateLimitPerMinute' | 'notReadyForMs' | 'timestampFormat' | 'lastPageNext' | 'pageLatencyMs' | 'missingFields'
+>;
+
+export interface Simulator {
+  /** e.g. http://127.0.0.1:54321; use it as STREAM_BASE_URL. */
+  readonly url: string;
+  readonly apiKey: string;
+  readonly apiSecret: string;
+  /** Also usable while running; a session with a known callSessionId replaces it. */
+  addSession(session: SimSession): void;
+  /** Keyed by callSessionId. */
+  readonly sessions: ReadonlyMap<string, SimSession>;
+  readonly stats: SimulatorStats;
+  setFaults(faults: SimulatorFaults | undefined): void;
+  setOptions(options: Partial<SimulatorLiveOptions>): void;
+  close(): Promise<void>;
+}
+
+const PARTICIPANT_SESSIONS_PATH = /^\/api\/v2\/video\/call\/([^/]+)\/([^/]+)\/session\/([^/]+)\/participant_sessions\/?$/;
+const CALL_STATS_PATH = /^\/api\/v2\/video\/call_stats\/?$/;
+const MAX_BODY_BYTES = 1024 * 1024;
+const VALID_TOKENS_REMEMBERED = 64;
+const FAULT_KINDS: readonly FaultKind[] = ['serverError', 'rateLimit', 'slow', 'reset', 'truncated'];
+
+type Route =
+  | { readonly endpoint: 'QueryCallParticipantSessions'; readonly path: { type: string; id: string; session: string } }
+  | { readonly endpoint: 'QueryCallSessionStats' };
+
+/**
+ * A stand-in for Stream's video REST API on plain node:http (it shares the cores with the service
+ * in benchmarks, so per-request work is kept to parsing, a token-cache lookup and a slice of
+ * precomputed JSON). Faithful to stream-api.md, rough edges included; the choices Stream leaves
+ * open (default limit, cursor form, the order of entries) are documented at each handler.
+ */
+export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
+  if (!options.apiKey || !options.apiSecret) throw new RangeError('the simulator needs an API key and secret');
+  const now = options.now ?? (() => new Date());
+  const live: Required<SimulatorLiveOptions> = {
+    rateLimitPerMinute: 100_000,
+    notReadyForMs: 0,
+    timestampFormat: 'rfc3339',
+    lastPageNext: 'absent',
+    pageLatencyMs: 0,
+    missingFields: 'omit',
+  };
+  applyLiveOptions(live, options);
+  let faults: FaultPicker = createFaultPicker(options.faults);
+  const store = createSessionStore();
+  const limiter = createRateLimiter({ now, limitPerMinute: () => live.rateLimitPerMinute });
+  const stats: SimulatorStats = { requests: 0, byStatus: {}, faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) };
+  const closing = new AbortController();
+  const validTokens = new Set<string>();
+
+  const isAuthorized = async (headers: IncomingHttpHeaders, query: URLSearchParams): Promise<string | undefined> => {
+    const apiKey = query.get('api_key');
+    if (!apiKey) return 'api_key query parameter is missing';
+    if (apiKey !== options.apiKey) return 'api_key is not valid';
+    const authType = headers['stream-auth-type'];
+    if (typeof authType !== 'string' || authType.toLowerCase() !== 'jwt') return 'Stream-Auth-Type header must be "jwt"';
+    const token = headers.authorization;
+    if (!token) return 'Authorization header is missing';
+    if (validTokens.has(token)) return undefined;
+    if (!(await isValidServerToken(token, [options.apiSecret]))) return 'JWT token is not valid';
+    // SDK tokens carry no exp and are reused for the client's life: verify once, then remember.
+    if (!hasExpiry(token) && validTokens.size < VALID_TOKENS_REMEMBERED) validTokens.add(token);
+    return undefined;
+  };
+
+  const send = (res: ServerResponse, window: RateWindow, status: number, body: string, contentType: string, truncate: boolean): void => {
+    stats.byStatus[String(status)] = (stats.byStatus[String(status)] ?? 0) + 1;
+    if (res.destroyed) return;
+    let bytes = Buffer.from(body);
+    if (truncate) bytes = bytes.subarray(0, Math.floor(bytes.length / 2));
+    res.writeHead(status, {
+      'content-type': contentType,
+      'content-length': bytes.length,
+      'x-ratelimit-limit': String(window.limit),
+      'x-ratelimit-remaining': String(window.remaining),
+      'x-ratelimit-reset': String(window.resetSeconds),
+    });
+    res.end(bytes);
+  };
+  const sendError = (res: ServerResponse, window: RateWindow, status: number, code: number, message: string, startedAt: number, truncate = false) =>
+    send(res, window, status, JSON.stringify(apiErrorBody(status, code, message, { startedAt })), 'application/json; charset=utf-8', truncate);
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const startedAt = performance.now();
+    stats.requests++;
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const pathname = q === -1 ? rawUrl : rawUrl.slice(0, q);
+    const query = new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1));
+    const route = matchRoute(req.method ?? 'GET', pathname);
+    if (route === 'bad-path') {
+      req.resume();
+      return sendError(res, limiter.peek('other'), 400, STREAM_ERROR_CODES.input, 'path is not valid percent-encoding', startedAt);
+    }
+    if (!route) {
+      req.resume();
+      return sendError(res, limiter.peek('other'), 404, STREAM_ERROR_CODES.notFound, `no endpoint ${req.method} ${pathname}`, startedAt);
+    }
+    const window = limiter.hit(route.endpoint);
+    const fault: FaultDecision | undefined = faults.draw();
+    if (fault) stats.faults[fault.kind] = (stats.faults[fault.kind] ?? 0) + 1;
+    if (fault?.kind === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    if (fault?.kind === 'serverError') {
+      req.resume();
+      if (fault.status === 500) return sendError(res, window, 500, STREAM_ERROR_CODES.internal, 'internal server error', startedAt);
+      // Bad gateway / unavailable come from the load balancer in front, not from the API: no APIError body.
+      return send(res, window, fault.status, `${fault.status} ${fault.status === 502 ? 'Bad Gateway' : 'Service Unavailable'}\n`, 'text/plain', false);
+    }
+    if (fault?.kind === 'rateLimit') {
+      req.resume();
+      return sendError(res, window, 429, STREAM_ERROR_CODES.rateLimited, 'Too many requests, check response headers for more information.', startedAt);
+    }
+    if (fault?.kind === 'slow') await delay(faults.slowMs, undefined, { signal: closing.signal });
+    const truncate = fault?.kind === 'truncated';
+
+    let body: unknown;
+    if (route.endpoint === 'QueryCallSessionStats') {
+      const raw = await readBody(req);
+      if (raw === undefined) return sendError(res, window, 413, STREAM_ERROR_CODES.input, 'request body is too large', startedAt, truncate);
+      try {
+        body = raw.length === 0 ? {} : JSON.parse(raw.toString('utf8'));
+      } catch {
+        return sendError(res, window, 400, STREAM_ERROR_CODES.input, 'request body is not valid JSON', startedAt, truncate);
+      }
+    } else {
+      req.resume();
+    }
+    if (window.exceeded) {
+      return sendError(res, window, 429, STREAM_ERROR_CODES.rateLimited, 'Too many requests, check response headers for more information.', startedAt, truncate);
+    }
+    const authProblem = await isAuthorized(req.headers, query);
+    if (authProblem) return sendError(res, window, 401, STREAM_ERROR_CODES.auth, authProblem, startedAt, truncate);
+
+    let result: SimResponse;
+    if (route.endpoint === 'QueryCallParticipantSessions') {
+      result = queryParticipantSessions({ store, now, options: () => live }, route.path, query, startedAt);
+      if (live.pageLatencyMs > 0 && result.status === 200) await delay(live.pageLatencyMs, undefined, { signal: closing.signal });
+    } else {
+      result = queryCallSessionStats({ store, now, options: () => live }, body, startedAt);
+    }
+    send(res, window, result.status, result.body, 'application/json; charset=utf-8', truncate);
+  };
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((error: unknown) => {
+      if (closing.signal.aborted) {
+        res.destroy();
+        return;
+      }
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      const message = error instanceof Error ? error.message : 'unexpected error';
+      sendError(res, limiter.peek('other'), 500, STREAM_ERROR_CODES.internal, `simulator error: ${message}`, performance.now());
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  return {
+    url: `http://${host}:${address.port}`,
+    apiKey: options.apiKey,
+    apiSecret: options.apiSecret,
+    addSession: (session) => store.add(session),
+    sessions: store.sessions,
+    stats,
+    setFaults(next) {
+      faults = createFaultPicker(next);
+    },
+    setOptions(next) {
+      applyLiveOptions(live, next);
+    },
+    async close() {
+      closing.abort();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+function matchRoute(method: string, pathname: string): Route | 'bad-path' | undefined {
+  if (method === 'GET') {
+    const match = PARTICIPANT_SESSIONS_PATH.exec(pathname);
+    if (!match) return undefined;
+    try {
+      // Segments are split before decoding, so an encoded "/" stays inside its id.
+      const [type, id, session] = match.slice(1).map((segment) => decodeURIComponent(segment)) as [string, string, string];
+      return { endpoint: 'QueryCallParticipantSessions', path: { type, id, session } };
+    } catch {
+      return 'bad-path';
+    }
+  }
+  if (method === 'POST' && CALL_STATS_PATH.test(pathname)) return { endpoint: 'QueryCallSessionStats' };
+  return undefined;
+}
+
+/** The body, or undefined when it passes MAX_BODY_BYTES. */
+async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+function hasExpiry(token: string): boolean {
+  try {
+    const payload: unknown = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8'));
+    return payload !== null && typeof payload === 'object' && 'exp' in payload;
+  } catch {
+    return true;
+  }
+}
+
+function applyLiveOptions(target: Required<SimulatorLiveOptions>, source: Partial<SimulatorLiveOptions>): void {
+  const nonNegative = (name: string, value: number | undefined): number | undefined => {
+    if (value === undefined) return undefined;
+    if (!(Number.isFinite(value) && value >= 0)) throw new RangeError(`${name} must be a non-negative number`);
+    return value;
+  };
+  const rate = nonNegative('rateLimitPerMinute', source.rateLimitPerMinute);
+  if (rate !== undefined) target.rateLimitPerMinute = Math.floor(rate);
+  const notReady = nonNegative('notReadyForMs', source.notReadyForMs);
+  if (notReady !== undefined) target.notReadyForMs = notReady;
+  const latency = nonNegative('pageLatencyMs', source.pageLatencyMs);
+  if (latency !== undefined) target.pageLatencyMs = latency;
+  if (source.timestampFormat !== undefined) {
+    if (source.timestampFormat !== 'rfc3339' && source.timestampFormat !== 'nanoseconds') throw new RangeError('timestampFormat must be rfc3339 or nanoseconds');
+    target.timestampFormat = source.timestampFormat;
+  }
+  if (source.lastPageNext !== undefined) {
+    if (source.lastPageNext !== 'absent' && source.lastPageNext !== 'empty') throw new RangeError('lastPageNext must be absent or empty');
+    target.lastPageNext = source.lastPageNext;
+  }
+  if (source.missingFields !== undefined) {
+    if (source.missingFields !== 'omit' && source.missingFields !== 'null') throw new RangeError('missingFields must be omit or null');
+    target.missingFields = source.missingFields;
+  }
+}

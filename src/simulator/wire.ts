@@ -1,0 +1,53 @@
+import type { SimParticipant } from './generate.ts';
+
+/**
+ * The two timestamp forms Stream's SDKs disagree on (stream-api.md §2): RFC 3339 strings, or
+ * integer nanoseconds since the epoch.
+ */
+export type TimestampFormat = 'rfc3339' | 'nanoseconds';
+
+/** How an entry without `left_at` / `duration_in_seconds` travels (stream-api.md §9.9). */
+export type MissingFieldStyle = 'omit' | 'null';
+
+/**
+ * A timestamp as a JSON value. Strings follow Go's RFC3339Nano, which Stream's backend emits:
+ * trailing fractional zeros are trimmed, so the fraction has 0 to 3 digits here ("…:35Z",
+ * "…:35.88Z", "…:35.879Z"). Nanoseconds are exact as numbers while JSON.stringify prints them:
+ * ms × 10⁶ stays below 10²¹ and the shortest round-trip digits end in six zeros.
+ */
+export function timestampValue(date: Date, format: TimestampFormat): string | number {
+  if (format === 'nanoseconds') return date.getTime() * 1e6;
+  return rfc3339(date);
+}
+
+/** The same value as JSON text, for responses assembled from pieces. */
+export function timestampJson(date: Date, format: TimestampFormat): string {
+  if (format === 'nanoseconds') return `${date.getTime()}000000`;
+  return `"${rfc3339(date)}"`;
+}
+
+function rfc3339(date: Date): string {
+  const iso = date.toISOString();
+  const ms = date.getUTCMilliseconds();
+  if (ms === 0) return `${iso.slice(0, 19)}Z`;
+  if (ms % 100 === 0) return `${iso.slice(0, 21)}Z`;
+  if (ms % 10 === 0) return `${iso.slice(0, 22)}Z`;
+  return iso;
+}
+
+/**
+ * One ParticipantSessionDetails as JSON text. Filter-only fields (published_tracks, is_live,
+ * is_tech_user) are not part of Stream's entry and are left out.
+ */
+export function participantJson(p: SimParticipant, format: TimestampFormat, missing: MissingFieldStyle): string {
+  let json = `{"user_id":${JSON.stringify(p.user_id)},"user_session_id":${JSON.stringify(p.user_session_id)},"publisher_type":${JSON.stringify(p.publisher_type)},"roles":${JSON.stringify(p.roles)}`;
+  json += optionalField('joined_at', p.joined_at === null ? null : timestampJson(p.joined_at, format), missing);
+  json += optionalField('left_at', p.left_at === null ? null : timestampJson(p.left_at, format), missing);
+  json += optionalField('duration_in_seconds', p.duration_in_seconds === null ? null : String(p.duration_in_seconds), missing);
+  return `${json}}`;
+}
+
+function optionalField(name: string, json: string | null, missing: MissingFieldStyle): string {
+  if (json !== null) return `,"${name}":${json}`;
+  return missing === 'null' ? `,"${name}":null` : '';
+}
