@@ -134,7 +134,7 @@ async function main(): Promise<void> {
     await pool.query(`set statement_timeout = ${LOAD_TIMEOUT_MS}`);
     for (const statement of loadStatements(sessions)) await pool.query(statement);
     const loadSeconds = (performance.now() - loadStart) / 1000;
-    const { rows: [{ n: rows }] } = await pool.query<{ n: number }>('select count(*)::int as n from participant_sessions');
+    const rows = (await pool.query<{ n: number }>('select count(*)::int as n from participant_sessions')).rows[0]?.n ?? 0;
     console.log(`loaded ${rows} participant sessions in ${sessions} sessions in ${loadSeconds.toFixed(1)} s`);
 
     await pool.query(`set statement_timeout = ${QUERY_TIMEOUT_MS}`);
@@ -155,8 +155,8 @@ async function main(): Promise<void> {
       timings.push(timing);
       console.log(`${timing.medianMs.toFixed(1).padStart(9)} ms  ${timing.name} (${timing.rows} rows)`);
     }
-    const { rows: [{ server_version: pgVersion }] } = await pool.query<{ server_version: string }>('show server_version');
-    const { rows: [{ work_mem: workMem }] } = await pool.query<{ work_mem: string }>('show work_mem');
+    const pgVersion = (await pool.query<{ server_version: string }>('show server_version')).rows[0]?.server_version ?? '?';
+    const workMem = (await pool.query<{ work_mem: string }>('show work_mem')).rows[0]?.work_mem ?? '?';
     await appendFile(new URL('RESULTS.md', import.meta.url), formatResults({ timings, rows, sessions, loadSeconds, pgVersion, workMem, runs: args.runs }));
     console.log(`appended to bench/RESULTS.md (${((Date.now() - startedAt) / 1000).toFixed(0)} s in all)`);
   } finally {
