@@ -1,12 +1,159 @@
-import { AppError } from '../errors.ts';
+import { loadConfig } from '../config.ts';
+import { migrationsApplied } from '../db/migrate.ts';
+import { AppError, UsageError } from '../errors.ts';
+import { createLogger } from '../logger.ts';
+import { createMetrics } from '../metrics.ts';
+import { BACKFILL_MAX_DAYS, backfillSession, backfillWindow } from '../reconcile/backfill.ts';
+import type { FoundSession } from '../reconcile/enqueue-found.ts';
+import { createStreamClient } from '../stream/client.ts';
+import { withDatabase } from './database.ts';
 import type { Command } from './types.ts';
+
+const DAY_MS = 86_400_000;
+
+export type BackfillRequest =
+  | { readonly kind: 'window'; readonly since: Date; readonly until: Date }
+  | { readonly kind: 'session'; readonly callType: string; readonly callId: string; readonly callSessionId: string };
+
+type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/** Turns the flags into one of the two forms; throws UsageError with a one-line reason otherwise. */
+export function parseBackfillArgs(values: Values, positionals: readonly string[], now: Date = new Date()): BackfillRequest {
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  const flag = (name: string): string | undefined => {
+    const value = values[name];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`--${name} needs a value`);
+    return value.trim();
+  };
+  const since = flag('since');
+  const until = flag('until');
+  const call = flag('call');
+  const session = flag('session');
+  const windowForm = since !== undefined || until !== undefined;
+  const sessionForm = call !== undefined || session !== undefined;
+  if (windowForm && sessionForm) throw new UsageError('use either --since/--until (a window) or --call/--session (one session), not both');
+
+  if (sessionForm) {
+    if (call === undefined) throw new UsageError('--session needs --call <type>:<id>');
+    if (session === undefined) throw new UsageError('--call needs --session <call_session_id>');
+    const colon = call.indexOf(':');
+    if (colon <= 0 || colon === call.length - 1) throw new UsageError(`--call must be <type>:<id> (got ${JSON.stringify(call)})`);
+    return { kind: 'session', callType: call.slice(0, colon), callId: call.slice(colon + 1), callSessionId: session };
+  }
+
+  if (since === undefined) {
+    throw new UsageError(
+      until === undefined
+        ? 'give --since <ISO date or Nd> for a window, or --call <type>:<id> --session <id> for one session'
+        : '--until needs --since',
+    );
+  }
+  const sinceAt = parseWhen('--since', since, now);
+  const untilAt = until === undefined ? now : parseWhen('--until', until, now);
+  const oldest = now.getTime() - BACKFILL_MAX_DAYS * DAY_MS;
+  if (sinceAt.getTime() < oldest) {
+    throw new UsageError(
+      `--since ${since} is more than ${BACKFILL_MAX_DAYS} days back; Stream keeps call sessions for ${BACKFILL_MAX_DAYS} days, so nothing older can be archived`,
+    );
+  }
+  if (untilAt.getTime() <= sinceAt.getTime()) throw new UsageError(`--until (${untilAt.toISOString()}) must be after --since (${sinceAt.toISOString()})`);
+  return { kind: 'window', since: sinceAt, until: untilAt };
+}
+
+const DAYS_AGO = /^(\d{1,4})d$/;
+const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** `7d` (that many days before now), `2026-03-01` (midnight UTC) or an ISO date-time with a zone. */
+export function parseWhen(name: string, text: string, now: Date): Date {
+  const daysAgo = DAYS_AGO.exec(text);
+  if (daysAgo) return new Date(now.getTime() - Number(daysAgo[1]) * DAY_MS);
+  let ms = Number.NaN;
+  if (DATE_ONLY.test(text)) ms = Date.parse(`${text}T00:00:00Z`);
+  else if (DATE_TIME.test(text)) ms = Date.parse(text);
+  // Date.parse rolls 2026-02-30 over to March; a date that does not print back as itself is refused.
+  if (Number.isNaN(ms) || (DATE_ONLY.test(text) && new Date(ms).toISOString().slice(0, 10) !== text)) {
+    throw new UsageError(`${name} must be an ISO date (2026-03-01), an ISO date-time with a zone (2026-03-01T12:00:00Z) or Nd (7d); got ${JSON.stringify(text)}`);
+  }
+  return new Date(ms);
+}
 
 export const backfillCommand: Command = {
   name: 'backfill',
-  summary: 'backfill',
-  usage: 'backfill',
-  options: {},
-  async run() {
-    throw new AppError('NOT_IMPLEMENTED', "'backfill' is not implemented yet");
+  summary: 'enqueue every session Stream lists as ended in a window, or one session',
+  usage: [
+    'backfill --since <ISO date or Nd> [--until <ISO date or Nd>]',
+    '       attendance backfill --call <type>:<id> --session <call_session_id>',
+    '',
+    `  --since, --until   the window of session end times (--until defaults to now); at most ${BACKFILL_MAX_DAYS} days back`,
+    '  --call, --session  one call session',
+    '',
+    'Sessions already in the archive are left as they are; running a backfill twice changes nothing.',
+  ].join('\n'),
+  options: { since: { type: 'string' }, until: { type: 'string' }, call: { type: 'string' }, session: { type: 'string' } },
+  async run(values, positionals, ctx) {
+    const request = parseBackfillArgs(values, positionals);
+    const config = loadConfig(ctx.env);
+    // Diagnostics (retries) go to stderr so stdout stays the list of what was enqueued.
+    const logger = createLogger({ level: config.logLevel, destination: ctx.stderr });
+    const stream = createStreamClient({
+      baseUrl: config.stream.baseUrl,
+      apiKey: config.stream.apiKey,
+      apiSecret: config.stream.apiSecret,
+      metrics: createMetrics({ defaultMetrics: false }),
+      logger,
+    });
+    try {
+      return await withDatabase(config, async ({ database }) => {
+        if (!(await migrationsApplied(database.pool))) {
+          throw new AppError('NOT_MIGRATED', "the database is missing migrations: run 'attendance migrate' first");
+        }
+        if (request.kind === 'window') {
+          const result = await backfillWindow({
+            database,
+            stream,
+            window: { from: request.since, until: request.until },
+            signal: ctx.stopSignal,
+            onEnqueued: (sessions) => {
+              for (const s of sessions) ctx.stdout.write(`enqueued  ${describeSession(s)}\n`);
+            },
+          });
+          ctx.stdout.write(
+            `backfill: ${result.enqueued} session(s) enqueued, ${result.seen - result.enqueued} already known, ` +
+              `of ${result.seen} ended between ${request.since.toISOString()} and ${request.until.toISOString()}\n`,
+          );
+          return 0;
+        }
+
+        const result = await backfillSession({ database, stream, ...request, signal: ctx.stopSignal });
+        const id = request.callSessionId;
+        if (result.outcome === 'enqueued') {
+          ctx.stdout.write(`enqueued  ${describeSession(result.session)}\n`);
+          if (result.lookupNote) ctx.stdout.write(`  end time unknown (${result.lookupNote}); no retention date set\n`);
+          ctx.stdout.write('backfill: 1 session(s) enqueued\n');
+          return 0;
+        }
+        if (result.status === 'dead') {
+          ctx.stderr.write(`attendance backfill: session ${id} (${result.callCid}) is dead; to archive it again run 'attendance redrive --session ${id}'\n`);
+          return 1;
+        }
+        if (result.status === 'expired') {
+          ctx.stderr.write(
+            `attendance backfill: session ${id} (${result.callCid}) is expired: it passed Stream's ${BACKFILL_MAX_DAYS}-day retention unarchived, so Stream no longer holds its detail\n`,
+          );
+          return 1;
+        }
+        ctx.stdout.write(`already known  ${id}  ${result.callCid}  ${result.status}; nothing changed\n`);
+        ctx.stdout.write('backfill: 0 session(s) enqueued\n');
+        return 0;
+      });
+    } finally {
+      await stream.close();
+    }
   },
 };
+
+function describeSession(s: FoundSession): string {
+  return `${s.callSessionId}  ${s.callType}:${s.callId}  ended ${s.sessionEndedAt ? s.sessionEndedAt.toISOString() : 'unknown'}`;
+}
