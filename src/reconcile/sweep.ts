@@ -125,7 +125,7 @@ async function sweepLocked(db: SweepDb, options: SweepOptions, log: Logger): Pro
   }
   if (failure) {
     const message = describeFailure(failure);
-    log.error({ err: failure, ...progress }, 'sweep failed; the next one resumes from the stored cursor');
+    log.error({ err: failure, ...progress }, 'sweep failed; the next one resumes after the last committed page');
     await recordSweepError(db, message).catch((error: unknown) => log.warn({ err: coerceError(error) }, 'could not record the sweep error'));
   }
 
