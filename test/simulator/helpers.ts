@@ -15,7 +15,7 @@ export async function createSimClient(sim: Simulator, secret = sim.apiSecret) {
   const request = async (
     method: 'GET' | 'POST',
     path: string,
-    options: { query?: Record<string, string | undefined>; body?: unknown; headers?: Record<string, string>; apiKey?: string | null } = {},
+    options: { query?: Record<string, string | undefined>; body?: unknown; rawBody?: string; headers?: Record<string, string>; apiKey?: string | null } = {},
   ): Promise<SimReply> => {
     const params = new URLSearchParams();
     if (options.apiKey !== null) params.set('api_key', options.apiKey ?? sim.apiKey);
@@ -23,7 +23,7 @@ export async function createSimClient(sim: Simulator, secret = sim.apiSecret) {
     const response = await fetch(`${sim.url}${path}?${params}`, {
       method,
       headers: { authorization: token, 'stream-auth-type': 'jwt', ...options.headers },
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      body: options.rawBody ?? (options.body === undefined ? undefined : JSON.stringify(options.body)),
     });
     const text = await response.text();
     let json: unknown;
