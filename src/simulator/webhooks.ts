@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
 import { signWebhook } from '../stream/signature.ts';
 import { callStatsCounts } from './counts.ts';
@@ -129,6 +130,8 @@ export interface DeliverWebhookOptions {
   totalTimeoutMs?: number;
   /** Pause between attempts; default 500 ms (Stream does not document one). */
   retryDelayMs?: number;
+  /** Gives up at once (status 0, failure 'aborted') when this aborts. */
+  signal?: AbortSignal;
 }
 
 export interface DeliveryResult {
@@ -136,8 +139,8 @@ export interface DeliveryResult {
   status: number;
   attempts: number;
   webhookId: string;
-  /** Why the last attempt got no answer: 'timeout' or 'network'. */
-  failure?: 'timeout' | 'network';
+  /** Why the last attempt got no answer. */
+  failure?: 'timeout' | 'network' | 'aborted';
 }
 
 /**
@@ -170,7 +173,8 @@ export async function deliverWebhook(options: DeliverWebhookOptions): Promise<De
       'x-signature': signature,
     };
     if (options.gzip) headers['content-encoding'] = 'gzip';
-    const signal = AbortSignal.timeout(Math.max(1, Math.ceil(Math.min(attemptTimeoutMs, remaining))));
+    const timeout = AbortSignal.timeout(Math.max(1, Math.ceil(Math.min(attemptTimeoutMs, remaining))));
+    const signal = options.signal ? AbortSignal.any([timeout, options.signal]) : timeout;
     try {
       const response = await fetch(options.url, {
         method: 'POST',
@@ -181,12 +185,17 @@ export async function deliverWebhook(options: DeliverWebhookOptions): Promise<De
       await response.arrayBuffer().catch(() => undefined);
       result = { status: response.status, attempts, webhookId };
     } catch (error) {
+      if (options.signal?.aborted) return { status: 0, attempts, webhookId, failure: 'aborted' };
       const timedOut = error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError');
       result = { status: 0, attempts, webhookId, failure: timedOut ? 'timeout' : 'network' };
     }
     if (options.retry === false || !shouldRetry(result) || attempts >= maxAttempts(result)) break;
     if (deadline - performance.now() <= retryDelayMs) break;
-    await new Promise((resolve) => setTimeout(resolve, retryDelayMs));
+    try {
+      await delay(retryDelayMs, undefined, options.signal ? { signal: options.signal } : undefined);
+    } catch {
+      return { status: 0, attempts, webhookId, failure: 'aborted' };
+    }
   }
   return result;
 }
