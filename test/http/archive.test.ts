@@ -1,0 +1,391 @@
+import type { AddressInfo } from 'node:net';
+import { StreamClient } from '@stream-io/node-sdk';
+import type { FastifyInstance } from 'fastify';
+import { SignJWT } from 'jose';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.ts';
+import { buildApp } from '../../src/http/app.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createMetrics } from '../../src/metrics.ts';
+import { generateSession, type SimSession } from '../../src/simulator/generate.ts';
+import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import { participantJson } from '../../src/simulator/wire.ts';
+import { createServerToken } from '../../src/stream/token.ts';
+import { expectedSession, insertCallSession, insertEntries, type WireEntry } from '../helpers/attendance-data.ts';
+import { useTestDatabase } from '../helpers/db.ts';
+
+const API_KEY = 'archive-key';
+const API_SECRET = 'archive-secret-0123456789';
+const OLD_SECRET = 'archive-old-secret-9876543210';
+const config = loadConfig({ STREAM_API_KEY: API_KEY, STREAM_API_SECRET: API_SECRET, STREAM_PREVIOUS_API_SECRETS: OLD_SECRET });
+
+type SdkEntry = { user_session_id: string; user_id: string; publisher_type: string } & Record<string, unknown>;
+type Filter = Record<string, unknown> | undefined;
+
+/** The entry exactly as the simulator serves it, which is what the worker stores in raw. */
+const wireEntries = (session: SimSession): WireEntry[] =>
+  session.participants.map((p) => JSON.parse(participantJson(p, 'rfc3339', 'omit')) as WireEntry);
+const byId = (a: { user_session_id: string }, b: { user_session_id: string }) =>
+  a.user_session_id < b.user_session_id ? -1 : a.user_session_id > b.user_session_id ? 1 : 0;
+
+describe('archive API: GET …/participant_sessions in Stream’s shape', () => {
+  const db = useTestDatabase();
+  const pool = () => db.current.database.pool;
+  // Ended an hour ago: inside Stream's retention, past the simulator's not-ready window.
+  const big = generateSession({ seed: 'archive-3000', size: 3_000, endedAt: new Date(Date.now() - 3_600_000), callType: 'default', callId: 'archive-call' });
+  const growing = generateSession({ seed: 'archive-growing', size: 300, endedAt: new Date(Date.now() - 3_600_000), callType: 'default', callId: 'growing-call' });
+  let app: FastifyInstance;
+  let baseUrl: string;
+  let sim: Simulator;
+  let archive: StreamClient;
+  let stream: StreamClient;
+
+  beforeAll(async () => {
+    for (const session of [big, growing]) {
+      const seed = { call_session_id: session.callSessionId, call_type: session.callType, call_id: session.callId };
+      await insertCallSession(pool(), {
+        ...seed,
+        status: 'complete',
+        total_participant_sessions: session.participants.length,
+        total_participant_duration: session.totalParticipantDuration,
+        archived_participant_sessions: session.participants.length,
+      });
+      await insertEntries(pool(), seed, wireEntries(session));
+    }
+    app = await buildApp({ config, database: db.current.database, logger: createLogger({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }) });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    sim = await startSimulator({ apiKey: API_KEY, apiSecret: API_SECRET });
+    sim.addSession(big);
+    archive = new StreamClient(API_KEY, API_SECRET, { basePath: baseUrl });
+    stream = new StreamClient(API_KEY, API_SECRET, { basePath: sim.url });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await sim?.close();
+  });
+
+  async function readAll(client: StreamClient, session: SimSession, filter?: Filter, limit = 100) {
+    const entries: SdkEntry[] = [];
+    let next: string | undefined;
+    let pages = 0;
+    do {
+      const page = await client.video.queryCallParticipantSessions({
+        type: session.callType, id: session.callId, session: session.callSessionId, limit, next, filter_conditions: filter,
+      });
+      // Totals describe the whole session whatever the filter.
+      expect(page.total_participant_sessions).toBe(session.participants.length);
+      expect(page.total_participant_duration).toBe(session.totalParticipantDuration);
+      entries.push(...(page.participants_sessions as unknown as SdkEntry[]));
+      next = page.next || undefined;
+      pages += 1;
+    } while (next && pages <= 200);
+    return { entries, pages };
+  }
+
+  /** Raw HTTP, for what the SDK hides: status, headers, exact JSON. */
+  async function get(path: string, params: Record<string, string> = {}, headers?: Record<string, string>) {
+    const token = await createServerToken(API_SECRET);
+    const query = new URLSearchParams({ api_key: API_KEY, ...params });
+    const res = await fetch(`${baseUrl}${path}?${query}`, {
+      headers: headers ?? { authorization: token, 'stream-auth-type': 'jwt' },
+    });
+    return { status: res.status, body: (await res.json()) as Record<string, any> };
+  }
+  const pathOf = (s: SimSession, suffix = '') => `/api/v2/video/call/${s.callType}/${s.callId}/session/${s.callSessionId}/participant_sessions${suffix}`;
+
+  it('the SDK reads all 3,000 archived entries, exactly as inserted and as the SDK reads them from the simulator', async () => {
+    const fromArchive = await readAll(archive, big);
+    expect(fromArchive.pages).toBe(30);
+    expect(fromArchive.entries).toHaveLength(3_000);
+    expect(new Set(fromArchive.entries.map((e) => e.user_session_id)).size).toBe(3_000);
+    // Keyset order: user_session_id as Postgres sorts it; strictly increasing means nothing repeats or goes back.
+    const { rows } = await pool().query<{ id: string }>(
+      'select user_session_id as id from participant_sessions where call_session_id = $1 order by user_session_id',
+      [big.callSessionId],
+    );
+    expect(fromArchive.entries.map((e) => e.user_session_id)).toEqual(rows.map((r) => r.id));
+
+    const fromSimulator = await readAll(stream, big);
+    expect([...fromArchive.entries].sort(byId)).toEqual([...fromSimulator.entries].sort(byId));
+    const inserted = [...big.participants].sort(byId);
+    [...fromArchive.entries].sort(byId).forEach((entry, i) => {
+      const truth = inserted[i]!;
+      expect(entry.user_session_id).toBe(truth.user_session_id);
+      expect(entry.user_id).toBe(truth.user_id);
+      expect(entry.roles).toEqual(truth.roles);
+      expect(entry.joined_at).toEqual(truth.joined_at ?? undefined);
+      expect(entry.left_at).toEqual(truth.left_at ?? undefined);
+      expect(entry.duration_in_seconds).toBe(truth.duration_in_seconds ?? undefined);
+    });
+  });
+
+  it('filters like the simulator (user_id, session_id, publisher_type, shorthand and $in), totals unchanged', async () => {
+    const users = [...new Set(big.participants.map((p) => p.user_id))].slice(0, 7);
+    const someSessions = big.participants.filter((_, i) => i % 97 === 0).map((p) => p.user_session_id);
+    const otherPublishers = big.participants.filter((p) => p.publisher_type !== 'webrtc');
+    const otherUsers = [...new Set(otherPublishers.map((p) => p.user_id))].slice(0, 3).concat(users);
+    const otherTypes = [...new Set(otherPublishers.map((p) => p.publisher_type))];
+    expect(otherTypes.length).toBeGreaterThan(0);
+    const cases: [Filter, (p: SimSession['participants'][number]) => boolean][] = [
+      [{ user_id: { $in: users } }, (p) => users.includes(p.user_id)],
+      [{ user_id: users[0] }, (p) => p.user_id === users[0]],
+      [{ session_id: { $in: someSessions } }, (p) => someSessions.includes(p.user_session_id)],
+      [{ publisher_type: { $eq: 'webrtc' } }, (p) => p.publisher_type === 'webrtc'],
+      [{ publisher_type: { $in: otherTypes }, user_id: { $in: otherUsers } }, (p) => otherTypes.includes(p.publisher_type) && otherUsers.includes(p.user_id)],
+    ];
+    for (const [filter, keep] of cases) {
+      const fromArchive = await readAll(archive, big, filter, 50);
+      const fromSimulator = await readAll(stream, big, filter, 50);
+      const truth = big.participants.filter(keep).map((p) => p.user_session_id).sort();
+      expect(truth.length, JSON.stringify(filter)).toBeGreaterThan(0);
+      expect(fromArchive.entries.map((e) => e.user_session_id).sort()).toEqual(truth);
+      expect([...fromArchive.entries].sort(byId)).toEqual([...fromSimulator.entries].sort(byId));
+    }
+  });
+
+  it('uses 25 entries when limit is absent or 0, and refuses limits outside 0–100 in Stream’s error shape', async () => {
+    expect((await get(pathOf(big))).body.participants_sessions).toHaveLength(25);
+    expect((await get(pathOf(big), { limit: '0' })).body.participants_sessions).toHaveLength(25);
+    expect((await get(pathOf(big), { limit: '100' })).body.participants_sessions).toHaveLength(100);
+    for (const limit of ['101', '-1', 'ten', '1.5']) {
+      const res = await get(pathOf(big), { limit });
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({ code: 4, StatusCode: 400, message: expect.stringContaining('limit'), more_info: expect.any(String), details: [] });
+      expect(typeof res.body.duration).toBe('string');
+    }
+    await expect(
+      archive.video.queryCallParticipantSessions({ type: big.callType, id: big.callId, session: big.callSessionId, limit: 1000 }),
+    ).rejects.toMatchObject({ code: 4, metadata: { responseCode: 400 } });
+  });
+
+  it('answers in Stream’s shape: integer duration in ms, omitted next/prev at the ends', async () => {
+    const first = await get(pathOf(big), { limit: '10' });
+    expect(first.status).toBe(200);
+    expect(Object.keys(first.body).sort()).toEqual(
+      ['call_id', 'call_session_id', 'call_type', 'duration', 'next', 'participants_sessions', 'total_participant_duration', 'total_participant_sessions'].sort(),
+    );
+    expect(Number.isInteger(first.body.duration)).toBe(true);
+    expect(first.body).toMatchObject({ call_type: 'default', call_id: 'archive-call', call_session_id: big.callSessionId, total_participant_sessions: 3_000 });
+    expect(first.body.participants_sessions[0].joined_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+
+    const single = await get(pathOf(big), { limit: '10', filter_conditions: JSON.stringify({ session_id: big.participants[5]!.user_session_id }) });
+    expect(single.body.participants_sessions).toHaveLength(1);
+    expect(single.body).not.toHaveProperty('next');
+    expect(single.body).not.toHaveProperty('prev');
+  });
+
+  it('walks back with prev to the first page, where prev is omitted again', async () => {
+    const pages: { ids: string[]; next?: string; prev?: string }[] = [];
+    let next: string | undefined;
+    for (let i = 0; i < 4; i += 1) {
+      const page = await archive.video.queryCallParticipantSessions({ type: big.callType, id: big.callId, session: big.callSessionId, limit: 40, next });
+      pages.push({ ids: page.participants_sessions.map((e) => e.user_session_id), next: page.next, prev: page.prev });
+      next = page.next;
+    }
+    expect(pages[0]!.prev).toBeUndefined();
+    let prev = pages[3]!.prev;
+    for (let i = 2; i >= 0; i -= 1) {
+      const page = await archive.video.queryCallParticipantSessions({ type: big.callType, id: big.callId, session: big.callSessionId, limit: 40, prev });
+      expect(page.participants_sessions.map((e) => e.user_session_id)).toEqual(pages[i]!.ids);
+      expect(page.next).toBeTruthy();
+      prev = page.prev;
+      if (i === 0) expect(page.prev).toBeUndefined();
+    }
+    // The last page has no next.
+    const all = await readAll(archive, big, undefined, 100);
+    expect(all.pages).toBe(30);
+  });
+
+  it('keeps cursors valid while new rows are archived: nothing served twice, nothing skipped', async () => {
+    const call = { type: growing.callType, id: growing.callId, session: growing.callSessionId };
+    const first = await archive.video.queryCallParticipantSessions({ ...call, limit: 100 });
+    expect(first.participants_sessions).toHaveLength(100);
+    const seen = first.participants_sessions.map((e) => e.user_session_id);
+
+    // Archived meanwhile: ids sorting before the cursor (already passed) and after everything.
+    const seed = { call_session_id: growing.callSessionId, call_type: growing.callType, call_id: growing.callId };
+    const late = (id: string): WireEntry => ({ user_id: `late-${id}`, user_session_id: id, publisher_type: 'webrtc', roles: ['user'], joined_at: '2026-03-10T10:00:00Z', left_at: '2026-03-10T10:01:00Z', duration_in_seconds: 60 });
+    await insertEntries(pool(), seed, ['0000-late-a', '0000-late-b'].map(late));
+    await insertEntries(pool(), seed, ['zzzz-late-a', 'zzzz-late-b'].map(late));
+
+    let next = first.next;
+    let pages = 0;
+    while (next && pages < 20) {
+      const page = await archive.video.queryCallParticipantSessions({ ...call, limit: 100, next });
+      seen.push(...page.participants_sessions.map((e) => e.user_session_id));
+      next = page.next;
+      pages += 1;
+    }
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.filter((id) => id.startsWith('zzzz-late'))).toEqual(['zzzz-late-a', 'zzzz-late-b']);
+    expect(seen.filter((id) => id.startsWith('0000-late'))).toEqual([]);
+    expect(seen.filter((id) => !id.includes('-late-')).sort()).toEqual(growing.participants.map((p) => p.user_session_id).sort());
+  });
+
+  it('refuses a cursor from another filter, another session, the other direction, or nowhere', async () => {
+    const unfiltered = await get(pathOf(big), { limit: '10' });
+    const filter = JSON.stringify({ publisher_type: 'webrtc' });
+    const filtered = await get(pathOf(big), { limit: '10', filter_conditions: filter });
+    const otherSession = await get(pathOf(growing), { limit: '10' });
+    const cases: Record<string, string>[] = [
+      { next: unfiltered.body.next, filter_conditions: filter },
+      { next: filtered.body.next },
+      { next: otherSession.body.next },
+      { prev: unfiltered.body.next },
+      { next: 'not-a-cursor' },
+      { next: Buffer.from('{"v":1}').toString('base64url') },
+      { next: unfiltered.body.next, prev: unfiltered.body.next },
+    ];
+    for (const params of cases) {
+      const res = await get(pathOf(big), { limit: '10', ...params });
+      expect(res.status, JSON.stringify(params)).toBe(400);
+      expect(res.body).toMatchObject({ code: 4, StatusCode: 400 });
+    }
+    // The same filter written in another key order (and $in values in another order) still fits its cursor.
+    const types = [...new Set(big.participants.map((p) => p.publisher_type))];
+    const written = JSON.stringify({ publisher_type: { $in: types }, user_id: { $in: [big.participants[0]!.user_id, big.participants[1]!.user_id] } });
+    const reordered = JSON.stringify({ user_id: { $in: [big.participants[1]!.user_id, big.participants[0]!.user_id] }, publisher_type: { $in: [...types].reverse() } });
+    const page = await get(pathOf(big), { limit: '1', filter_conditions: written });
+    expect(page.body.next).toBeTruthy();
+    const again = await get(pathOf(big), { limit: '1', filter_conditions: reordered, next: page.body.next });
+    expect(again.status).toBe(200);
+    expect(again.body.participants_sessions[0].user_session_id).not.toBe(page.body.participants_sessions[0].user_session_id);
+  });
+
+  it('refuses bad filter_conditions with a 400 in Stream’s error shape', async () => {
+    for (const filter of ['{not json', '[]', JSON.stringify({ email: 'a' }), JSON.stringify({ user_id: { $gt: 'a' } }), JSON.stringify({ is_live: 'yes' })]) {
+      const res = await get(pathOf(big), { filter_conditions: filter });
+      expect(res.status, filter).toBe(400);
+      expect(res.body).toMatchObject({ code: 4, StatusCode: 400, details: [], exception_fields: { filter_conditions: expect.any(String) } });
+    }
+    await expect(
+      archive.video.queryCallParticipantSessions({ type: big.callType, id: big.callId, session: big.callSessionId, filter_conditions: { role: 'admin' } }),
+    ).rejects.toMatchObject({ code: 4, metadata: { responseCode: 400 } });
+  });
+
+  it('refuses bad auth with 401 code 5, and accepts a token signed with a previous secret', async () => {
+    const good = await createServerToken(API_SECRET);
+    const key = (secret: string) => new TextEncoder().encode(secret);
+    const cases: { params?: Record<string, string>; headers: Record<string, string> }[] = [
+      { params: { api_key: 'other-key' }, headers: { authorization: good, 'stream-auth-type': 'jwt' } },
+      { headers: { 'stream-auth-type': 'jwt' } },
+      { headers: { authorization: good } },
+      { headers: { authorization: await createServerToken('some-other-secret'), 'stream-auth-type': 'jwt' } },
+      { headers: { authorization: await new SignJWT({ user_id: 'alice' }).setProtectedHeader({ alg: 'HS256' }).sign(key(API_SECRET)), 'stream-auth-type': 'jwt' } },
+      { headers: { authorization: await new SignJWT({ server: true }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(key(API_SECRET)), 'stream-auth-type': 'jwt' } },
+    ];
+    for (const c of cases) {
+      const res = await get(pathOf(big), c.params ?? {}, c.headers);
+      expect(res.status, JSON.stringify(Object.keys(c.headers))).toBe(401);
+      expect(res.body).toMatchObject({ code: 5, StatusCode: 401, details: [] });
+      expect(JSON.stringify(res.body)).not.toContain(good);
+    }
+    const missingKey = await fetch(`${baseUrl}${pathOf(big)}`, { headers: { authorization: good, 'stream-auth-type': 'jwt' } });
+    expect(missingKey.status).toBe(401);
+
+    const rotated = await get(pathOf(big), { limit: '1' }, { authorization: await createServerToken(OLD_SECRET), 'stream-auth-type': 'jwt' });
+    expect(rotated.status).toBe(200);
+    await expect(new StreamClient(API_KEY, 'wrong-secret', { basePath: baseUrl }).video.queryCallParticipantSessions({ type: big.callType, id: big.callId, session: big.callSessionId })).rejects.toMatchObject({ code: 5 });
+    // Auth comes before everything else: even an unknown session is a 401 without a token.
+    expect((await get('/api/v2/video/call/default/x/session/unknown/participant_sessions', {}, {})).status).toBe(401);
+  });
+
+  it('answers 404 with Stream’s error for a session the archive does not know, or under another call', async () => {
+    for (const path of ['/api/v2/video/call/default/archive-call/session/unknown/participant_sessions', `/api/v2/video/call/default/other-call/session/${big.callSessionId}/participant_sessions`]) {
+      const res = await get(path);
+      expect(res.status).toBe(404);
+      expect(res.body).toMatchObject({ code: 16, StatusCode: 404, message: 'call session not found' });
+    }
+    await expect(archive.video.queryCallParticipantSessions({ type: 'default', id: 'archive-call', session: 'unknown' })).rejects.toMatchObject({ code: 16 });
+  });
+
+  describe('entries as the raw entry had them', () => {
+    const shaped = { call_session_id: 'shaped-session', call_type: 'default', call_id: 'shaped-call' };
+    const raws: WireEntry[] = [
+      { user_id: 'a', user_session_id: 's1', publisher_type: 'webrtc', roles: ['user'], joined_at: '2026-03-10T10:00:00.5Z', left_at: null, duration_in_seconds: null },
+      { user_id: 'b', user_session_id: 's2', publisher_type: 'rtmp', roles: [], joined_at: '2026-03-10T10:00:00.123456Z' },
+      { user_id: 'c', user_session_id: 's3', publisher_type: 'webrtc', roles: ['admin'], joined_at: '2026-03-10T10:00:00Z', left_at: '2026-03-10T10:30:00Z', duration_in_seconds: 1800, published_tracks: ['audio', 'video'], is_live: true, future_field: { x: 1 } },
+      { user_id: 'd', user_session_id: 's4', publisher_type: 'webrtc', roles: ['user'], joined_at: '2026-03-10T10:10:00Z', left_at: '2026-03-10T10:20:00Z', duration_in_seconds: 600, published_tracks: { audio: true, video: false }, is_tech_user: true },
+    ];
+
+    beforeAll(async () => {
+      // Stream's totals not read yet: the route falls back to what the archive holds.
+      await insertCallSession(pool(), { ...shaped, status: 'running' });
+      await insertEntries(pool(), shaped, raws);
+    });
+    const path = `/api/v2/video/call/default/shaped-call/session/shaped-session/participant_sessions`;
+
+    it('keeps null as null, absent as absent, extra fields, and the timestamp precision', async () => {
+      const res = await get(path);
+      expect(res.body.total_participant_sessions).toBe(4);
+      expect(res.body.total_participant_duration).toBe(2400);
+      expect(res.body.participants_sessions).toEqual([
+        { user_id: 'a', user_session_id: 's1', publisher_type: 'webrtc', roles: ['user'], joined_at: '2026-03-10T10:00:00.5Z', left_at: null, duration_in_seconds: null },
+        { user_id: 'b', user_session_id: 's2', publisher_type: 'rtmp', roles: [], joined_at: '2026-03-10T10:00:00.123456Z' },
+        { ...raws[2] },
+        { ...raws[3] },
+      ]);
+      expect(Object.keys(res.body.participants_sessions[1])).not.toContain('left_at');
+    });
+
+    it('reads published_tracks, is_live and is_tech_user from raw when it has them', async () => {
+      const ids = async (filter: object) =>
+        (await get(path, { filter_conditions: JSON.stringify(filter) })).body.participants_sessions.map((e: SdkEntry) => e.user_session_id);
+      expect(await ids({ published_tracks: 'video' })).toEqual(['s3']);
+      expect(await ids({ published_tracks: { $in: ['audio'] } })).toEqual(['s3', 's4']);
+      expect(await ids({ is_live: true })).toEqual(['s3']);
+      expect(await ids({ is_live: false })).toEqual(['s1', 's2', 's4']);
+      expect(await ids({ is_tech_user: { $eq: true } })).toEqual(['s4']);
+      expect(await ids({ is_tech_user: false, publisher_type: 'webrtc' })).toEqual(['s1', 's3']);
+    });
+  });
+
+  describe('GET …/participant_sessions/summary', () => {
+    it('gives the whole session’s totals, matching call_session_attendance', async () => {
+      const res = await get(pathOf(big, '/summary'));
+      expect(res.status).toBe(200);
+      const { rows: [view] } = await pool().query(
+        `select participants, entries, summed_seconds, attended_seconds::float8 as attended_seconds, peak_concurrent_participants
+         from call_session_attendance where call_session_id = $1`,
+        [big.callSessionId],
+      );
+      expect(res.body).toMatchObject({
+        call_type: 'default', call_id: 'archive-call', call_session_id: big.callSessionId,
+        total_participant_sessions: 3_000, total_participant_duration: big.totalParticipantDuration,
+        participant_sessions: view.entries, participants: view.participants, summed_seconds: view.summed_seconds,
+        peak_concurrent_participants: view.peak_concurrent_participants,
+      });
+      expect(res.body.attended_seconds).toBeCloseTo(view.attended_seconds, 6);
+      expect(Number.isInteger(res.body.duration)).toBe(true);
+    });
+
+    it('totals only the filtered entries, merging attendance over them alone', async () => {
+      const users = [...new Set(big.participants.map((p) => p.user_id))].slice(0, 40);
+      const filter = { user_id: { $in: users }, publisher_type: 'webrtc' };
+      const res = await get(pathOf(big, '/summary'), { filter_conditions: JSON.stringify(filter) });
+      const kept = wireEntries(big).filter((e) => users.includes(e.user_id) && e.publisher_type === 'webrtc');
+      const expected = expectedSession(big.callSessionId, kept);
+      expect(kept.length).toBeGreaterThan(10);
+      expect(res.body).toMatchObject({
+        participant_sessions: kept.length,
+        participants: expected.participants,
+        summed_seconds: expected.summed_seconds,
+        peak_concurrent_participants: expected.peak_concurrent_participants,
+        total_participant_sessions: 3_000,
+      });
+      expect(Date.parse(res.body.first_joined_at)).toBe(expected.session_started_at);
+      expect(Date.parse(res.body.last_left_at)).toBe(expected.session_ended_at);
+      expect(res.body.attended_seconds).toBeCloseTo(expected.attended_seconds, 6);
+      const paged = await readAll(archive, big, filter, 100);
+      expect(paged.entries).toHaveLength(res.body.participant_sessions);
+    });
+
+    it('refuses what the list refuses', async () => {
+      expect((await get(pathOf(big, '/summary'), { filter_conditions: '{"nope":1}' })).body).toMatchObject({ code: 4, StatusCode: 400 });
+      expect((await get(pathOf(big, '/summary'), {}, {})).status).toBe(401);
+      expect((await get('/api/v2/video/call/default/archive-call/session/unknown/participant_sessions/summary')).status).toBe(404);
+    });
+  });
+});
