@@ -48,7 +48,35 @@ class QueryError extends Error {}
  * moment participant_sessions stops answering 404. Cursors are keysets, so sessions added while a
  * client pages do not shift what it has not read yet.
  */
-export function queryCallSessionStats(deps: CallStatsDeps, body: unknown, startedAt: number): SimResponse {
+export function createCallStatsQuery(deps: CallStatsDeps): (body: unknown, startedAt: number) => SimResponse {
+  // Sorted rows per sort order, rebuilt only when sessions are added or the report delay changes.
+  const sorted = new Map<string, Row[]>();
+  let sortedFor = '';
+  const sortedRows = (sort: SortSpec, notReadyForMs: number): Row[] => {
+    const stamp = `${deps.store.version}/${notReadyForMs}`;
+    if (stamp !== sortedFor) {
+      sorted.clear();
+      sortedFor = stamp;
+    }
+    const key = `${sort.field}/${sort.direction}/${sort.cidDirection}`;
+    let rows = sorted.get(key);
+    if (!rows) {
+      rows = [...deps.store.all()].map((stored) => toRow(stored, notReadyForMs));
+      const compare = comparator(sort);
+      rows.sort((a, b) => compare(keyOf(a, sort), keyOf(b, sort)));
+      sorted.set(key, rows);
+    }
+    return rows;
+  };
+  return (body, startedAt) => queryCallSessionStats(deps, sortedRows, body, startedAt);
+}
+
+function queryCallSessionStats(
+  deps: CallStatsDeps,
+  sortedRows: (sort: SortSpec, notReadyForMs: number) => Row[],
+  body: unknown,
+  startedAt: number,
+): SimResponse {
   const options = deps.options();
   try {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new QueryError('request body must be a JSON object');
@@ -62,13 +90,8 @@ export function queryCallSessionStats(deps: CallStatsDeps, body: unknown, starte
     if (next && prev) throw new QueryError('pass either next or prev, not both');
 
     const nowMs = deps.now().getTime();
-    const rows: Row[] = [];
-    for (const stored of deps.store.all()) {
-      const row = toRow(stored, options.notReadyForMs);
-      if (row.times.generated_at <= nowMs && predicates.every((p) => p(row))) rows.push(row);
-    }
+    const rows = sortedRows(sort, options.notReadyForMs).filter((row) => row.times.generated_at <= nowMs && predicates.every((p) => p(row)));
     const compare = comparator(sort);
-    rows.sort((a, b) => compare(keyOf(a, sort), keyOf(b, sort)));
 
     let start = 0;
     let end = Math.min(limit, rows.length);

@@ -114,6 +114,7 @@ export function generateSession(options: GenerateSessionOptions): SimSession {
   for (let u = 0; u < users.length; u++) {
     const user = users[u] as SimUser;
     const count = entryCounts[u] as number;
+    // The first user with several visits is always on two devices at once, so every session that can show it does.
     const dual = count >= 2 && (!dualDeviceForced || random.chance(0.2));
     if (dual) dualDeviceForced = true;
     for (const [joinMs, leaveMs] of layOutVisits(random, count, startMs, endMs, u === 0, dual)) {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { apiErrorBody, STREAM_ERROR_CODES } from '../stream/api-error.ts';
 import { isValidServerToken } from '../stream/token.ts';
-import { queryCallSessionStats } from './call-stats.ts';
+import { createCallStatsQuery } from './call-stats.ts';
 import { createFaultPicker, type FaultDecision, type FaultKind, type FaultPicker, type SimulatorFaults } from './faults.ts';
 import type { SimSession } from './generate.ts';
 import { queryParticipantSessions, type SimResponse } from './participant-sessions.ts';
@@ -98,6 +98,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   const stats: SimulatorStats = { requests: 0, byStatus: {}, faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) };
   const closing = new AbortController();
   const validTokens = new Set<string>();
+  const queryCallStats = createCallStatsQuery({ store, now, options: () => live });
 
   const isAuthorized = async (headers: IncomingHttpHeaders, query: URLSearchParams): Promise<string | undefined> => {
     const apiKey = query.get('api_key');
@@ -190,7 +191,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       result = queryParticipantSessions({ store, now, options: () => live }, route.path, query, startedAt);
       if (live.pageLatencyMs > 0 && result.status === 200) await delay(live.pageLatencyMs, undefined, { signal: closing.signal });
     } else {
-      result = queryCallSessionStats({ store, now, options: () => live }, body, startedAt);
+      result = queryCallStats(body, startedAt);
     }
     send(res, window, result.status, result.body, 'application/json; charset=utf-8', truncate);
   };
