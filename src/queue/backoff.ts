@@ -18,6 +18,8 @@ export interface BackoffPolicy {
   readonly notReadyCapMs: number;
   /** Added on top of X-RateLimit-Reset so waiters spread out. */
   readonly rateLimitJitterMs: number;
+  /** The longest wait for a reset: Stream's windows are one minute, so further away is clock skew. */
+  readonly maxResetWaitMs: number;
 }
 
 export const DEFAULT_BACKOFF: BackoffPolicy = {
@@ -26,6 +28,7 @@ export const DEFAULT_BACKOFF: BackoffPolicy = {
   notReadyBaseMs: 30_000,
   notReadyCapMs: 15 * 60_000,
   rateLimitJitterMs: 5_000,
+  maxResetWaitMs: 65_000,
 };
 
 export type RetryKind = 'default' | 'not_ready';
@@ -53,7 +56,6 @@ export function rateLimitedDelayMs(
 ): number {
   const backoff = retryDelayMs(attempt, 'default', policy, random);
   if (resetAt === null) return backoff;
-  // A window is one minute; a reset further out than that is a skewed clock, not a reason to stall.
-  const untilReset = Math.min(Math.max(resetAt.getTime() - now, 0), 65_000);
+  const untilReset = Math.min(Math.max(resetAt.getTime() - now, 0), policy.maxResetWaitMs);
   return Math.max(backoff, untilReset + random() * policy.rateLimitJitterMs);
 }

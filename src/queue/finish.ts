@@ -19,7 +19,13 @@ export type SessionOutcome =
       readonly restart: boolean;
       readonly totals: StreamTotals | null;
     }
-  | { readonly status: 'dead'; readonly error: string; readonly totals: StreamTotals | null };
+  | {
+      readonly status: 'dead';
+      readonly error: string;
+      readonly totals: StreamTotals | null;
+      /** Forget the cursor, so a redrive pages from the first page; otherwise it resumes. */
+      readonly restart?: boolean;
+    };
 
 export interface ArchivedCount {
   readonly rows: number;
@@ -78,10 +84,13 @@ const RETRY_SQL = `
          ${RELEASE_LEASE}
    ${FENCE}`;
 
-/* Retrying cannot help (or the attempt limit is reached). The cursor is kept for a redrive. */
+/*
+ * Retrying cannot help (or the attempt limit is reached). The cursor is kept for a redrive to
+ * resume from, unless $6 says the pages so far cannot be trusted (counts did not match).
+ */
 const DEAD_SQL = `
   update call_sessions
-     set status = 'dead', last_error = $5,
+     set status = 'dead', last_error = $5, cursor = case when $6::boolean then null else cursor end,
          total_participant_sessions = coalesce($3, total_participant_sessions),
          total_participant_duration = coalesce($4, total_participant_duration),
          archived_participant_sessions = ${ARCHIVED},
@@ -115,6 +124,7 @@ export async function finishSession(db: Queryable, lease: Lease, outcome: Sessio
         outcome.totals?.participantSessions ?? null,
         outcome.totals?.participantDuration ?? null,
         outcome.error,
+        outcome.restart ?? false,
       ]);
       break;
   }

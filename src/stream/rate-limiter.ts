@@ -24,6 +24,10 @@ export interface RateLimiterOptions {
   readonly now?: () => number;
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
   readonly random?: () => number;
+  /** Longest single wait (default 65 s, just over Stream's one-minute window). */
+  readonly maxWaitMs?: number;
+  /** Up to this much is added to a wait for the reset (default 1 s). */
+  readonly resetJitterMs?: number;
 }
 
 // Stream's windows are one minute long; a reset further away than this means a skewed clock,
@@ -31,22 +35,30 @@ export interface RateLimiterOptions {
 const MAX_WAIT_MS = 65_000;
 // After a 429 every waiter adds up to this much, so they do not all arrive in the same millisecond.
 const RESET_JITTER_MS = 1_000;
+// While more than this share of the window's limit is left, requests are not spaced out: a small
+// job finishes at full speed, and pacing starts once the budget could actually run out (other
+// replicas of this service spend the same budget, and the header tells us so).
+const UNPACED_SHARE = 0.5;
 // A 429 without X-RateLimit-Reset: back off 1 s, 2 s, 4 s … up to the window length.
 const FALLBACK_PAUSE_BASE_MS = 1_000;
 
 /**
  * Strategy: remember the latest window (reset time and remaining budget, counted down locally as
  * requests go out, since the header lags behind requests still in flight) and space requests so
- * the budget lasts until the reset: interval = time to reset / (remaining + 1). A 429 pauses everyone
+ * the budget lasts until the reset: interval = time to reset / (remaining + 1), once no more than
+ * half the window's limit is left. A 429 pauses everyone
  * until the reset (plus jitter). With no headers seen yet, requests go out unpaced.
  */
 export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter {
   const now = options.now ?? Date.now;
   const sleep = options.sleep ?? ((ms: number, signal?: AbortSignal) => delay(ms, undefined, { signal }));
   const random = options.random ?? Math.random;
+  const maxWaitMs = options.maxWaitMs ?? MAX_WAIT_MS;
+  const jitterMs = options.resetJitterMs ?? RESET_JITTER_MS;
 
   let resetAt: number | null = null;
   let remaining: number | null = null;
+  let limit: number | null = null;
   let lastGrantAt = -Infinity;
   let pausedUntil = 0;
   let consecutiveRateLimited = 0;
@@ -58,7 +70,16 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
       signal?.throwIfAborted();
       const at = now();
       if (pausedUntil > at) {
-        await sleep(Math.min(pausedUntil - at, MAX_WAIT_MS) + random() * RESET_JITTER_MS, signal);
+        const wait = Math.min(pausedUntil - at, maxWaitMs) + random() * jitterMs;
+        // Never wait past the cap twice for one pause: a skewed reset must not stall us.
+        pausedUntil = Math.min(pausedUntil, at + maxWaitMs);
+        await sleep(wait, signal);
+        if (now() >= pausedUntil) {
+          // The pause ran until the reset (or the cap): that window is over, start afresh.
+          pausedUntil = 0;
+          resetAt = null;
+          remaining = null;
+        }
         continue;
       }
       if (resetAt !== null && resetAt <= at) {
@@ -67,13 +88,16 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
       }
       if (resetAt === null || remaining === null) break;
       if (remaining <= 0) {
-        await sleep(Math.min(resetAt - at, MAX_WAIT_MS) + random() * RESET_JITTER_MS, signal);
+        const wait = Math.min(resetAt - at, maxWaitMs);
+        resetAt = Math.min(resetAt, at + maxWaitMs);
+        await sleep(wait + random() * jitterMs, signal);
         continue;
       }
+      if (limit !== null && remaining > limit * UNPACED_SHARE) break;
       // remaining + 1 slots: the last request goes out before the reset, not on it.
       const earliest = lastGrantAt + (resetAt - at) / (remaining + 1);
       if (earliest <= at) break;
-      await sleep(Math.min(earliest - at, MAX_WAIT_MS), signal);
+      await sleep(Math.min(earliest - at, maxWaitMs), signal);
     }
     lastGrantAt = now();
     if (remaining !== null) remaining -= 1;
@@ -99,6 +123,7 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
         if (resetAt === reset && remaining !== null) remaining = Math.min(remaining, info.remaining);
         else remaining = info.remaining;
         resetAt = reset;
+        limit = info.limit;
       }
       if (rateLimited) {
         consecutiveRateLimited += 1;

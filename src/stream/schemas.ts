@@ -73,7 +73,9 @@ export function parseStreamTimestamp(value: unknown): Date | null {
   let ms: number;
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new ResponseShapeError('timestamp is not a finite number');
-    ms = Math.floor(value / NANOSECONDS_PER_MS);
+    // A double near 1.8e18 is only exact to ±128 ns, so 1795844229882000000 may arrive as
+    // …881999872: round to the microsecond first, then floor to the millisecond as stream-node does.
+    ms = Math.floor(Math.round(value / 1_000) / 1_000);
   } else if (typeof value === 'string' && /^\d+$/.test(value)) {
     ms = Number(BigInt(value) / BigInt(NANOSECONDS_PER_MS));
   } else if (typeof value === 'string' && RFC3339.test(value)) {

@@ -67,6 +67,11 @@ describe('finishSession', () => {
     expect(await readQueueRow(pool(), 's1')).toMatchObject({ status: 'dead', last_error: 'Stream answered 401', cursor: 'c3', lease_owner: null, archived_at: null });
   });
 
+  it('dead after a count mismatch forgets the cursor, so a redrive pages from the start', async () => {
+    await finishSession(pool(), lease, { status: 'dead', error: 'gave up', totals, restart: true });
+    expect(await readQueueRow(pool(), 's1')).toMatchObject({ status: 'dead', cursor: null });
+  });
+
   it('expired: records the totals and why, never complete', async () => {
     await finishSession(pool(), lease, { status: 'expired', totals: { participantSessions: 40, participantDuration: 9000 }, note: 'Stream returned no entries' });
     expect(await readQueueRow(pool(), 's1')).toMatchObject({

@@ -52,6 +52,25 @@ describe('rate limiter', () => {
     expect(clock.limiter.snapshot().remaining).toBe(0);
   });
 
+  it('does not pace while more than half of the window is left', async () => {
+    const clock = withFakeClock();
+    clock.limiter.observe(clock.window(80, 30_000, 100), false);
+    for (let i = 0; i < 30; i += 1) await clock.limiter.acquire();
+    expect(clock.sleeps).toEqual([]);
+    // Now at 50 of 100: from here on requests are spaced out.
+    await clock.limiter.acquire();
+    await clock.limiter.acquire();
+    expect(clock.sleeps.length).toBeGreaterThan(0);
+  });
+
+  it('caps a single wait (a reset far away is a skewed clock)', async () => {
+    let now = 0;
+    const limiter = createRateLimiter({ now: () => now, random: () => 0, maxWaitMs: 2_000, sleep: async (ms) => void (now += ms) });
+    limiter.observe({ limit: 10, remaining: 0, resetAt: new Date(600_000) }, true);
+    await limiter.acquire();
+    expect(now).toBe(2_000);
+  });
+
   it('waits for the reset once the budget is spent, then starts a fresh window', async () => {
     const clock = withFakeClock();
     const reset = clock.now + 5_000;

@@ -1,0 +1,76 @@
+import type pg from 'pg';
+import { withFencedTransaction, type Lease } from '../queue/fence.ts';
+import type { ParticipantEntry } from '../stream/schemas.ts';
+
+export interface PageToWrite {
+  readonly callType: string;
+  readonly callId: string;
+  readonly entries: readonly ParticipantEntry[];
+  /** Where the next run resumes if this one stops after this page. */
+  readonly resumeCursor: string | null;
+}
+
+/*
+ * One page, one transaction: the rows and the cursor commit together, behind the lease fence, so
+ * after a crash the stored cursor never points past rows we do not hold, and a worker that lost its
+ * lease writes nothing.
+ *
+ * The upsert is ONE statement per page whatever its size: the page travels as a single jsonb
+ * array and jsonb_to_recordset turns it into rows (a fixed parameter count, so one prepared plan;
+ * unnest() cannot carry roles, a text[] per row). On conflict every column takes excluded.*, but
+ * only when something differs, so re-archiving an unchanged session rewrites no tuples.
+ */
+const UPSERT_SQL = `
+  insert into participant_sessions as p
+    (call_session_id, user_session_id, call_type, call_id, user_id, joined_at, left_at,
+     duration_in_seconds, publisher_type, roles, raw, archived_at)
+  select $1, r.user_session_id, $2, $3, r.user_id, r.joined_at, r.left_at,
+         r.duration_in_seconds, r.publisher_type, r.roles, r.raw, now()
+    from jsonb_to_recordset($4::jsonb) as r(
+      user_session_id text, user_id text, joined_at timestamptz, left_at timestamptz,
+      duration_in_seconds integer, publisher_type text, roles text[], raw jsonb)
+  on conflict (call_session_id, user_session_id) do update set
+    call_type = excluded.call_type,
+    call_id = excluded.call_id,
+    user_id = excluded.user_id,
+    joined_at = excluded.joined_at,
+    left_at = excluded.left_at,
+    duration_in_seconds = excluded.duration_in_seconds,
+    publisher_type = excluded.publisher_type,
+    roles = excluded.roles,
+    raw = excluded.raw,
+    archived_at = excluded.archived_at
+  where (p.call_type, p.call_id, p.user_id, p.joined_at, p.left_at, p.duration_in_seconds, p.publisher_type, p.roles, p.raw)
+        is distinct from
+        (excluded.call_type, excluded.call_id, excluded.user_id, excluded.joined_at, excluded.left_at,
+         excluded.duration_in_seconds, excluded.publisher_type, excluded.roles, excluded.raw)`;
+
+const CHECKPOINT_SQL = `
+  update call_sessions set cursor = $2, updated_at = now() where call_session_id = $1`;
+
+/** Writes one page and its checkpoint; throws LeaseLostError (nothing written) if the lease is gone. */
+export async function writePage(pool: pg.Pool, lease: Lease, page: PageToWrite): Promise<{ readonly rows: number }> {
+  const rows = uniqueByUserSession(page.entries).map((entry) => ({
+    user_session_id: entry.userSessionId,
+    user_id: entry.userId,
+    joined_at: entry.joinedAt?.toISOString() ?? null,
+    left_at: entry.leftAt?.toISOString() ?? null,
+    duration_in_seconds: entry.durationInSeconds,
+    publisher_type: entry.publisherType,
+    roles: entry.roles,
+    raw: entry.raw,
+  }));
+  await withFencedTransaction(pool, lease, async (client) => {
+    if (rows.length > 0) await client.query(UPSERT_SQL, [lease.callSessionId, page.callType, page.callId, JSON.stringify(rows)]);
+    await client.query(CHECKPOINT_SQL, [lease.callSessionId, page.resumeCursor]);
+  });
+  return { rows: rows.length };
+}
+
+// Postgres refuses an upsert that touches one row twice; should a page ever repeat an entry,
+// the later copy wins, as it would have across two statements.
+function uniqueByUserSession(entries: readonly ParticipantEntry[]): ParticipantEntry[] {
+  const byId = new Map<string, ParticipantEntry>();
+  for (const entry of entries) byId.set(entry.userSessionId, entry);
+  return byId.size === entries.length ? [...entries] : [...byId.values()];
+}

@@ -1,0 +1,322 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { archiveSession, WorkerStoppingError, type ArchiveSessionOptions } from '../../src/ingest/archive-session.ts';
+import { createMetrics } from '../../src/metrics.ts';
+import { claimSessions, type ClaimedSession } from '../../src/queue/claim.ts';
+import { LeaseLostError } from '../../src/queue/fence.ts';
+import { generateSession } from '../../src/simulator/generate.ts';
+import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import { createStreamClient, type StreamClient } from '../../src/stream/client.ts';
+import type { ParticipantSessionsPage } from '../../src/stream/schemas.ts';
+import { useTestDatabase } from '../helpers/db.ts';
+import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, expectArchiveMatches, quietLogger, readSession, waitFor } from './helpers.ts';
+
+const API_KEY = 'sim-key';
+const API_SECRET = 'sim-secret';
+const DAY_MS = 86_400_000;
+
+const db = useTestDatabase();
+const pool = () => db.current.database.pool;
+let sim: Simulator;
+let stream: StreamClient;
+const logger = quietLogger();
+
+beforeAll(async () => {
+  sim = await startSimulator({ apiKey: API_KEY, apiSecret: API_SECRET });
+  stream = createStreamClient({ baseUrl: sim.url, apiKey: API_KEY, apiSecret: API_SECRET, timeoutMs: 2_000 });
+});
+
+afterAll(async () => {
+  await stream.close();
+  await sim.close();
+});
+
+beforeEach(async () => {
+  sim.setOptions({ timestampFormat: 'rfc3339', lastPageNext: 'absent', missingFields: 'omit', notReadyForMs: 0, pageLatencyMs: 0 });
+  sim.setFaults(undefined);
+  await pool().query('truncate participant_sessions, call_sessions');
+});
+
+async function claimOne(id: string, workerId = 'w1'): Promise<ClaimedSession> {
+  const claimed = await claimSessions(pool(), { workerId, limit: 100, leaseSeconds: 30 });
+  const session = claimed.find((c) => c.callSessionId === id);
+  if (!session) throw new Error(`${id} was not claimable`);
+  return session;
+}
+
+function run(session: ClaimedSession, overrides: Partial<ArchiveSessionOptions> = {}) {
+  return archiveSession({
+    pool: pool(),
+    stream,
+    logger,
+    metrics: createMetrics({ defaultMetrics: false }),
+    session,
+    owner: 'w1',
+    signal: new AbortController().signal,
+    maxAttempts: 3,
+    backoff: FAST_BACKOFF,
+    pageRetry: FAST_PAGE_RETRY,
+    ...overrides,
+  });
+}
+
+describe('archiveSession', () => {
+  it('archives a 2,500-entry session exactly and marks it complete', async () => {
+    const truth = generateSession({ seed: 1, size: 2500, endedAt: new Date(Date.now() - 3_600_000) });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    const metrics = createMetrics({ defaultMetrics: false });
+
+    const result = await run(await claimOne(truth.callSessionId), { metrics });
+
+    expect(result).toMatchObject({ status: 'complete', rows: 2500 });
+    await expectArchiveMatches(pool(), truth);
+    const row = await readSession(pool(), truth.callSessionId);
+    expect(row).toMatchObject({
+      status: 'complete',
+      attempts: 1,
+      total_participant_sessions: 2500,
+      total_participant_duration: truth.totalParticipantDuration,
+      archived_participant_sessions: 2500,
+      cursor: null,
+      last_error: null,
+      lease_owner: null,
+      lease_expires_at: null,
+    });
+    expect(row.archived_at).toBeInstanceOf(Date);
+    expect((await metrics.pagesArchived.get()).values[0]?.value).toBe(25);
+    expect((await metrics.rowsArchived.get()).values[0]?.value).toBe(2500);
+    expect((await metrics.sessionsFinished.get()).values.find((v) => v.labels.status === 'complete')?.value).toBe(1);
+  });
+
+  it('archives nanosecond timestamps, an empty-string last next and null optional fields exactly', async () => {
+    sim.setOptions({ timestampFormat: 'nanoseconds', lastPageNext: 'empty', missingFields: 'null' });
+    const truth = generateSession({ seed: 2, size: 350, endedAt: new Date(Date.now() - 3_600_000) });
+    expect(truth.participants.some((p) => p.left_at === null || p.duration_in_seconds === null)).toBe(true);
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+
+    expect(await run(await claimOne(truth.callSessionId))).toMatchObject({ status: 'complete', rows: 350 });
+    await expectArchiveMatches(pool(), truth, { format: 'nanoseconds', missing: 'null' });
+  });
+
+  it('a re-run changes nothing: no row is rewritten', async () => {
+    const truth = generateSession({ seed: 3, size: 240, endedAt: new Date(Date.now() - 3_600_000) });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    await run(await claimOne(truth.callSessionId));
+    const versions = async () =>
+      (await pool().query<{ v: string }>(`select string_agg(xmin::text || ctid::text, ',' order by user_session_id) as v from participant_sessions`)).rows[0]?.v;
+    const before = await versions();
+
+    await pool().query(`update call_sessions set status = 'pending', next_attempt_at = now() where call_session_id = $1`, [truth.callSessionId]);
+    expect(await run(await claimOne(truth.callSessionId))).toMatchObject({ status: 'complete' });
+    expect(await versions()).toBe(before);
+    await expectArchiveMatches(pool(), truth);
+  });
+
+  it('holds at most two pages at a time: the one being written and the one prefetched', async () => {
+    const truth = generateSession({ seed: 4, size: 1200, endedAt: new Date(Date.now() - 3_600_000) });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    const metrics = createMetrics({ defaultMetrics: false });
+    let received = 0;
+    let written = 0;
+    let mostHeld = 0;
+    // Count writes through the metric the run reports each written page to.
+    const count = metrics.pagesArchived.inc.bind(metrics.pagesArchived) as (...args: unknown[]) => void;
+    metrics.pagesArchived.inc = ((...args: unknown[]) => {
+      written += 1;
+      count(...args);
+    }) as typeof metrics.pagesArchived.inc;
+    const counting: StreamClient = {
+      ...stream,
+      async queryCallParticipantSessions(params): Promise<ParticipantSessionsPage> {
+        const page = await stream.queryCallParticipantSessions(params);
+        received += 1;
+        mostHeld = Math.max(mostHeld, received - written);
+        return page;
+      },
+    };
+
+    expect(await run(await claimOne(truth.callSessionId), { stream: counting, metrics })).toMatchObject({ status: 'complete' });
+    expect(written).toBe(12);
+    expect(mostHeld).toBeLessThanOrEqual(2);
+    // And the prefetch is real: the next page did arrive while one was still unwritten.
+    expect(mostHeld).toBe(2);
+  });
+
+  it('resumes from the stored cursor and still verifies against the totals', async () => {
+    const truth = generateSession({ seed: 5, size: 450, endedAt: new Date(Date.now() - 3_600_000) });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    // A first run that gets through two pages and then loses its lease.
+    const controller = new AbortController();
+    let pages = 0;
+    const stopping: StreamClient = {
+      ...stream,
+      async queryCallParticipantSessions(params) {
+        pages += 1;
+        if (pages === 3) controller.abort(new LeaseLostError(truth.callSessionId));
+        return stream.queryCallParticipantSessions(params);
+      },
+    };
+    const first = await run(await claimOne(truth.callSessionId), { stream: stopping, signal: controller.signal });
+    expect(first.status).toBe('lease_lost');
+    const stopped = await readSession(pool(), truth.callSessionId);
+    expect(stopped.cursor).not.toBeNull();
+    const heldAfterFirst = (await pool().query<{ n: number }>('select count(*)::int as n from participant_sessions')).rows[0]?.n;
+    expect(heldAfterFirst).toBeGreaterThan(0);
+    expect(heldAfterFirst).toBeLessThan(450);
+
+    // The next run (after the lease lapsed) starts at the cursor, not at page one.
+    await pool().query(`update call_sessions set lease_expires_at = now() - interval '1 second' where call_session_id = $1`, [truth.callSessionId]);
+    const requests: (string | undefined)[] = [];
+    const recording: StreamClient = {
+      ...stream,
+      async queryCallParticipantSessions(params) {
+        requests.push(params.next);
+        return stream.queryCallParticipantSessions(params);
+      },
+    };
+    const second = await run(await claimOne(truth.callSessionId, 'w2'), { stream: recording, owner: 'w2' });
+    expect(second).toMatchObject({ status: 'complete' });
+    expect(requests[0]).toBe(stopped.cursor);
+    expect(requests.length).toBe(5 - Math.floor(heldAfterFirst! / 100));
+    await expectArchiveMatches(pool(), truth);
+    expect(await readSession(pool(), truth.callSessionId)).toMatchObject({ attempts: 2, status: 'complete' });
+  });
+
+  it('hands the session back, cursor kept and attempt returned, when the worker stops', async () => {
+    const truth = generateSession({ seed: 6, size: 600, endedAt: new Date(Date.now() - 3_600_000) });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    const controller = new AbortController();
+    let pages = 0;
+    const stopping: StreamClient = {
+      ...stream,
+      async queryCallParticipantSessions(params) {
+        pages += 1;
+        if (pages === 3) controller.abort(new WorkerStoppingError());
+        return stream.queryCallParticipantSessions(params);
+      },
+    };
+    const result = await run(await claimOne(truth.callSessionId), { stream: stopping, signal: controller.signal });
+    expect(result.status).toBe('released');
+    const row = await readSession(pool(), truth.callSessionId);
+    expect(row).toMatchObject({ status: 'pending', attempts: 0, lease_owner: null });
+    expect(row.cursor).not.toBeNull();
+  });
+
+  it('notes a summed duration that differs from Stream\'s total, and still completes', async () => {
+    const truth = generateSession({ seed: 7, size: 30, endedAt: new Date(Date.now() - 3_600_000) });
+    const skewed = { ...truth, totalParticipantDuration: truth.totalParticipantDuration + 17 };
+    sim.addSession(skewed);
+    await enqueueSimSession(pool(), skewed);
+    expect(await run(await claimOne(truth.callSessionId))).toMatchObject({ status: 'complete' });
+    const row = await readSession(pool(), truth.callSessionId);
+    expect(row.status).toBe('complete');
+    expect(row.total_participant_duration).toBe(truth.totalParticipantDuration + 17);
+    expect(row.last_error).toContain(`${truth.totalParticipantDuration} s`);
+    expect(row.last_error).toContain(`${truth.totalParticipantDuration + 17} s`);
+  });
+
+  it('a count that does not match is retried from the first page, and dead at the attempt limit', async () => {
+    const truth = generateSession({ seed: 8, size: 120, endedAt: new Date(Date.now() - 3_600_000) });
+    // Stream reporting one entry twice: its total says 121, the archive can only ever hold 120.
+    const doubled = { ...truth, participants: [...truth.participants, { ...truth.participants[5]! }] };
+    sim.addSession(doubled);
+    await enqueueSimSession(pool(), doubled);
+
+    const statuses: string[] = [];
+    for (let attempt = 1; attempt <= 3; attempt += 1) {
+      await pool().query(`update call_sessions set next_attempt_at = now() where call_session_id = $1`, [truth.callSessionId]);
+      const result = await run(await claimOne(truth.callSessionId));
+      statuses.push(result.status);
+      const row = await readSession(pool(), truth.callSessionId);
+      expect(row.cursor).toBeNull();
+      expect(row.last_error).toContain('holds 120 participant sessions but Stream reports 121 (-1)');
+      expect(row.archived_participant_sessions).toBe(120);
+      if (attempt < 3) expect(row.next_attempt_at.getTime()).toBeGreaterThan(Date.now() - 1_000);
+    }
+    expect(statuses).toEqual(['retrying', 'retrying', 'dead']);
+    const row = await readSession(pool(), truth.callSessionId);
+    expect(row).toMatchObject({ status: 'dead', attempts: 3, total_participant_sessions: 121 });
+    expect(row.last_error).toMatch(/^gave up after 3 attempts; last error: holds 120/);
+  });
+
+  it('an empty list with a non-zero total after day 90 is expired, not "no attendees"', async () => {
+    const truth = generateSession({ seed: 9, size: 40, endedAt: new Date(Date.now() - 95 * DAY_MS) });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    expect(await run(await claimOne(truth.callSessionId))).toMatchObject({ status: 'expired', rows: 0 });
+    const row = await readSession(pool(), truth.callSessionId);
+    expect(row).toMatchObject({ status: 'expired', total_participant_sessions: 40, archived_participant_sessions: 0, archived_at: null });
+    expect(row.last_error).toContain('retention');
+  });
+
+  it('an empty session (total 0) is simply complete', async () => {
+    const truth = generateSession({ seed: 10, size: 0, endedAt: new Date(Date.now() - 95 * DAY_MS) });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    expect(await run(await claimOne(truth.callSessionId))).toMatchObject({ status: 'complete', rows: 0 });
+  });
+
+  it('401 makes the session dead at once, with the reason', async () => {
+    const truth = generateSession({ seed: 11, size: 10, endedAt: new Date(Date.now() - 3_600_000) });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    const wrongSecret = createStreamClient({ baseUrl: sim.url, apiKey: API_KEY, apiSecret: 'not-the-secret' });
+    try {
+      expect(await run(await claimOne(truth.callSessionId), { stream: wrongSecret })).toMatchObject({ status: 'dead' });
+    } finally {
+      await wrongSecret.close();
+    }
+    const row = await readSession(pool(), truth.callSessionId);
+    expect(row).toMatchObject({ status: 'dead', attempts: 1 });
+    expect(row.last_error).toContain('answered 401');
+    expect(row.last_error).not.toContain('not-the-secret');
+  });
+
+  it('404 right after the call is retried on the gentler not-ready schedule', async () => {
+    sim.setOptions({ notReadyForMs: 60_000 });
+    const truth = generateSession({ seed: 12, size: 10, endedAt: new Date() });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    expect(await run(await claimOne(truth.callSessionId), { backoff: { ...FAST_BACKOFF, notReadyBaseMs: 30_000, notReadyCapMs: 30_000 } })).toMatchObject({
+      status: 'retrying',
+    });
+    const row = await readSession(pool(), truth.callSessionId);
+    expect(row.last_error).toContain('answered 404');
+    // Full jitter between a fifth of the bound and the bound: 6–30 s away.
+    const dueIn = row.next_attempt_at.getTime() - Date.now();
+    expect(dueIn).toBeGreaterThan(4_000);
+    expect(dueIn).toBeLessThanOrEqual(30_000);
+  });
+
+  it('a lost lease stops the run without writing anything more', async () => {
+    const truth = generateSession({ seed: 13, size: 500, endedAt: new Date(Date.now() - 3_600_000) });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    const session = await claimOne(truth.callSessionId);
+    // Another worker takes the session over after page 1 is written, while page 2 is on its way.
+    let pages = 0;
+    const takeover: StreamClient = {
+      ...stream,
+      async queryCallParticipantSessions(params) {
+        pages += 1;
+        const page = await stream.queryCallParticipantSessions(params);
+        if (pages === 2) {
+          await waitFor('page 1 written', async () => (await pool().query('select 1 from participant_sessions limit 1')).rowCount === 1);
+          await pool().query(`update call_sessions set lease_owner = 'w2' where call_session_id = $1`, [truth.callSessionId]);
+        }
+        return page;
+      },
+    };
+    const result = await run(session, { stream: takeover });
+    expect(result.status).toBe('lease_lost');
+    const row = await readSession(pool(), truth.callSessionId);
+    expect(row).toMatchObject({ status: 'running', lease_owner: 'w2', attempts: 1 });
+    const held = (await pool().query<{ n: number }>('select count(*)::int as n from participant_sessions')).rows[0]?.n;
+    expect(held).toBe(100);
+  });
+});

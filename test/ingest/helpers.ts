@@ -1,0 +1,116 @@
+import type pg from 'pg';
+import { expect } from 'vitest';
+import { createLogger, type Logger } from '../../src/logger.ts';
+import type { SimSession } from '../../src/simulator/generate.ts';
+import { participantJson, type MissingFieldStyle, type TimestampFormat } from '../../src/simulator/wire.ts';
+
+const DAY_MS = 86_400_000;
+
+/** Makes a simulator session due the way intake would: a pending row, due now, expiring 90 days after it ended. */
+export async function enqueueSimSession(pool: pg.Pool, session: SimSession, options: { dueInSeconds?: number } = {}): Promise<void> {
+  await pool.query(
+    `insert into call_sessions (call_session_id, call_type, call_id, call_cid, status, next_attempt_at,
+       session_ended_at, retention_expires_at)
+     values ($1, $2, $3, $2 || ':' || $3, 'pending', now() + make_interval(secs => $6), $4, $5)`,
+    [session.callSessionId, session.callType, session.callId, session.endedAt, new Date(session.endedAt.getTime() + 90 * DAY_MS), options.dueInSeconds ?? 0],
+  );
+}
+
+export interface SessionRow {
+  call_session_id: string;
+  status: string;
+  attempts: number;
+  cursor: string | null;
+  last_error: string | null;
+  lease_owner: string | null;
+  lease_expires_at: Date | null;
+  total_participant_sessions: number | null;
+  total_participant_duration: number | null;
+  archived_participant_sessions: number;
+  archived_at: Date | null;
+  next_attempt_at: Date;
+}
+
+export async function readSession(pool: pg.Pool, id: string): Promise<SessionRow> {
+  const result = await pool.query<SessionRow>('select * from call_sessions where call_session_id = $1', [id]);
+  const row = result.rows[0];
+  if (!row) throw new Error(`no call_sessions row ${id}`);
+  return row;
+}
+
+interface ArchivedRow {
+  call_session_id: string;
+  user_session_id: string;
+  call_type: string;
+  call_id: string;
+  user_id: string;
+  joined_at: Date | null;
+  left_at: Date | null;
+  duration_in_seconds: number | null;
+  publisher_type: string;
+  roles: string[];
+  raw: Record<string, unknown>;
+}
+
+/**
+ * The archive of `session` equals the simulator's ground truth, field by field: one row per entry,
+ * none missing, none extra, every column as Stream sent it and `raw` exactly the wire entry.
+ */
+export async function expectArchiveMatches(
+  pool: pg.Pool,
+  session: SimSession,
+  wire: { format?: TimestampFormat; missing?: MissingFieldStyle } = {},
+): Promise<void> {
+  const result = await pool.query<ArchivedRow>(
+    `select call_session_id, user_session_id, call_type, call_id, user_id, joined_at, left_at,
+            duration_in_seconds, publisher_type, roles, raw
+       from participant_sessions where call_session_id = $1 order by user_session_id collate "C"`,
+    [session.callSessionId],
+  );
+  const expected = [...session.participants].sort((a, b) => (a.user_session_id < b.user_session_id ? -1 : a.user_session_id > b.user_session_id ? 1 : 0));
+  expect(result.rows.length).toBe(expected.length);
+  const mismatches: string[] = [];
+  expected.forEach((p, i) => {
+    const row = result.rows[i];
+    if (!row) return;
+    const want = {
+      call_session_id: session.callSessionId,
+      user_session_id: p.user_session_id,
+      call_type: session.callType,
+      call_id: session.callId,
+      user_id: p.user_id,
+      joined_at: p.joined_at?.getTime() ?? null,
+      left_at: p.left_at?.getTime() ?? null,
+      duration_in_seconds: p.duration_in_seconds,
+      publisher_type: p.publisher_type,
+      roles: p.roles,
+      raw: JSON.parse(participantJson(p, wire.format ?? 'rfc3339', wire.missing ?? 'omit')) as unknown,
+    };
+    const got = { ...row, joined_at: row.joined_at?.getTime() ?? null, left_at: row.left_at?.getTime() ?? null };
+    try {
+      expect(got).toEqual(want);
+    } catch {
+      if (mismatches.length < 3) mismatches.push(`${p.user_session_id}: got ${JSON.stringify(got)} want ${JSON.stringify(want)}`);
+    }
+  });
+  expect(mismatches).toEqual([]);
+}
+
+/** Polls until `check` returns a value (not undefined/false), or fails after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 15_000, everyMs = 25): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+export function quietLogger(): Logger {
+  return createLogger({ level: process.env.TEST_LOG_LEVEL === undefined ? 'silent' : (process.env.TEST_LOG_LEVEL as 'debug'), pretty: false });
+}
+
+/** Fast schedules for tests: seconds become tens of milliseconds. */
+export const FAST_BACKOFF = { baseMs: 20, capMs: 100, notReadyBaseMs: 50, notReadyCapMs: 200, rateLimitJitterMs: 20, maxResetWaitMs: 200 } as const;
+export const FAST_PAGE_RETRY = { retries: 4, rateLimitedRetries: 5, baseMs: 10, capMs: 80 } as const;

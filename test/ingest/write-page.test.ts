@@ -1,0 +1,110 @@
+import type pg from 'pg';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { writePage } from '../../src/ingest/write-page.ts';
+import { LeaseLostError } from '../../src/queue/fence.ts';
+import type { ParticipantEntry } from '../../src/stream/schemas.ts';
+import { useTestDatabase } from '../helpers/db.ts';
+import { insertQueueRow, readQueueRow } from '../queue/session-rows.ts';
+
+const db = useTestDatabase();
+const pool = () => db.current.database.pool;
+const lease = { callSessionId: 's1', owner: 'w1' };
+
+function entry(n: number, overrides: Partial<ParticipantEntry> = {}): ParticipantEntry {
+  const raw = { user_id: `user ${n}`, user_session_id: `us-${n}`, publisher_type: 'webrtc', roles: ['user'], joined_at: '2026-01-01T10:00:00Z', extra: { n } };
+  return {
+    userId: `user ${n}`,
+    userSessionId: `us-${n}`,
+    publisherType: 'webrtc',
+    roles: ['user', `r${n % 3}`],
+    joinedAt: new Date('2026-01-01T10:00:00.123Z'),
+    leftAt: n % 4 === 0 ? null : new Date('2026-01-01T10:30:00Z'),
+    durationInSeconds: n % 4 === 0 ? null : 1800,
+    raw,
+    ...overrides,
+  };
+}
+
+/** The pool, with every statement sent through a checked-out client counted. */
+function countingPool(): { pool: pg.Pool; statements: string[] } {
+  const statements: string[] = [];
+  const real = pool();
+  const counted = Object.create(real) as pg.Pool;
+  counted.connect = (async () => {
+    const client = await real.connect();
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    return Object.assign(Object.create(client) as pg.PoolClient, {
+      query: (...args: unknown[]) => {
+        statements.push(String(args[0]).trim().split(/\s+/).slice(0, 2).join(' '));
+        return query(...args);
+      },
+      release: client.release.bind(client),
+    });
+  }) as typeof real.connect;
+  return { pool: counted, statements };
+}
+
+beforeEach(async () => {
+  await pool().query('truncate participant_sessions, call_sessions');
+  await insertQueueRow(pool(), { id: 's1', status: 'running', leaseOwner: 'w1', leaseExpiresInSeconds: 30 });
+});
+
+describe('writePage', () => {
+  it('writes a page of 100 in one upsert statement, with its cursor, in one transaction', async () => {
+    const { pool: counted, statements } = countingPool();
+    const entries = Array.from({ length: 100 }, (_, i) => entry(i));
+    expect(await writePage(counted, lease, { callType: 'default', callId: 's1', entries, resumeCursor: 'c1' })).toEqual({ rows: 100 });
+    expect(statements).toEqual(['begin', 'select 1', 'insert into', 'update call_sessions', 'commit']);
+
+    const rows = await pool().query('select * from participant_sessions order by user_session_id');
+    expect(rows.rowCount).toBe(100);
+    const zero = rows.rows.find((r) => r.user_session_id === 'us-0');
+    expect(zero).toMatchObject({
+      call_type: 'default',
+      call_id: 's1',
+      user_id: 'user 0',
+      publisher_type: 'webrtc',
+      roles: ['user', 'r0'],
+      left_at: null,
+      duration_in_seconds: null,
+      raw: entries[0]?.raw,
+    });
+    expect(zero?.joined_at.toISOString()).toBe('2026-01-01T10:00:00.123Z');
+    expect((await readQueueRow(pool(), 's1')).cursor).toBe('c1');
+  });
+
+  it('overwrites a row with what Stream says now (excluded.*), keyed on the user session', async () => {
+    await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [entry(1, { leftAt: null, durationInSeconds: null })], resumeCursor: 'c1' });
+    await writePage(pool(), lease, {
+      callType: 'default',
+      callId: 's1',
+      entries: [entry(1, { leftAt: new Date('2026-01-01T11:00:00Z'), durationInSeconds: 3600, roles: ['host'] })],
+      resumeCursor: 'c2',
+    });
+    const rows = await pool().query('select left_at, duration_in_seconds, roles from participant_sessions');
+    expect(rows.rows).toEqual([{ left_at: new Date('2026-01-01T11:00:00Z'), duration_in_seconds: 3600, roles: ['host'] }]);
+  });
+
+  it('a page that repeats a user session writes it once, the later copy winning', async () => {
+    const page = [entry(1, { durationInSeconds: 10 }), entry(2), entry(1, { durationInSeconds: 20 })];
+    expect(await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: page, resumeCursor: null })).toEqual({ rows: 2 });
+    const rows = await pool().query<{ duration_in_seconds: number }>(`select duration_in_seconds from participant_sessions where user_session_id = 'us-1'`);
+    expect(rows.rows).toEqual([{ duration_in_seconds: 20 }]);
+  });
+
+  it('an empty page still stores its cursor', async () => {
+    const { pool: counted, statements } = countingPool();
+    await writePage(counted, lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c9' });
+    expect(statements).not.toContain('insert into');
+    expect((await readQueueRow(pool(), 's1')).cursor).toBe('c9');
+  });
+
+  it('writes nothing, rows or cursor, once the lease belongs to someone else', async () => {
+    await pool().query(`update call_sessions set lease_owner = 'w2' where call_session_id = 's1'`);
+    await expect(
+      writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [entry(1), entry(2)], resumeCursor: 'c1' }),
+    ).rejects.toBeInstanceOf(LeaseLostError);
+    expect((await pool().query('select 1 from participant_sessions')).rowCount).toBe(0);
+    expect((await readQueueRow(pool(), 's1')).cursor).toBeNull();
+  });
+});
