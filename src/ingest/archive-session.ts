@@ -56,10 +56,17 @@ export interface ArchiveSessionOptions {
   readonly now?: () => number;
 }
 
-/** How the run ended: a status written to call_sessions, or why nothing was written. */
-export type ArchiveResult =
-  | { readonly status: 'complete' | 'expired' | 'retrying' | 'dead'; readonly rows: number; readonly detail: string | null }
-  | { readonly status: 'released' | 'lease_lost'; readonly rows: number; readonly detail: string | null };
+/**
+ * How the run ended: the status it wrote to call_sessions, `released` (handed back on stop), or
+ * `lease_lost` (someone else holds the session, or the outcome could not be written: nothing was).
+ */
+export interface ArchiveResult {
+  readonly status: SessionOutcome['status'] | 'released' | 'lease_lost';
+  /** Rows upserted by this run. */
+  readonly rows: number;
+  /** last_error as written, or why nothing was. */
+  readonly detail: string | null;
+}
 
 interface PagingSummary {
   readonly totals: StreamTotals;
@@ -86,37 +93,37 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
   const signal = AbortSignal.any([options.signal, run.signal]);
   let rowsWritten = 0;
 
-  const finish = async (outcome: SessionOutcome, written: number): Promise<ArchiveResult> => {
-    await finishSession(options.pool, lease, outcome);
+  const recorded = (outcome: SessionOutcome): ArchiveResult => {
     metrics.sessionsFinished.inc({ status: outcome.status });
-    const detail = outcome.status === 'retrying' || outcome.status === 'dead' ? outcome.error : outcome.note;
-    return { status: outcome.status, rows: written, detail };
+    return { status: outcome.status, rows: rowsWritten, detail: outcomeDetail(outcome) };
   };
 
   try {
     if (session.attempts > options.maxAttempts) {
       // Only a takeover gets here: earlier runs kept ending without recording anything (a worker
       // crashing on this session, or losing its lease), so one more would not help.
-      const error = `gave up after ${session.attempts - 1} attempts: runs ended without a result (worker stopped or lost its lease)`;
-      const result = await finish({ status: 'dead', error, totals: null }, 0);
+      const outcome: SessionOutcome = {
+        status: 'dead',
+        error: `gave up after ${session.attempts - 1} attempts: runs ended without a result (worker stopped or lost its lease)`,
+        totals: null,
+      };
+      await finishSession(options.pool, lease, outcome);
       log.error({ attempts: session.attempts }, 'session dead');
-      return result;
+      return recorded(outcome);
     }
-    if (session.takenOver) log.warn({ attempts: session.attempts, cursor: session.cursor !== null }, 'took over a session whose lease lapsed');
+    if (session.takenOver) log.warn({ attempts: session.attempts, resuming: session.cursor !== null }, 'took over a session whose lease lapsed');
 
     const summary = await pageThrough();
-    const outcome = await withFencedTransaction(options.pool, lease, async (client) => {
-      const held = await countArchived(client, session.callSessionId);
-      const decided = decideOutcome(held, summary);
+    const { outcome, held } = await withFencedTransaction(options.pool, lease, async (client) => {
+      const counted = await countArchived(client, session.callSessionId);
+      const decided = decideOutcome(counted, summary);
       await finishSession(client, lease, decided);
-      return { decided, held };
+      return { outcome: decided, held: counted };
     });
-    metrics.sessionsFinished.inc({ status: outcome.decided.status });
-    const detail = outcome.decided.status === 'retrying' || outcome.decided.status === 'dead' ? outcome.decided.error : outcome.decided.note;
-    const fields = { status: outcome.decided.status, rows: outcome.held.rows, total: summary.totals.participantSessions, pages: summary.pages, detail };
-    if (outcome.decided.status === 'complete') log.info(fields, 'session archived');
+    const fields = { status: outcome.status, rows: held.rows, total: summary.totals.participantSessions, pages: summary.pages, detail: outcomeDetail(outcome) };
+    if (outcome.status === 'complete') log.info(fields, 'session archived');
     else log.warn(fields, 'session not verified');
-    return { status: outcome.decided.status, rows: rowsWritten, detail };
+    return recorded(outcome);
   } catch (caught) {
     return await settleFailure(caught);
   } finally {
@@ -257,10 +264,10 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
         return { status: released ? 'released' : 'lease_lost', rows: rowsWritten, detail: null };
       }
       const outcome = outcomeForError(coerceError(caught));
-      const result = await finish(outcome, rowsWritten);
-      const level = outcome.status === 'dead' ? 'error' : 'warn';
-      log[level]({ status: outcome.status, rows: rowsWritten, err: caught }, outcome.status === 'dead' ? 'session dead' : 'session will be retried');
-      return result;
+      await finishSession(options.pool, lease, outcome);
+      if (outcome.status === 'dead') log.error({ rows: rowsWritten, err: caught }, 'session dead');
+      else log.warn({ status: outcome.status, rows: rowsWritten, err: caught }, 'session will be retried');
+      return recorded(outcome);
     } catch (error) {
       if (error instanceof LeaseLostError) {
         log.warn({ rows: rowsWritten }, 'lease lost before the outcome was recorded');
@@ -288,4 +295,8 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
     // Database errors and anything unforeseen: retried, and dead at the attempt limit.
     return retryOrDead(error.message, 'default', null, false, null);
   }
+}
+
+function outcomeDetail(outcome: SessionOutcome): string | null {
+  return outcome.status === 'retrying' || outcome.status === 'dead' ? outcome.error : outcome.note;
 }

@@ -23,7 +23,7 @@ export type SessionOutcome =
       readonly status: 'dead';
       readonly error: string;
       readonly totals: StreamTotals | null;
-      /** Forget the cursor, so a redrive pages from the first page; otherwise it resumes. */
+      /** Forget the cursor: the pages archived so far did not add up. */
       readonly restart?: boolean;
     };
 
@@ -85,8 +85,9 @@ const RETRY_SQL = `
    ${FENCE}`;
 
 /*
- * Retrying cannot help (or the attempt limit is reached). The cursor is kept for a redrive to
- * resume from, unless $6 says the pages so far cannot be trusted (counts did not match).
+ * Retrying cannot help (or the attempt limit is reached). The cursor stays as the record of how far
+ * paging got, unless $6 says the pages so far cannot be trusted (counts did not match); `redrive`
+ * starts every dead session from the first page either way.
  */
 const DEAD_SQL = `
   update call_sessions

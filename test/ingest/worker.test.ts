@@ -231,6 +231,25 @@ describe('worker', () => {
     await expectArchiveMatches(pool(), second);
   });
 
+  it('a session reset under a running worker (intake) stops that run, by fence or heartbeat; it is then archived afresh', async () => {
+    sim.setOptions({ pageLatencyMs: 40 });
+    const session = generateSession({ seed: 'reset-by-intake', size: 1500, endedAt: new Date(Date.now() - HOUR_MS) });
+    await addDue([session]);
+    const { results } = worker({ heartbeatMs: 100 });
+    await waitFor('a page stored', async () => (await readSession(pool(), session.callSessionId)).cursor !== null);
+
+    // What intake does when a new report event arrives for a session being archived.
+    await pool().query(
+      `update call_sessions set status = 'pending', next_attempt_at = now(), attempts = 0, cursor = null,
+              lease_owner = null, lease_expires_at = null where call_session_id = $1`,
+      [session.callSessionId],
+    );
+    await waitFor('complete', allComplete(1), 15_000);
+    expect(results.map((r) => r.result.status)).toEqual(['lease_lost', 'complete']);
+    expect(results[1]?.session.cursor).toBeNull();
+    await expectArchiveMatches(pool(), session);
+  });
+
   it('stop() hands held sessions back with their cursor; another worker finishes them exactly', async () => {
     sim.setOptions({ pageLatencyMs: 40 });
     const session = generateSession({ seed: 'graceful', size: 900, endedAt: new Date(Date.now() - HOUR_MS) });

@@ -62,12 +62,12 @@ describe('finishSession', () => {
     expect(row.due_in).toBeLessThanOrEqual(1.5);
   });
 
-  it('dead: records the error and keeps the cursor for a redrive', async () => {
+  it('dead: records the error and keeps the cursor as the record of how far it got', async () => {
     await finishSession(pool(), lease, { status: 'dead', error: 'Stream answered 401', totals: null });
     expect(await readQueueRow(pool(), 's1')).toMatchObject({ status: 'dead', last_error: 'Stream answered 401', cursor: 'c3', lease_owner: null, archived_at: null });
   });
 
-  it('dead after a count mismatch forgets the cursor, so a redrive pages from the start', async () => {
+  it('dead after a count mismatch forgets the cursor', async () => {
     await finishSession(pool(), lease, { status: 'dead', error: 'gave up', totals, restart: true });
     expect(await readQueueRow(pool(), 's1')).toMatchObject({ status: 'dead', cursor: null });
   });
