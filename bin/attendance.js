@@ -5,4 +5,7 @@ import { register } from 'tsx/esm/api';
 
 register();
 const { main } = await import('../src/cli.ts');
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Every command closes what it opened; should a stray handle linger anyway, the exit code still stands.
+setTimeout(() => process.exit(code), 2_000).unref();

@@ -1,0 +1,117 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config.ts';
+import type { Database } from '../db/client.ts';
+import { migrationsApplied, runMigrations } from '../db/migrate.ts';
+import { AppError, coerceError } from '../errors.ts';
+import { buildApp } from '../http/app.ts';
+import { startWorker, type Worker } from '../ingest/worker.ts';
+import type { Logger } from '../logger.ts';
+import { createMetrics, type Metrics } from '../metrics.ts';
+import { startReconciler, type Reconciler } from '../reconcile/reconciler.ts';
+import { createStreamClient, type StreamClient } from '../stream/client.ts';
+
+/** SIGTERM to exit: Kubernetes and compose give 10–30 s; we promise 10. */
+export const SHUTDOWN_DEADLINE_MS = 9_000;
+
+export interface ServiceOptions {
+  readonly config: Config;
+  readonly database: Database;
+  readonly logger: Logger;
+  readonly http: boolean;
+  readonly worker: boolean;
+  /** True when this process started the embedded Postgres: then it applies the migrations itself. */
+  readonly migrate: boolean;
+  readonly metrics?: Metrics;
+}
+
+export interface Service {
+  /** Where the HTTP server listens (when http is on). */
+  readonly url: string | undefined;
+  readonly app: FastifyInstance | undefined;
+  readonly worker: Worker | undefined;
+  readonly reconciler: Reconciler | undefined;
+  readonly metrics: Metrics;
+  /** Stops accepting, finishes in-flight webhooks, releases leases, closes clients. Bounded in time. */
+  stop(): Promise<void>;
+}
+
+/** The composition root shared by `serve`, `worker` and `demo`. */
+export async function startService(options: ServiceOptions): Promise<Service> {
+  const { config, database, logger } = options;
+  if (options.migrate) {
+    const applied = await runMigrations(database.pool);
+    if (applied > 0) logger.info({ applied }, 'migrations applied');
+  } else if (!(await migrationsApplied(database.pool))) {
+    throw new AppError('NOT_MIGRATED', "the database is missing migrations: run 'attendance migrate' first");
+  }
+
+  const metrics = options.metrics ?? createMetrics();
+  let stream: StreamClient | undefined;
+  let worker: Worker | undefined;
+  let reconciler: Reconciler | undefined;
+  let app: FastifyInstance | undefined;
+  let url: string | undefined;
+
+  const stop = async () => {
+    const steps: [string, () => Promise<unknown> | undefined][] = [
+      // Fastify's close stops accepting and waits for in-flight requests (webhooks commit, then answer).
+      ['http', () => app?.close()],
+      ['worker', () => worker?.stop()],
+      ['reconciler', () => reconciler?.stop()],
+      ['stream client', () => stream?.close()],
+    ];
+    const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_DEADLINE_MS, 'timeout').unref());
+    const sequence = (async () => {
+      for (const [name, step] of steps) {
+        try {
+          await step();
+        } catch (error) {
+          logger.warn({ err: coerceError(error), step: name }, 'shutdown step failed');
+        }
+      }
+      return 'done' as const;
+    })();
+    if ((await Promise.race([sequence, deadline])) === 'timeout') logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown deadline passed');
+  };
+
+  try {
+    if (options.worker) {
+      stream = await createStreamClient({
+        baseUrl: config.stream.baseUrl,
+        apiKey: config.stream.apiKey,
+        apiSecret: config.stream.apiSecret,
+        metrics,
+        logger,
+      });
+      const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+      worker = startWorker({ database, logger, metrics, stream, concurrency: config.worker.concurrency, workerId });
+      if (config.reconcile.intervalMinutes > 0) {
+        reconciler = startReconciler({
+          database,
+          logger,
+          metrics,
+          stream,
+          intervalMinutes: config.reconcile.intervalMinutes,
+          lookbackDays: config.reconcile.lookbackDays,
+        });
+      }
+    }
+    if (options.http) {
+      app = await buildApp({ config, database, logger, metrics });
+      url = await app.listen({ port: config.http.port, host: config.http.host });
+      logger.info({ url, worker: options.worker }, 'listening');
+    }
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { url, app, worker, reconciler, metrics, stop };
+}
+
+/** Resolves when the signal aborts (SIGINT/SIGTERM). */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+}
