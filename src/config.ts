@@ -95,7 +95,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   });
 }
 
-function isHttpUrl(value: string): boolean {
+/** True for an absolute http: or https: URL. */
+export function isHttpUrl(value: string): boolean {
   try {
     const url = new URL(value);
     return url.protocol === 'http:' || url.protocol === 'https:';

@@ -1,16 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
-import type { Config } from '../config.ts';
+import { loadConfig, type Config } from '../config.ts';
 import type { Database } from '../db/client.ts';
 import { migrationsApplied, runMigrations } from '../db/migrate.ts';
 import { AppError, coerceError } from '../errors.ts';
 import { buildApp } from '../http/app.ts';
 import { startWorker, type Worker } from '../ingest/worker.ts';
-import type { Logger } from '../logger.ts';
+import { createLogger, type Logger } from '../logger.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { startReconciler, type Reconciler } from '../reconcile/reconciler.ts';
 import { createStreamClient, type StreamClient } from '../stream/client.ts';
+import { withDatabase } from './database.ts';
+import type { CommandContext } from './types.ts';
 
 /** SIGTERM to exit: Kubernetes and compose give 10–30 s; we promise 10. */
 export const SHUTDOWN_DEADLINE_MS = 9_000;
@@ -102,12 +104,35 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       app = await buildApp({ config, database, logger, metrics });
       url = await app.listen({ port: config.http.port, host: config.http.host });
       logger.info({ url, worker: options.worker }, 'listening');
+    } else if (options.worker) {
+      logger.info({ concurrency: config.worker.concurrency }, 'worker started');
     }
   } catch (error) {
     await stop();
     throw error;
   }
   return { url, app, worker, reconciler, metrics, stop };
+}
+
+/**
+ * `serve` and `worker`: start the service on DATABASE_URL (or the embedded Postgres, migrated
+ * on the spot), run until SIGINT/SIGTERM, then stop within the shutdown deadline.
+ */
+export async function runServiceCommand(ctx: CommandContext, parts: { http: boolean; worker: boolean }): Promise<number> {
+  const config = loadConfig(ctx.env);
+  const logger = createLogger({ level: config.logLevel });
+  return withDatabase(
+    config,
+    async ({ database, embedded }) => {
+      const service = await startService({ config, database, logger, ...parts, migrate: embedded !== undefined });
+      await untilAborted(ctx.stopSignal);
+      logger.info('stopping');
+      await service.stop();
+      logger.info('stopped');
+      return 0;
+    },
+    { onError: (err) => logger.warn({ err }, 'idle database connection lost') },
+  );
 }
 
 /** Resolves when the signal aborts (SIGINT/SIGTERM). */

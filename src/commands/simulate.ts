@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
+import { isHttpUrl } from '../config.ts';
 import { AppError, UsageError } from '../errors.ts';
 import { generateDataset, pickSessionSizes, type SimSession } from '../simulator/generate.ts';
 import { startSimulator, type Simulator } from '../simulator/server.ts';
@@ -151,15 +152,6 @@ function text(raw: unknown, flag: string): string | undefined {
   if (raw === undefined) return undefined;
   if (typeof raw !== 'string' || raw.trim() === '') throw new UsageError(`${flag} needs a value`);
   return raw.trim();
-}
-
-function isHttpUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return url.protocol === 'http:' || url.protocol === 'https:';
-  } catch {
-    return false;
-  }
 }
 
 /** Leaves plain words alone and single-quotes the rest, so printed lines paste into a POSIX shell. */

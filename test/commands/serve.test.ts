@@ -88,6 +88,35 @@ describe('attendance serve as a child process', () => {
     }
   });
 
+  it('attendance worker archives due sessions with no HTTP listener, and stops on SIGTERM', async () => {
+    const session = generateSession({ seed: 'worker-only', size: 250 });
+    simulator.addSession(session);
+    const pool = test.current.database.pool;
+    await pool.query(
+      `insert into call_sessions (call_session_id, call_type, call_id, call_cid, retention_expires_at)
+       values ($1, $2, $3, $2 || ':' || $3, now() + interval '90 days')`,
+      [session.callSessionId, session.callType, session.callId],
+    );
+    const worker = spawnCommand(['worker'], env());
+    try {
+      await worker.waitForLog((l) => l.msg === 'worker started');
+      let row: { status: string; rows: number } | undefined;
+      for (let i = 0; i < 200 && row?.status !== 'complete'; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        row = (await pool.query<{ status: string; rows: number }>(
+          `select status, archived_participant_sessions as rows from call_sessions where call_session_id = $1`,
+          [session.callSessionId],
+        )).rows[0];
+      }
+      expect(row).toEqual({ status: 'complete', rows: 250 });
+      expect(worker.output()).not.toMatch(/"msg":"listening"/);
+    } finally {
+      worker.child.kill('SIGTERM');
+      expect(await worker.exited).toBe(0);
+      outputs.push(worker.output());
+    }
+  });
+
   it('refuses to start on a database without the migrations, naming the fix', async () => {
     const { createTestDatabase } = await import('../helpers/db.ts');
     const bare = await createTestDatabase({ migrated: false });
