@@ -42,6 +42,19 @@ describe('attendance CLI', () => {
     expect(stderr).toMatch(/attendance migrate: .*--bogus/);
   });
 
+  it.each(['serve', 'worker', 'migrate', 'backfill', 'status', 'redrive', 'demo', 'simulate'])(
+    '%s: --help prints its usage; an unknown flag exits 2 with one line',
+    async (name) => {
+      const help = await run([name, '--help']);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(new RegExp(`^usage: attendance ${name}`));
+      const bad = await run([name, '--no-such-flag'], { DATABASE_URL: 'postgres://127.0.0.1:1/none' });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+      expect(bad.stderr).toMatch(new RegExp(`^attendance ${name}: .*--no-such-flag`));
+    },
+  );
+
   it('names the variable when configuration is bad', async () => {
     const { code, stderr } = await run(['migrate'], { DATABASE_URL: 'mysql://nope' });
     expect(code).toBe(2);
