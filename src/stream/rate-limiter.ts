@@ -46,8 +46,8 @@ const FALLBACK_PAUSE_BASE_MS = 1_000;
  * Strategy: remember the latest window (reset time and remaining budget, counted down locally as
  * requests go out, since the header lags behind requests still in flight) and space requests so
  * the budget lasts until the reset: interval = time to reset / (remaining + 1), once no more than
- * half the window's limit is left. A 429 pauses everyone
- * until the reset (plus jitter). With no headers seen yet, requests go out unpaced.
+ * half the window's limit is left. A 429 on a spent window pauses everyone until the reset
+ * (plus jitter); a 429 the headers do not explain pauses everyone with exponential backoff. With no headers seen yet, requests go out unpaced.
  */
 export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter {
   const now = options.now ?? Date.now;
@@ -127,12 +127,17 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
       }
       if (rateLimited) {
         consecutiveRateLimited += 1;
-        const until =
-          reset !== null && reset > at
-            ? reset
-            : at + Math.min(FALLBACK_PAUSE_BASE_MS * 2 ** (consecutiveRateLimited - 1), 60_000);
-        pausedUntil = Math.max(pausedUntil, until);
-        if (resetAt !== null) remaining = 0;
+        const backoff = at + Math.min(FALLBACK_PAUSE_BASE_MS * 2 ** (consecutiveRateLimited - 1), 60_000);
+        if (info !== null && reset !== null && reset > at) {
+          // A 429 while the headers still show budget left is not explained by the window (Stream
+          // lowers limits under load): waiting for its reset, up to a minute for every request of
+          // the process, would be a guess. Back off 1 s, 2 s, 4 s … instead, never past the reset;
+          // repeated 429s reach it within a few rounds. A spent window is waited out in full.
+          pausedUntil = Math.max(pausedUntil, info.remaining === 0 ? reset : Math.min(backoff, reset));
+        } else {
+          pausedUntil = Math.max(pausedUntil, backoff);
+          if (resetAt !== null) remaining = 0;
+        }
       } else {
         consecutiveRateLimited = 0;
       }

@@ -90,6 +90,26 @@ describe('rate limiter', () => {
     expect(clock.now).toBeGreaterThanOrEqual(reset);
   });
 
+  it('backs off briefly on a 429 whose headers still show budget, never past the reset', async () => {
+    // Regression: a 429 with budget left used to park every request of the process until the
+    // window's reset (up to a minute each time); under 10% such 429s archiving almost stopped.
+    const clock = withFakeClock();
+    const reset = clock.now + 50_000;
+    clock.limiter.observe({ limit: 1_000, remaining: 900, resetAt: new Date(reset) }, true);
+    expect(clock.limiter.snapshot().pausedUntil!.getTime() - clock.now).toBe(1_000);
+    await clock.limiter.acquire();
+    expect(clock.now).toBeLessThan(reset - 40_000);
+    clock.limiter.observe({ limit: 1_000, remaining: 899, resetAt: new Date(reset) }, true);
+    expect(clock.limiter.snapshot().pausedUntil!.getTime() - clock.now).toBe(2_000);
+    // A success in between starts the backoff over.
+    clock.limiter.observe({ limit: 1_000, remaining: 898, resetAt: new Date(reset) }, false);
+    clock.limiter.observe({ limit: 1_000, remaining: 897, resetAt: new Date(reset) }, true);
+    expect(clock.limiter.snapshot().pausedUntil!.getTime() - clock.now).toBe(2_000);
+    // Repeated 429s escalate, but never wait past the reset.
+    for (let i = 0; i < 8; i += 1) clock.limiter.observe({ limit: 1_000, remaining: 897, resetAt: new Date(reset) }, true);
+    expect(clock.limiter.snapshot().pausedUntil!.getTime()).toBe(reset);
+  });
+
   it('backs off exponentially on 429s that carry no reset header', async () => {
     const clock = withFakeClock();
     clock.limiter.observe(null, true);
