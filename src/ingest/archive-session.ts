@@ -12,11 +12,9 @@ import type { StreamClient } from '../stream/client.ts';
 import { StreamApiError } from '../stream/errors.ts';
 import { PAGE_LIMIT, paginate } from '../stream/paginate.ts';
 import type { ParticipantSessionsPage } from '../stream/schemas.ts';
+import { retentionExpiresAt, STREAM_RETENTION_DAYS } from '../stream/retention.ts';
 import { writePage } from './write-page.ts';
 
-/** Stream keeps participant detail this long after a session ends (stream-api.md §8). */
-export const RETENTION_DAYS = 90;
-const DAY_MS = 86_400_000;
 
 /**
  * In-process retries of one page request before the session is handed back: a flaky API should
@@ -218,7 +216,7 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
       return {
         status: 'expired',
         totals,
-        note: `Stream returned no participant sessions but reports ${totals.participantSessions}: its ${RETENTION_DAYS}-day retention has passed`,
+        note: `Stream returned no participant sessions but reports ${totals.participantSessions}: its ${STREAM_RETENTION_DAYS}-day retention has passed`,
       };
     }
     const difference = held.rows - totals.participantSessions;
@@ -230,7 +228,7 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
     const at = now();
     if (session.retentionExpiresAt !== null && session.retentionExpiresAt.getTime() < at) return true;
     const endedAt = session.sessionEndedAt ?? endedAtFromStream;
-    return endedAt !== null && endedAt.getTime() + RETENTION_DAYS * DAY_MS < at;
+    return endedAt !== null && retentionExpiresAt(endedAt).getTime() < at;
   }
 
   function retryOrDead(

@@ -6,12 +6,13 @@ import { callSessions, type SessionStatus } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
 import type { StreamClient } from '../stream/client.ts';
 import { StreamApiError } from '../stream/errors.ts';
+import { STREAM_RETENTION_DAYS } from '../stream/retention.ts';
 import { pageCallStats, type EndedWindow } from './call-stats-pages.ts';
 import { enqueueFoundSessions, type FoundSession } from './enqueue-found.ts';
 import { SWEEP_RETRY_POLICY, withStreamRetries, type RetryPolicy } from './retry.ts';
 
 /** Stream keeps call sessions 90 days (stream-api.md §8); a backfill cannot reach further. */
-export const BACKFILL_MAX_DAYS = 90;
+export const BACKFILL_MAX_DAYS = STREAM_RETENTION_DAYS;
 
 export interface BackfillWindowOptions {
   readonly database: Database;

@@ -1,11 +1,8 @@
 import { sql } from 'drizzle-orm';
 import { callSessions } from '../db/schema.ts';
 import { SESSIONS_DUE_CHANNEL } from '../queue/enqueue.ts';
+import { retentionExpiresAt } from '../stream/retention.ts';
 import type { SweepDb } from './state.ts';
-
-/** Stream keeps participant-session detail for 90 days after the call session ends (stream-api.md §8). */
-export const RETENTION_DAYS = 90;
-const DAY_MS = 86_400_000;
 
 /** A call session as call_stats lists it. */
 export interface FoundSession {
@@ -35,7 +32,7 @@ export async function enqueueFoundSessions(db: SweepDb, sessions: readonly Found
         callCid: `${s.callType}:${s.callId}`,
         status: 'pending' as const,
         sessionEndedAt: s.sessionEndedAt,
-        retentionExpiresAt: s.sessionEndedAt === null ? null : new Date(s.sessionEndedAt.getTime() + RETENTION_DAYS * DAY_MS),
+        retentionExpiresAt: s.sessionEndedAt === null ? null : retentionExpiresAt(s.sessionEndedAt),
         nextAttemptAt: sql`now()`,
       })),
     )
