@@ -79,6 +79,8 @@ export function parseStreamTimestamp(value: unknown): Date | null {
   } else if (typeof value === 'string' && /^\d+$/.test(value)) {
     ms = Number(BigInt(value) / BigInt(NANOSECONDS_PER_MS));
   } else if (typeof value === 'string' && RFC3339.test(value)) {
+    // Date.parse rolls impossible calendar dates over (April 31 → May 1); refuse them instead.
+    if (!isCalendarDate(value)) throw new ResponseShapeError(`timestamp has no such calendar date (${describe(value)})`);
     ms = Date.parse(value.replace(' ', 'T'));
   } else {
     throw new ResponseShapeError(`timestamp is neither RFC 3339 nor integer nanoseconds (${describe(value)})`);
@@ -86,6 +88,12 @@ export function parseStreamTimestamp(value: unknown): Date | null {
   const date = new Date(ms);
   if (Number.isNaN(date.getTime())) throw new ResponseShapeError('timestamp is out of range');
   return date;
+}
+
+function isCalendarDate(value: string): boolean {
+  const [year, month, day] = value.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day;
 }
 
 // `.optional()` outside the transform: an absent key skips it and reads as undefined (→ null below).

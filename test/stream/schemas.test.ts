@@ -52,6 +52,13 @@ describe('parseStreamTimestamp', () => {
     expect(() => parseStreamTimestamp('2026-04-08')).toThrow(ResponseShapeError);
     expect(() => parseStreamTimestamp(true)).toThrow(ResponseShapeError);
   });
+
+  it('refuses calendar dates that do not exist rather than rolling them over', () => {
+    expect(() => parseStreamTimestamp('2026-04-31T10:00:00Z')).toThrow(/no such calendar date/);
+    expect(() => parseStreamTimestamp('2026-02-29T10:00:00Z')).toThrow(/no such calendar date/);
+    expect(() => parseStreamTimestamp('2026-13-01T10:00:00Z')).toThrow(/no such calendar date/);
+    expect(parseStreamTimestamp('2028-02-29T10:00:00Z')?.toISOString()).toBe('2028-02-29T10:00:00.000Z');
+  });
 });
 
 describe('parseParticipantSessionsPage', () => {
