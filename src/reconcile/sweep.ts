@@ -9,6 +9,7 @@ import type { StreamClient } from '../stream/client.ts';
 import { StreamApiError } from '../stream/errors.ts';
 import { pageCallStats, type EndedWindow } from './call-stats-pages.ts';
 import { enqueueFoundSessions } from './enqueue-found.ts';
+import { makeReportedSessionsDue } from './make-reported-due.ts';
 import { guardRetention } from './retention.ts';
 import { SWEEP_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 import { completeSweep, discardSweepCursor, readSweepState, recordSweepError, saveSweepProgress, type SweepDb } from './state.ts';
@@ -171,17 +172,20 @@ async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, prog
     });
     for await (const page of pages) {
       const found = page.rows.filter((row) => row.sessionEndedAt !== null);
-      const inserted = await db.transaction(async (tx) => {
+      const { inserted, madeDue } = await db.transaction(async (tx) => {
         const ids = await enqueueFoundSessions(tx, found);
+        const insertedIds = new Set(ids);
+        const due = await makeReportedSessionsDue(tx, found.map((row) => row.callSessionId).filter((id) => !insertedIds.has(id)));
         if (page.next !== null) await saveSweepProgress(tx, { cursor: page.next, sweepUntil: window.until, watermark });
         else await completeSweep(tx, window.until);
-        return ids;
+        return { inserted: ids, madeDue: due };
       });
       progress.pages += 1;
       progress.seen += page.rows.length;
       progress.enqueued += inserted.length;
       options.metrics.reconcileEnqueued.inc(inserted.length);
       if (inserted.length > 0) log.info({ enqueued: inserted.length, first: inserted.slice(0, LOGGED_IDS) }, 'sessions with no webhook enqueued');
+      if (madeDue.length > 0) log.info({ madeDue: madeDue.length, first: madeDue.slice(0, LOGGED_IDS) }, 'sessions whose report event never came made due');
       // Stopping between pages leaves a consistent checkpoint: this page and its cursor committed together.
       options.signal?.throwIfAborted();
     }
