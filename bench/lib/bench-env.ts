@@ -1,0 +1,114 @@
+/**
+ * What every benchmark shares: a throwaway database on the server of DATABASE_URL, a description
+ * of the machine for the record, and the append to bench/RESULTS.md.
+ */
+import { appendFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { cpus, totalmem } from 'node:os';
+import pg from 'pg';
+import { runMigrations } from '../../src/db/migrate.ts';
+
+export const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface BenchDatabase {
+  readonly name: string;
+  readonly url: string;
+  /** A small pool for the benchmark's own bookkeeping queries. */
+  readonly pool: pg.Pool;
+}
+
+/** A fresh migrated database for the length of `fn`, dropped afterwards whatever happens. */
+export async function withBenchDatabase<T>(fn: (db: BenchDatabase) => Promise<T>): Promise<T> {
+  const name = `attendance_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client(ADMIN_URL);
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  const url = new URL(ADMIN_URL);
+  url.pathname = `/${name}`;
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
+  try {
+    await runMigrations(pool);
+    return await fn({ name, url: url.toString(), pool });
+  } finally {
+    await pool.end();
+    await admin.query(`drop database if exists ${name} with (force)`);
+    await admin.end();
+  }
+}
+
+export interface MachineInfo {
+  readonly cores: number;
+  readonly memoryGiB: number;
+  readonly cpuModel: string;
+  readonly node: string;
+  readonly postgres: string;
+}
+
+export async function describeMachine(pool: pg.Pool): Promise<MachineInfo> {
+  const version = (await pool.query<{ server_version: string }>('show server_version')).rows[0]?.server_version ?? '?';
+  return {
+    cores: cpus().length,
+    memoryGiB: Math.round((totalmem() / 2 ** 30) * 10) / 10,
+    cpuModel: cpus()[0]?.model.trim() ?? '?',
+    node: process.version,
+    postgres: version,
+  };
+}
+
+export interface ResultSection {
+  readonly title: string;
+  readonly command: string;
+  readonly machine: MachineInfo;
+  /** Free text under the heading: setup, what the baseline is. */
+  readonly notes: readonly string[];
+  readonly table: { readonly header: readonly string[]; readonly rows: readonly (readonly string[])[] };
+  /** Lines after the table: targets and verdicts. */
+  readonly verdicts: readonly string[];
+}
+
+/** Appends one dated section to bench/RESULTS.md. */
+export async function appendResults(section: ResultSection): Promise<void> {
+  const m = section.machine;
+  const lines = [
+    '',
+    `## ${section.title}, ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
+    '',
+    `\`${section.command}\` — ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Node ${m.node}, PostgreSQL ${m.postgres}; ` +
+      'client, service, simulator and Postgres on the same cores, loopback only.',
+    '',
+    ...section.notes.map((note) => `${note}`),
+    ...(section.notes.length > 0 ? [''] : []),
+    `| ${section.table.header.join(' | ')} |`,
+    `| ${section.table.header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
+    ...section.table.rows.map((row) => `| ${row.join(' | ')} |`),
+    '',
+    ...section.verdicts.map((v) => `- ${v}`),
+    '',
+  ];
+  await appendFile(new URL('../RESULTS.md', import.meta.url), lines.join('\n'));
+}
+
+/** Rejects after `ms`, so no benchmark step can hang the run. */
+export async function withTimeout<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${ms / 1000} s`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export function ratio(value: number, baseline: number): string {
+  return baseline > 0 ? `${(value / baseline).toFixed(2)} ×` : 'n/a';
+}
+
+export function fmt(value: number, digits = 0): string {
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+export function pass(ok: boolean): string {
+  return ok ? 'met' : 'MISSED';
+}

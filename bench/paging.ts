@@ -1,0 +1,64 @@
+/**
+ * Latency-bound paging (issue 9, item 3).
+ *
+ *   node bin/run-ts.js bench/paging.ts
+ *
+ * The simulator adds 20 ms to every participant_sessions answer; one session of 200 pages
+ * (20,000 entries) is archived by `attendance serve` in a child process. With one page of
+ * prefetch the writes hide behind the fetches, so the wall time should stay near 200 × 20 ms.
+ */
+import { generateSession } from '../src/simulator/generate.ts';
+import { startSimulator } from '../src/simulator/server.ts';
+import { archiveAndWait, seedSessions, type ArchiveTiming } from './lib/archive-run.ts';
+import { appendResults, describeMachine, fmt, pass, withBenchDatabase, withTimeout } from './lib/bench-env.ts';
+import { startServiceProcess } from './lib/service.ts';
+
+const API_KEY = 'bench-key';
+const API_SECRET = 'bench-secret';
+const PAGE_LATENCY_MS = 20;
+const PAGES = 200;
+const TARGET_RATIO = 1.1;
+
+export interface PagingBenchResult {
+  readonly archive: ArchiveTiming;
+  readonly floorSeconds: number;
+}
+
+export async function runPagingBench(): Promise<PagingBenchResult> {
+  return withTimeout('paging benchmark', 2 * 60_000, withBenchDatabase(async (db) => {
+    const session = generateSession({ seed: 'bench-paging', size: PAGES * 100, endedAt: new Date(Date.now() - 3_600_000) });
+    const simulator = await startSimulator({ apiKey: API_KEY, apiSecret: API_SECRET, pageLatencyMs: PAGE_LATENCY_MS });
+    try {
+      await seedSessions(db.pool, simulator, [session]);
+      const service = await startServiceProcess({ command: 'serve', databaseUrl: db.url, apiKey: API_KEY, apiSecret: API_SECRET, streamBaseUrl: simulator.url });
+      let archive: ArchiveTiming;
+      try {
+        archive = await archiveAndWait(db.pool, [session], 60_000);
+      } finally {
+        await service.stop();
+      }
+      const floorSeconds = (PAGES * PAGE_LATENCY_MS) / 1000;
+      const ratio = archive.seconds / floorSeconds;
+      console.log(`${PAGES} pages at ${PAGE_LATENCY_MS} ms: ${archive.seconds.toFixed(2)} s, ${ratio.toFixed(3)} × ${floorSeconds} s`);
+      await appendResults({
+        title: 'Latency-bound paging (bench/paging.ts)',
+        command: 'node bin/run-ts.js bench/paging.ts',
+        machine: await describeMachine(db.pool),
+        notes: [
+          `Simulator adding ${PAGE_LATENCY_MS} ms to every page; one session of ${fmt(session.participants.length)} entries (${PAGES} pages of 100), archived by \`attendance serve\` in a child process. ` +
+            `Wall time from the statement that makes it due to its \`archived_at\`; baseline: ${PAGES} × ${PAGE_LATENCY_MS} ms, the time the fetches alone take back to back.`,
+        ],
+        table: {
+          header: ['run', 'pages', 'seconds', 'baseline seconds', 'ratio to baseline'],
+          rows: [['1 session × 20,000 entries', String(PAGES), archive.seconds.toFixed(2), floorSeconds.toFixed(2), `${ratio.toFixed(3)} ×`]],
+        },
+        verdicts: [`≤ ${TARGET_RATIO} × ${PAGES} × ${PAGE_LATENCY_MS} ms: ${pass(ratio <= TARGET_RATIO)}`],
+      });
+      return { archive, floorSeconds };
+    } finally {
+      await simulator.close();
+    }
+  }));
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await runPagingBench();
