@@ -35,6 +35,8 @@ const P99_TARGET_MS = 20;
 export interface IntakeBenchResult {
   readonly pgbenchTps: number;
   readonly bare: LoadResult;
+  /** The bare route at the paced rate: the latency the load generator itself adds on these cores. */
+  readonly barePaced: LoadResult;
   readonly saturated: LoadResult;
   readonly paced: LoadResult & { readonly rate: number };
   readonly accepted: number;
@@ -118,7 +120,7 @@ async function runPgbench(url: string, pool: pg.Pool, seconds: number, sample: s
   }
 }
 
-async function runBareFastify(seconds: number, bodies: ReturnType<typeof createBodySource>): Promise<LoadResult> {
+async function runBareFastify(seconds: number, rate: number, bodies: ReturnType<typeof createBodySource>): Promise<{ saturated: LoadResult; paced: LoadResult }> {
   const entry = fileURLToPath(new URL('./lib/bare-server.ts', import.meta.url));
   const runTs = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
   const child = spawn(process.execPath, [runTs, entry], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -128,7 +130,10 @@ async function runBareFastify(seconds: number, bodies: ReturnType<typeof createB
       child.once('exit', (code) => reject(new Error(`bare server exited ${code}`)));
     });
     let i = 0;
-    return await runLoad({ url, connections: CONNECTIONS, durationSeconds: seconds, next: () => requestFor(bodies.cycle(i++)) });
+    const next = () => requestFor(bodies.cycle(i++));
+    const saturated = await runLoad({ url, connections: CONNECTIONS, durationSeconds: seconds, next });
+    const paced = await runLoad({ url, connections: CONNECTIONS, durationSeconds: seconds, overallRate: rate, next });
+    return { saturated, paced };
   } finally {
     child.kill('SIGTERM');
   }
@@ -144,8 +149,9 @@ export async function runIntakeBench(options: { seconds?: number } = {}): Promis
 
     // Enough for a service at the pgbench rate for the saturated run plus the paced one.
     const bodies = createBodySource(Math.min(MAX_PRECOMPUTED, Math.ceil(pgbenchTps * seconds * 1.6)));
-    const bare = await runBareFastify(seconds, bodies);
-    console.log(`bare Fastify: ${fmt(bare.requestsPerSecond)} req/s, p99 ${bare.p99Ms} ms`);
+    const rate = Math.round(pgbenchTps * 0.5);
+    const { saturated: bare, paced: barePaced } = await runBareFastify(seconds, rate, bodies);
+    console.log(`bare Fastify: ${fmt(bare.requestsPerSecond)} req/s, p99 ${bare.p99Ms} ms; paced at ${fmt(rate)}/s: p99 ${barePaced.p99Ms} ms`);
 
     const service = await startServiceProcess({
       command: 'serve',
@@ -166,7 +172,6 @@ export async function runIntakeBench(options: { seconds?: number } = {}): Promis
     };
     let saturated: LoadResult;
     let paced: LoadResult;
-    const rate = Math.round(pgbenchTps * 0.5);
     try {
       // A short warm-up, so the JIT and the pool are not part of the figures.
       await runLoad({ url: service.url!, connections: CONNECTIONS, durationSeconds: 2, next, onResponse: track });
@@ -180,7 +185,7 @@ export async function runIntakeBench(options: { seconds?: number } = {}): Promis
     if (bodies.built > 0) console.log(`${bodies.built} bodies were built during the run (precomputed ran out)`);
     const stored = (await db.pool.query<{ n: number }>('select count(*)::int as n from webhook_events where webhook_id = any($1)', [accepted])).rows[0]!.n;
     console.log(`accepted ${fmt(accepted.length)}, stored ${fmt(stored)}`);
-    const result: IntakeBenchResult = { pgbenchTps, bare, saturated, paced: { ...paced, rate }, accepted: accepted.length, stored, bodyBytes: bodies.bodyBytes };
+    const result: IntakeBenchResult = { pgbenchTps, bare, barePaced, saturated, paced: { ...paced, rate }, accepted: accepted.length, stored, bodyBytes: bodies.bodyBytes };
     await record(result, await describeMachine(db.pool), seconds);
     return result;
   }));
@@ -197,13 +202,15 @@ async function record(r: IntakeBenchResult, machine: MachineInfo, seconds: numbe
     notes: [
       `autocannon, ${CONNECTIONS} connections, ${seconds} s per run (after a 2 s warm-up for the service); every request a distinct signed \`call.stats_report_ready\` ` +
         `(${r.bodyBytes} bytes, its own X-WEBHOOK-ID and session). Service: \`attendance serve --no-worker\` in its own process. ` +
-        `Baselines: \`pgbench -n -c ${PGBENCH_CLIENTS} -j 2 -T ${seconds}\` single-row INSERT with commit into a table with a jsonb column; a bare Fastify POST route in its own process.`,
+        `Baselines: \`pgbench -n -c ${PGBENCH_CLIENTS} -j 2 -T ${seconds}\` single-row INSERT with commit into a table with a jsonb column; a bare Fastify POST route in its own process. ` +
+        'Paced runs use autocannon `overallRate` (latency from the actual send); the bare route paced the same way shows what the load generator itself adds to p99 on these shared cores.',
     ],
     table: {
       header: ['run', 'accepted/s', 'ratio to pgbench', 'p50 ms', 'p99 ms', 'errors'],
       rows: [
         ['pgbench single-row INSERT (baseline)', fmt(r.pgbenchTps), '1.00 ×', '', '', '0'],
         row('bare Fastify POST route', r.bare),
+        row(`bare Fastify POST route, paced at ${fmt(r.paced.rate)}/s`, r.barePaced),
         row('service, as fast as it answers', r.saturated),
         row(`service, paced at ${fmt(r.paced.rate)}/s (0.5 × pgbench)`, r.paced),
       ],

@@ -26,6 +26,8 @@ export async function withBenchDatabase<T>(fn: (db: BenchDatabase) => Promise<T>
   const url = new URL(ADMIN_URL);
   url.pathname = `/${name}`;
   const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
+  // The forced drop at the end may cut a connection the pool is still closing.
+  pool.on('error', () => undefined);
   try {
     await runMigrations(pool);
     return await fn({ name, url: url.toString(), pool });

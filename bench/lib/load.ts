@@ -50,7 +50,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     url: options.url,
     connections: options.connections,
     duration: options.durationSeconds,
-    ...(options.overallRate === undefined ? {} : { overallRate: options.overallRate }),
+    ...(options.overallRate === undefined ? {} : { overallRate: options.overallRate, ignoreCoordinatedOmission: true }),
     requests: [
       {
         setupRequest: (request: LoadRequest, context: Record<string, unknown>) => ({ ...request, ...options.next(context) }),

@@ -35,7 +35,9 @@ export interface ServiceProcess {
 }
 
 export async function startServiceProcess(options: ServiceProcessOptions): Promise<ServiceProcess> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), BIN, options.command, ...(options.args ?? [])], {
+  // BENCH_CPU_PROF=<dir> profiles every service process a benchmark starts (node --cpu-prof).
+  const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...profile, ...(options.nodeArgs ?? []), BIN, options.command, ...(options.args ?? [])], {
     env: {
       PATH: process.env.PATH ?? '',
       DATABASE_URL: options.databaseUrl,

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { enqueueWebhookEvent } from '../queue/enqueue.ts';
+import { createWebhookEnqueuer } from '../queue/enqueue.ts';
 import { createWebhookSignatureVerifier } from '../stream/signature.ts';
 import { InvalidWebhookEventError, parseWebhookEvent, type WebhookEvent } from '../stream/webhook-events.ts';
 import type { AppDeps } from './app.ts';
@@ -30,14 +30,16 @@ type Outcome =
   | 'error';
 
 /**
- * POST /webhooks/stream: verify on the raw bytes, store and make the session due in one statement,
- * answer 200 only after the commit. Encapsulated, so its catch-all Buffer parser (no JSON parsing
+ * POST /webhooks/stream: verify on the raw bytes, store and make the session due in one statement
+ * (shared with concurrent requests: group commit), answer 200 only after the commit. Encapsulated, so its catch-all Buffer parser (no JSON parsing
  * before the signature check) and its error handler apply to this route alone.
  */
 export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
   const { config, database, metrics } = deps;
   const verifySignature = createWebhookSignatureVerifier([config.stream.apiSecret, ...config.stream.previousApiSecrets]);
   const expectedApiKey = Buffer.from(config.stream.apiKey, 'utf8');
+  // Concurrent requests share one statement and one commit; each is answered after that commit.
+  const enqueuer = createWebhookEnqueuer(database.pool, { deadlineMs: DATABASE_DEADLINE_MS });
 
   const answer = (reply: FastifyReply, status: number, outcome: Outcome, type: string, body: object): FastifyReply => {
     metrics.webhooksTotal.inc({ type, outcome });
@@ -115,11 +117,7 @@ export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => 
     const webhookId = parseWebhookId(headers['x-webhook-id'], body);
     if (webhookId === null) return answer(reply, 400, 'rejected_invalid', event.type, { error: 'X-WEBHOOK-ID is too long' });
     try {
-      const result = await enqueueWebhookEvent(
-        database.pool,
-        { webhookId, attempt: parseAttempt(headers['x-webhook-attempt']), event, bodyText, payload },
-        { deadlineMs: DATABASE_DEADLINE_MS },
-      );
+      const result = await enqueuer.enqueue({ webhookId, attempt: parseAttempt(headers['x-webhook-attempt']), event, bodyText, payload });
       request.log.debug({ webhookId, callSessionId: event.callSessionId, type: event.type, ...result }, 'webhook handled');
       const outcome = result.stored ? 'stored' : 'duplicate';
       return answer(reply, 200, outcome, event.type, { status: outcome });

@@ -1,0 +1,171 @@
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createWebhookEnqueuer, type WebhookEventToEnqueue } from '../../src/queue/enqueue.ts';
+import { parseWebhookEvent, type HandledWebhookEvent } from '../../src/stream/webhook-events.ts';
+import { useTestDatabase } from '../helpers/db.ts';
+import { buildSessionEndedEvent, buildStatsReportReadyEvent, createWebhookTestApp, deliverWebhook } from '../helpers/webhooks.ts';
+
+const testDb = useTestDatabase();
+const DEADLINE_MS = 4_500;
+// Events whose webhook id starts with this fail at commit (a deferred trigger, installed below).
+const FAIL_AT_COMMIT = 'fail-at-commit-';
+
+function toEnqueue(body: Record<string, unknown>, webhookId: string = randomUUID()): WebhookEventToEnqueue {
+  return { webhookId, attempt: 1, event: parseWebhookEvent(body) as HandledWebhookEvent, bodyText: JSON.stringify(body), payload: body };
+}
+
+/** The test pool, counting the statements sent through it. */
+function countingPool(): { pool: pg.Pool; statements: () => number } {
+  const pool = testDb.current.database.pool;
+  let statements = 0;
+  const counted = new Proxy(pool, {
+    get(target, key, receiver) {
+      if (key === 'query') {
+        return (...args: Parameters<pg.Pool['query']>) => {
+          statements += 1;
+          return (target.query as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return Reflect.get(target, key, receiver) as unknown;
+    },
+  });
+  return { pool: counted, statements: () => statements };
+}
+
+async function count(sql: string, values: unknown[]): Promise<number> {
+  const { rows } = await testDb.current.database.pool.query<{ n: number }>(sql, values);
+  return rows[0]!.n;
+}
+
+beforeAll(async () => {
+  await testDb.current.database.pool.query(`
+    create function fail_marked_webhook() returns trigger language plpgsql as $$
+    begin
+      if new.webhook_id like '${FAIL_AT_COMMIT}%' then raise exception 'refused at commit'; end if;
+      return null;
+    end $$;
+    create constraint trigger fail_marked_webhook after insert on webhook_events
+      deferrable initially deferred for each row execute function fail_marked_webhook();`);
+});
+
+describe('createWebhookEnqueuer: group commit', () => {
+  it('stores concurrent distinct events in fewer statements than events, each answered stored and due', async () => {
+    const { pool, statements } = countingPool();
+    const enqueuer = createWebhookEnqueuer(pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
+    const sessionIds = Array.from({ length: 40 }, () => randomUUID());
+    const results = await Promise.all(sessionIds.map((sessionId) => enqueuer.enqueue(toEnqueue(buildStatsReportReadyEvent({ sessionId })))));
+    expect(results).toEqual(Array(40).fill({ stored: true, due: true }));
+    expect(statements()).toBeLessThan(40);
+    expect(await count('select count(*)::int as n from webhook_events where session_id = any($1)', [sessionIds])).toBe(40);
+    expect(await count(`select count(*)::int as n from call_sessions where call_session_id = any($1) and status = 'pending'`, [sessionIds])).toBe(40);
+  });
+
+  it('answers every copy of an id repeated in one batch after the commit: one stored, the rest duplicate', async () => {
+    const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
+    const sessionId = randomUUID();
+    const webhookId = randomUUID();
+    const body = buildStatsReportReadyEvent({ sessionId });
+    const others = Array.from({ length: 5 }, () => toEnqueue(buildStatsReportReadyEvent()));
+    const results = await Promise.all([
+      ...Array.from({ length: 10 }, () => enqueuer.enqueue(toEnqueue(body, webhookId))),
+      ...others.map((input) => enqueuer.enqueue(input)),
+    ]);
+    const copies = results.slice(0, 10);
+    expect(copies.filter((r) => r.stored)).toHaveLength(1);
+    expect(copies.filter((r) => !r.stored && !r.due)).toHaveLength(9);
+    expect(results.slice(10).every((r) => r.stored)).toBe(true);
+    expect(await count('select count(*)::int as n from webhook_events where webhook_id = $1', [webhookId])).toBe(1);
+    expect(await count('select count(*)::int as n from call_sessions where call_session_id = $1', [sessionId])).toBe(1);
+  });
+
+  it('answers an id already stored by an earlier batch as a duplicate', async () => {
+    const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS });
+    const input = toEnqueue(buildStatsReportReadyEvent());
+    expect(await enqueuer.enqueue(input)).toEqual({ stored: true, due: true });
+    expect(await Promise.all([enqueuer.enqueue(input), enqueuer.enqueue(input)])).toEqual([
+      { stored: false, due: false },
+      { stored: false, due: false },
+    ]);
+  });
+
+  it('folds several events for one session in a batch as consecutive statements would', async () => {
+    const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
+    const sessionId = randomUUID();
+    const reports = ['2026-04-08T14:00:00Z', '2026-04-08T15:00:00Z', '2026-04-08T14:30:00Z'].map((createdAt) =>
+      toEnqueue(buildStatsReportReadyEvent({ sessionId, createdAt })),
+    );
+    const ends = ['2026-04-08T13:00:00Z', '2026-04-08T13:30:00Z'].map((endedAt) => toEnqueue(buildSessionEndedEvent({ sessionId, endedAt })));
+    const results = await Promise.all([...ends, ...reports].map((input) => enqueuer.enqueue(input)));
+    expect(results.every((r) => r.stored)).toBe(true);
+    const { rows } = await testDb.current.database.pool.query<{ status: string; stats_report_ready_at: Date; session_ended_at: Date; retention_expires_at: Date; due: boolean }>(
+      'select status, stats_report_ready_at, session_ended_at, retention_expires_at, next_attempt_at <= now() as due from call_sessions where call_session_id = $1',
+      [sessionId],
+    );
+    expect(rows).toHaveLength(1);
+    const row = rows[0]!;
+    // The last report delivered wins; the first session_ended sets the end, and the 90 days count from it.
+    expect(row.stats_report_ready_at.toISOString()).toBe('2026-04-08T14:30:00.000Z');
+    expect(row.session_ended_at.toISOString()).toBe('2026-04-08T13:00:00.000Z');
+    expect(row.retention_expires_at.toISOString()).toBe('2026-07-07T13:00:00.000Z');
+    expect(row.status).toBe('pending');
+    expect(row.due).toBe(true);
+    expect(await count('select count(*)::int as n from webhook_events where session_id = $1', [sessionId])).toBe(5);
+  });
+
+  it('fails every event of a batch whose commit fails, and stores none of them', async () => {
+    const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
+    const failing = toEnqueue(buildStatsReportReadyEvent(), `${FAIL_AT_COMMIT}${randomUUID()}`);
+    const partners = Array.from({ length: 4 }, () => toEnqueue(buildStatsReportReadyEvent()));
+    const outcomes = await Promise.allSettled([failing, ...partners].map((input) => enqueuer.enqueue(input)));
+    expect(outcomes.every((o) => o.status === 'rejected')).toBe(true);
+    const ids = [failing, ...partners].map((i) => i.webhookId);
+    expect(await count('select count(*)::int as n from webhook_events where webhook_id = any($1)', [ids])).toBe(0);
+    // The enqueuer goes on working after a failed batch.
+    expect((await enqueuer.enqueue(toEnqueue(buildStatsReportReadyEvent()))).stored).toBe(true);
+  });
+
+  it('fails only the event Postgres refuses when a batch holds one (retried one by one)', async () => {
+    const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
+    const goodBody = buildStatsReportReadyEvent();
+    const bad = toEnqueue(goodBody);
+    // A lone surrogate escape: valid JSON, refused by jsonb.
+    const badText = JSON.stringify(goodBody).replace('"is_trimmed":false', '"is_trimmed":false,"x":"\\ud800"');
+    const badInput: WebhookEventToEnqueue = { ...bad, bodyText: badText, payload: JSON.parse(badText) };
+    const good = Array.from({ length: 4 }, () => toEnqueue(buildStatsReportReadyEvent()));
+    const outcomes = await Promise.allSettled([badInput, ...good].map((input) => enqueuer.enqueue(input)));
+    expect(outcomes[0]!.status).toBe('rejected');
+    expect((outcomes[0] as PromiseRejectedResult).reason).toMatchObject({ code: expect.stringMatching(/^22/) });
+    expect(outcomes.slice(1).every((o) => o.status === 'fulfilled' && o.value.stored)).toBe(true);
+    expect(await count('select count(*)::int as n from webhook_events where webhook_id = any($1)', [good.map((g) => g.webhookId)])).toBe(4);
+  });
+});
+
+describe('POST /webhooks/stream with group commit', () => {
+  let app: Awaited<ReturnType<typeof createWebhookTestApp>>['app'];
+  beforeAll(async () => {
+    ({ app } = await createWebhookTestApp(testDb.current.database));
+  });
+  afterAll(async () => {
+    await app.close();
+  });
+
+  it('answers 200 to each of many concurrent distinct deliveries, every one stored', async () => {
+    const bodies = Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? buildSessionEndedEvent() : buildStatsReportReadyEvent()));
+    const answers = await Promise.all(bodies.map((body) => deliverWebhook(app, body)));
+    expect(answers.map((a) => a.statusCode)).toEqual(Array(60).fill(200));
+    expect(answers.every((a) => (a.json() as { status: string }).status === 'stored')).toBe(true);
+    const sessionIds = bodies.map((b) => b.session_id as string);
+    expect(await count('select count(*)::int as n from webhook_events where session_id = any($1)', [sessionIds])).toBe(60);
+  });
+
+  it('answers 503 when its batch fails to commit, and stores exactly the deliveries answered 200', async () => {
+    const ids = [`${FAIL_AT_COMMIT}${randomUUID()}`, ...Array.from({ length: 5 }, () => randomUUID())];
+    // Those sharing the failing one's batch answer 503 with it (Stream retries them); any later batch commits.
+    const answers = await Promise.all(ids.map((webhookId) => deliverWebhook(app, buildStatsReportReadyEvent(), { webhookId })));
+    expect(answers[0]!.statusCode).toBe(503);
+    for (const answer of answers) expect([200, 503]).toContain(answer.statusCode);
+    const stored = answers.filter((a) => a.statusCode === 200).length;
+    expect(await count('select count(*)::int as n from webhook_events where webhook_id = any($1)', [ids])).toBe(stored);
+  });
+});
