@@ -1,0 +1,77 @@
+/*
+ * npm run chaos [-- --sessions 200 --max-size 20000 --delivery-seconds 120 --slow-ms 11000 --settle-minutes 20 --seed chaos]
+ *
+ * The full-size fault run (test/reliability/fault-run.ts): serve as a child process, the simulator
+ * and a Postgres database of its own, on loopback only. Slow API answers take longer than the
+ * stream client's 10 s timeout here. Exits 0 when the archive equals the simulator's sessions
+ * exactly, 1 otherwise (then the database is kept for inspection and its name printed).
+ * DATABASE_URL names the server (any database on it; default postgres://postgres@127.0.0.1:5432/postgres).
+ */
+import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { runMigrations } from '../src/db/migrate.ts';
+import { runFaultScenario } from '../test/reliability/fault-run.ts';
+import { formatFaultReport } from '../test/reliability/report.ts';
+
+const { values } = parseArgs({
+  options: {
+    sessions: { type: 'string', default: '200' },
+    'max-size': { type: 'string', default: '20000' },
+    'delivery-seconds': { type: 'string', default: '120' },
+    'slow-ms': { type: 'string', default: '11000' },
+    'settle-minutes': { type: 'string', default: '20' },
+    seed: { type: 'string', default: 'chaos' },
+    /** Write every serve process's log lines here. */
+    logs: { type: 'string' },
+  },
+});
+const number = (name: keyof typeof values): number => {
+  const value = Number(values[name]);
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
+  return value;
+};
+
+const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const name = `attendance_chaos_${randomBytes(4).toString('hex')}`;
+const url = new URL(adminUrl);
+url.pathname = `/${name}`;
+
+const admin = new pg.Client(adminUrl);
+await admin.connect();
+await admin.query(`create database ${name}`);
+const migrator = new pg.Pool({ connectionString: url.toString(), max: 1 });
+await runMigrations(migrator);
+await migrator.end();
+
+let ok = false;
+try {
+  const started = new Date();
+  const report = await runFaultScenario({
+    databaseUrl: url.toString(),
+    seed: String(values.seed),
+    sessions: number('sessions'),
+    maxSize: number('max-size'),
+    deliveryPhaseMs: number('delivery-seconds') * 1000,
+    slowMs: number('slow-ms'),
+    settleTimeoutMs: number('settle-minutes') * 60_000,
+    progress: (message) => console.log(`[${((Date.now() - started.getTime()) / 1000).toFixed(1)} s] ${message}`),
+  });
+  console.log(`\n${started.toISOString()}, seed ${String(values.seed)}, slow answers ${number('slow-ms')} ms`);
+  console.log(formatFaultReport(report));
+  if (values.logs !== undefined) writeFileSync(values.logs, report.output);
+  ok =
+    report.settled &&
+    report.check.problems.length === 0 &&
+    report.ackedNotStored === 0 &&
+    report.secretLeaks.length === 0 &&
+    report.finalExit === 0 &&
+    report.restarts === 3;
+  console.log(ok ? '\nPASS: the archive equals Stream exactly' : '\nFAIL');
+} finally {
+  if (ok) await admin.query(`drop database if exists ${name} with (force)`);
+  else console.log(`database kept for inspection: ${name}`);
+  await admin.end();
+}
+process.exit(ok ? 0 : 1);
