@@ -9,6 +9,15 @@ import { metricsPlugin } from './metrics.ts';
 import { webhooksPlugin } from './webhooks.ts';
 import { archivePlugin } from './archive.ts';
 
+/**
+ * The whole request (headers and body) must arrive within this. A webhook is a few kilobytes and
+ * Stream gives each attempt 6 s, so anything slower is not Stream; without a bound, a client
+ * trickling a byte now and then holds its socket for ever (Fastify sets no request timeout).
+ */
+export const INCOMING_REQUEST_TIMEOUT_MS = 10_000;
+// How often Node looks for requests past that bound (its default, 30 s, would triple the wait).
+const TIMEOUT_CHECK_INTERVAL_MS = 2_000;
+
 export interface AppDeps {
   readonly config: Config;
   readonly database: Database;
@@ -27,6 +36,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // Stream's webhook bodies stay far below this; the webhook route applies its own limits.
     bodyLimit: 1024 * 1024,
     return503OnClosing: true,
+    requestTimeout: INCOMING_REQUEST_TIMEOUT_MS,
+    http: { headersTimeout: INCOMING_REQUEST_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_INTERVAL_MS },
   });
 
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
