@@ -23,9 +23,10 @@ describe('archive under faults, end to end', () => {
         maxSize: 2_000,
         deliveryPhaseMs: 8_000,
         slowMs: 1_500,
-        settleTimeoutMs: 60_000,
+        // Generous: alone the archive settles about 40 s after the last webhook; beside other test files, later.
+        settleTimeoutMs: 150_000,
       });
-      if (report.check.problems.length > 0 || !report.settled) console.log(formatFaultReport(report));
+      console.log(formatFaultReport(report));
 
       expect(report.check.problems).toEqual([]);
       expect(report.settled).toBe(true);
@@ -43,6 +44,6 @@ describe('archive under faults, end to end', () => {
       expect(report.api.faults.truncated).toBeGreaterThan(0);
       expect(report.deliveries.deliveries).toBeGreaterThan(80);
     },
-    150_000,
+    240_000,
   );
 });
