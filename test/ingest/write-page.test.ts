@@ -25,17 +25,25 @@ function entry(n: number, overrides: Partial<ParticipantEntry> = {}): Participan
   };
 }
 
-/** The pool, with every statement sent through a checked-out client counted. */
+/** The pool, with every statement sent through it (pooled or on a checked-out client) counted. */
 function countingPool(): { pool: pg.Pool; statements: string[] } {
   const statements: string[] = [];
   const real = pool();
+  const record = (args: unknown[]) => {
+    const first = args[0] as string | { text: string };
+    statements.push((typeof first === 'string' ? first : first.text).trim().split(/\s+/).slice(0, 2).join(' '));
+  };
   const counted = Object.create(real) as pg.Pool;
+  counted.query = ((...args: unknown[]) => {
+    record(args);
+    return (real.query as (...a: unknown[]) => unknown)(...args);
+  }) as typeof real.query;
   counted.connect = (async () => {
     const client = await real.connect();
     const query = client.query.bind(client) as (...args: unknown[]) => unknown;
     return Object.assign(Object.create(client) as pg.PoolClient, {
       query: (...args: unknown[]) => {
-        statements.push(String(args[0]).trim().split(/\s+/).slice(0, 2).join(' '));
+        record(args);
         return query(...args);
       },
       release: client.release.bind(client),
@@ -50,11 +58,11 @@ beforeEach(async () => {
 });
 
 describe('writePage', () => {
-  it('writes a page of 100 in one upsert statement, with its cursor, in one transaction', async () => {
+  it('writes a page of 100 and its cursor behind the lease fence in one statement (one implicit transaction)', async () => {
     const { pool: counted, statements } = countingPool();
     const entries = Array.from({ length: 100 }, (_, i) => entry(i));
     expect(await writePage(counted, lease, { callType: 'default', callId: 's1', entries, resumeCursor: 'c1' })).toEqual({ rows: 100 });
-    expect(statements).toEqual(['begin', 'select 1', 'insert into', 'update call_sessions', 'commit']);
+    expect(statements).toEqual(['with fence']);
 
     const rows = await pool().query('select * from participant_sessions order by user_session_id');
     expect(rows.rowCount).toBe(100);

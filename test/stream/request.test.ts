@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/metrics.ts';
@@ -174,6 +175,15 @@ describe('request core', () => {
     const pending = get(controller.signal);
     setTimeout(() => controller.abort(new Error('lease lost')), 20);
     await expect(pending).rejects.toThrow('lease lost');
+  });
+
+  it("leaves nothing attached to the caller's long-lived signal once a request is answered or fails", async () => {
+    const session = new AbortController();
+    stub.setHandler((_req, res) => json(res, 200, {}));
+    for (let i = 0; i < 20; i++) await get(session.signal);
+    stub.setHandler((_req, res) => json(res, 500, {}));
+    await failure(get(session.signal));
+    expect(getEventListeners(session.signal, 'abort')).toHaveLength(0);
   });
 
   it('records the duration of every request by operation and status', async () => {
