@@ -229,7 +229,12 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     url: `http://${host}:${address.port}`,
     apiKey: options.apiKey,
     apiSecret: options.apiSecret,
-    addSession: (session) => store.add(session),
+    addSession(session) {
+      store.add(session);
+      // The entries' JSON for the current wire form is built now rather than on first request: the
+      // simulator shares the cores with the service in benchmarks, and this is most of its work.
+      store.get(session.callSessionId)?.entriesJson(live.timestampFormat, live.missingFields, session.participants.keys());
+    },
     sessions: store.sessions,
     stats,
     setFaults(next) {
