@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createWebhookEnqueuer, type WebhookEventToEnqueue } from '../../src/queue/enqueue.ts';
+import { SESSIONS_DUE_CHANNEL, createWebhookEnqueuer, type WebhookEventToEnqueue } from '../../src/queue/enqueue.ts';
 import { parseWebhookEvent, type HandledWebhookEvent } from '../../src/stream/webhook-events.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { buildSessionEndedEvent, buildStatsReportReadyEvent, createWebhookTestApp, deliverWebhook } from '../helpers/webhooks.ts';
+import { buildSessionEndedEvent, buildStatsReportReadyEvent, createWebhookTestApp, deliverWebhook, listenForNotifications } from '../helpers/webhooks.ts';
 
 const testDb = useTestDatabase();
 const DEADLINE_MS = 4_500;
@@ -59,6 +59,22 @@ describe('createWebhookEnqueuer: group commit', () => {
     expect(statements()).toBeLessThan(40);
     expect(await count('select count(*)::int as n from webhook_events where session_id = any($1)', [sessionIds])).toBe(40);
     expect(await count(`select count(*)::int as n from call_sessions where call_session_id = any($1) and status = 'pending'`, [sessionIds])).toBe(40);
+  });
+
+  it('sends one NOTIFY per batch, naming one of the sessions it made due', async () => {
+    const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
+    const listener = await listenForNotifications(testDb.current.url, SESSIONS_DUE_CHANNEL);
+    try {
+      const sessionIds = Array.from({ length: 10 }, () => randomUUID());
+      await Promise.all(sessionIds.map((sessionId) => enqueuer.enqueue(toEnqueue(buildStatsReportReadyEvent({ sessionId })))));
+      expect(sessionIds).toContain(await listener.next());
+      const later = randomUUID();
+      await enqueuer.enqueue(toEnqueue(buildStatsReportReadyEvent({ sessionId: later })));
+      // Notifications arrive in commit order, so the batch sent no second one.
+      expect(await listener.next()).toBe(later);
+    } finally {
+      await listener.close();
+    }
   });
 
   it('answers every copy of an id repeated in one batch after the commit: one stored, the rest duplicate', async () => {
