@@ -21,9 +21,9 @@ const RUN_TIMEOUT_MS = 120_000;
 const WHOLE_TIMEOUT_MS = 6 * 60_000;
 
 export interface ArchiveBenchResult {
-  readonly large: { archive: ArchiveTiming; copy: ArchiveTiming; peakRssMiB: number };
+  readonly large: { archive: ArchiveTiming; copy: ArchiveTiming; peakRssMiB: number; liveHeapMB: number | null };
   readonly many: { archive: ArchiveTiming; copy: ArchiveTiming };
-  readonly reference: { archive: ArchiveTiming; peakRssMiB: number };
+  readonly reference: { archive: ArchiveTiming; peakRssMiB: number; liveHeapMB: number | null };
 }
 
 export async function runArchiveBench(): Promise<ArchiveBenchResult> {
@@ -36,15 +36,17 @@ export async function runArchiveBench(): Promise<ArchiveBenchResult> {
     const simulator = await startSimulator({ apiKey: API_KEY, apiSecret: API_SECRET });
     try {
       await seedSessions(db.pool, simulator, [...reference, ...large, ...many]);
-      const serviceOptions = { command: 'serve' as const, databaseUrl: db.url, apiKey: API_KEY, apiSecret: API_SECRET, streamBaseUrl: simulator.url };
+      // --trace-gc only prints a line per collection; it tells a heap that grows with the session
+      // from garbage that is merely collected late.
+      const serviceOptions = { command: 'serve' as const, databaseUrl: db.url, apiKey: API_KEY, apiSecret: API_SECRET, streamBaseUrl: simulator.url, nodeArgs: ['--trace-gc'] };
 
       // The 10,000-entry reference, in a service of its own so its peak is its alone.
       const first = await startServiceProcess(serviceOptions);
       let referenceResult: ArchiveBenchResult['reference'];
       try {
         const archive = await archiveAndWait(db.pool, reference, RUN_TIMEOUT_MS);
-        referenceResult = { archive, peakRssMiB: await first.peakRssMiB() };
-        console.log(`10,000 entries: ${fmt(archive.rowsPerSecond)} rows/s, peak RSS ${referenceResult.peakRssMiB.toFixed(1)} MiB`);
+        referenceResult = { archive, peakRssMiB: await first.peakRssMiB(), liveHeapMB: first.liveHeapAfterFullGcMB() };
+        console.log(`10,000 entries: ${fmt(archive.rowsPerSecond)} rows/s, peak RSS ${referenceResult.peakRssMiB.toFixed(1)} MiB, live heap after full GC ${referenceResult.liveHeapMB} MB`);
       } finally {
         await first.stop();
       }
@@ -56,7 +58,7 @@ export async function runArchiveBench(): Promise<ArchiveBenchResult> {
         await emptyArchive(db.pool);
         const largeArchive = await archiveAndWait(db.pool, large, RUN_TIMEOUT_MS);
         const largePeak = await service.peakRssMiB();
-        console.log(`100,000 entries: ${fmt(largeArchive.rowsPerSecond)} rows/s vs COPY ${fmt(largeCopy.rowsPerSecond)} rows/s, peak RSS ${largePeak.toFixed(1)} MiB`);
+        console.log(`100,000 entries: ${fmt(largeArchive.rowsPerSecond)} rows/s vs COPY ${fmt(largeCopy.rowsPerSecond)} rows/s, peak RSS ${largePeak.toFixed(1)} MiB, live heap after full GC ${service.liveHeapAfterFullGcMB()} MB`);
 
         await emptyArchive(db.pool);
         const manyCopy = await copyBaseline(db.url, many);
@@ -66,7 +68,7 @@ export async function runArchiveBench(): Promise<ArchiveBenchResult> {
         if (service.problems.length > 0) console.log(`service warnings:\n${service.problems.slice(0, 5).join('\n')}`);
 
         const result: ArchiveBenchResult = {
-          large: { archive: largeArchive, copy: largeCopy, peakRssMiB: largePeak },
+          large: { archive: largeArchive, copy: largeCopy, peakRssMiB: largePeak, liveHeapMB: service.liveHeapAfterFullGcMB() },
           many: { archive: manyArchive, copy: manyCopy },
           reference: referenceResult,
         };
@@ -112,7 +114,8 @@ async function record(r: ArchiveBenchResult, machine: Awaited<ReturnType<typeof 
       `≥ 0.5 × COPY: 100,000-entry ${ratio(r.large.archive.rowsPerSecond, r.large.copy.rowsPerSecond)} (${pass(r.large.archive.rowsPerSecond >= 0.5 * r.large.copy.rowsPerSecond)}), ` +
         `100 × 1,000 ${ratio(r.many.archive.rowsPerSecond, r.many.copy.rowsPerSecond)} (${pass(r.many.archive.rowsPerSecond >= 0.5 * r.many.copy.rowsPerSecond)})`,
       `peak RSS of the service: ${r.large.peakRssMiB.toFixed(1)} MiB after the 100,000-entry session (< 200 MiB: ${pass(r.large.peakRssMiB < 200)}), ` +
-        `${r.reference.peakRssMiB.toFixed(1)} MiB after a 10,000-entry one: ${(rssGrowth * 100).toFixed(1)} % more (≤ 10 %: ${pass(rssGrowth <= 0.1)})`,
+        `${r.reference.peakRssMiB.toFixed(1)} MiB after a 10,000-entry one: ${(rssGrowth * 100).toFixed(1)} % more (≤ 10 %: ${pass(rssGrowth <= 0.1)}); ` +
+        `largest heap live after a full GC: ${r.large.liveHeapMB ?? '?'} MB (100,000) vs ${r.reference.liveHeapMB ?? '?'} MB (10,000)`,
     ],
   });
 }

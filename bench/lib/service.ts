@@ -31,6 +31,8 @@ export interface ServiceProcess {
   peakRssMiB(): Promise<number>;
   /** Lines logged at warn or above, for the record when something went wrong. */
   readonly problems: string[];
+  /** With --trace-gc in nodeArgs: the largest heap left live after a full (mark-compact) GC, in MB. */
+  liveHeapAfterFullGcMB(): number | null;
   stop(): Promise<void>;
 }
 
@@ -53,11 +55,18 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const problems: string[] = [];
+  let liveAfterFullGc: number | null = null;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let buffered = '';
   const ready = new Promise<string | undefined>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${options.command} did not start within ${START_TIMEOUT_MS} ms:\n${problems.join('\n')}`)), START_TIMEOUT_MS);
     const onLine = (line: string) => {
+      const fullGc = /Mark-Compact [\d.]+ \([\d.]+\) -> ([\d.]+) \(/.exec(line);
+      if (fullGc) {
+        liveAfterFullGc = Math.max(liveAfterFullGc ?? 0, Number(fullGc[1]));
+        return;
+      }
+      if (line.includes('Scavenge') || line.includes('Mark-Compact')) return;
       if (!line.startsWith('{')) {
         if (line.trim() !== '') problems.push(line);
         return;
@@ -104,6 +113,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
     pid,
     url,
     problems,
+    liveHeapAfterFullGcMB: () => liveAfterFullGc,
     async peakRssMiB() {
       const status = await readFile(`/proc/${pid}/status`, 'utf8');
       const kb = Number(/VmHWM:\s+(\d+)\s+kB/.exec(status)?.[1] ?? NaN);
