@@ -22,6 +22,8 @@ const WHOLE_TIMEOUT_MS = 6 * 60_000;
 
 export interface ArchiveBenchResult {
   readonly large: { archive: ArchiveTiming; copy: ArchiveTiming; peakRssMiB: number; liveHeapMB: number | null };
+  /** Two more COPY-then-archive rounds of the 100,000-entry session (the machine is noisy). */
+  readonly largeAgain: readonly { archive: ArchiveTiming; copy: ArchiveTiming }[];
   readonly many: { archive: ArchiveTiming; copy: ArchiveTiming };
   readonly reference: { archive: ArchiveTiming; peakRssMiB: number; liveHeapMB: number | null };
   /** Peak RSS of a fresh service per session size with the old generation capped (a deployment setting). */
@@ -77,6 +79,16 @@ export async function runArchiveBench(): Promise<ArchiveBenchResult> {
         const largePeak = await service.peakRssMiB();
         console.log(`100,000 entries: ${fmt(largeArchive.rowsPerSecond)} rows/s vs COPY ${fmt(largeCopy.rowsPerSecond)} rows/s, peak RSS ${largePeak.toFixed(1)} MiB, live heap after full GC ${service.liveHeapAfterFullGcMB()} MB`);
 
+        const largeAgain: { archive: ArchiveTiming; copy: ArchiveTiming }[] = [];
+        for (let round = 2; round <= 3; round++) {
+          await emptyArchive(db.pool);
+          const copy = await copyBaseline(db.url, large);
+          await emptyArchive(db.pool);
+          const archive = await archiveAndWait(db.pool, large, RUN_TIMEOUT_MS);
+          largeAgain.push({ archive, copy });
+          console.log(`100,000 entries, round ${round}: ${fmt(archive.rowsPerSecond)} rows/s vs COPY ${fmt(copy.rowsPerSecond)} rows/s`);
+        }
+
         await emptyArchive(db.pool);
         const manyCopy = await copyBaseline(db.url, many);
         await emptyArchive(db.pool);
@@ -92,6 +104,7 @@ export async function runArchiveBench(): Promise<ArchiveBenchResult> {
         console.log(`with ${CAPPED_OLD_SPACE}: peak RSS ${capped.reference.toFixed(1)} MiB (10,000), ${capped.large.toFixed(1)} MiB (100,000)`);
         const result: ArchiveBenchResult = {
           large: { archive: largeArchive, copy: largeCopy, peakRssMiB: largePeak, liveHeapMB: service.liveHeapAfterFullGcMB() },
+          largeAgain,
           many: { archive: manyArchive, copy: manyCopy },
           reference: referenceResult,
           capped,
@@ -109,6 +122,8 @@ export async function runArchiveBench(): Promise<ArchiveBenchResult> {
 
 async function record(r: ArchiveBenchResult, machine: Awaited<ReturnType<typeof describeMachine>>): Promise<void> {
   const rssGrowth = r.large.peakRssMiB / r.reference.peakRssMiB - 1;
+  const largeRatios = [r.large, ...r.largeAgain].map((x) => x.archive.rowsPerSecond / x.copy.rowsPerSecond).sort((a, b) => a - b);
+  const largeMedian = largeRatios[Math.floor(largeRatios.length / 2)]!;
   const row = (name: string, a: ArchiveTiming, c: ArchiveTiming | null): string[] => [
     name,
     fmt(a.rows),
@@ -124,18 +139,20 @@ async function record(r: ArchiveBenchResult, machine: Awaited<ReturnType<typeof 
     notes: [
       '`attendance serve` as a child process (WORKER_CONCURRENCY 4, reconciler off) against the simulator with no added latency. ' +
         'Rows/s from the statement that makes the sessions due to the last `archived_at` (database clock); every run verified complete with exactly the expected rows. ' +
-        'Baseline: `COPY participant_sessions FROM STDIN` (psql, start-up subtracted) of the same rows, same raw jsonb text, into the same emptied table.',
+        'Baseline: `COPY participant_sessions FROM STDIN` (psql, start-up subtracted) of the same rows, same raw jsonb text, into the same emptied table, right before each run. ' +
+        'The 100,000-entry session runs three rounds (peak RSS is read after the first).',
     ],
     table: {
       header: ['run', 'rows', 'seconds', 'rows/s', 'COPY rows/s', 'ratio to COPY'],
       rows: [
         row('1 session × 100,000 entries', r.large.archive, r.large.copy),
+        ...r.largeAgain.map((again, i) => row(`1 session × 100,000 entries, round ${i + 2}`, again.archive, again.copy)),
         row('100 sessions × 1,000 entries', r.many.archive, r.many.copy),
         row('1 session × 10,000 entries (memory reference)', r.reference.archive, null),
       ],
     },
     verdicts: [
-      `≥ 0.5 × COPY: 100,000-entry ${ratio(r.large.archive.rowsPerSecond, r.large.copy.rowsPerSecond)} (${pass(r.large.archive.rowsPerSecond >= 0.5 * r.large.copy.rowsPerSecond)}), ` +
+      `≥ 0.5 × COPY: 100,000-entry, median of ${largeRatios.length} rounds ${largeMedian.toFixed(2)} × (${pass(largeMedian >= 0.5)}), ` +
         `100 × 1,000 ${ratio(r.many.archive.rowsPerSecond, r.many.copy.rowsPerSecond)} (${pass(r.many.archive.rowsPerSecond >= 0.5 * r.many.copy.rowsPerSecond)})`,
       `peak RSS of the service: ${r.large.peakRssMiB.toFixed(1)} MiB after the 100,000-entry session (< 200 MiB: ${pass(r.large.peakRssMiB < 200)}), ` +
         `${r.reference.peakRssMiB.toFixed(1)} MiB after a 10,000-entry one: ${(rssGrowth * 100).toFixed(1)} % more (≤ 10 %: ${pass(rssGrowth <= 0.1)}); ` +

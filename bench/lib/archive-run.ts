@@ -126,9 +126,14 @@ function csvRow(s: SimSession, p: SimParticipant): string {
     .join(',');
 }
 
-/** Empties the archive between a baseline and a run, so each starts from the same empty table. */
+/**
+ * Empties the archive between a baseline and a run, so each starts from the same empty table, and
+ * checkpoints, so each starts just after one (the first write to a page after a checkpoint logs
+ * the whole page, which would otherwise favour whichever ran later).
+ */
 export async function emptyArchive(pool: pg.Pool): Promise<void> {
   await pool.query('truncate participant_sessions');
   await pool.query('vacuum analyze call_sessions');
+  await pool.query('checkpoint');
 }
 
