@@ -189,6 +189,8 @@ export const DEFAULT_MAX_IN_FLIGHT = 1;
 
 interface Waiting {
   readonly input: WebhookEventToEnqueue;
+  /** performance.now() at which its caller stops waiting. */
+  readonly expiresAt: number;
   readonly resolve: (result: EnqueueResult) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -222,8 +224,18 @@ export function createWebhookEnqueuer(pool: pg.Pool, options: WebhookEnqueuerOpt
       results = await storeBatch(pool, inputs, options.deadlineMs);
     } catch (error) {
       if (inputs.length > 1 && isDataError(error)) {
-        await Promise.all([...firsts.values()].map((w) => runBatch([w])));
-        for (const waiting of batch) if (firsts.get(waiting.input.webhookId) !== waiting) waiting.resolve({ stored: false, due: false });
+        // One statement per event now; copies of an id share its first copy's fate.
+        await Promise.all(
+          [...firsts.values()].map(async (first) => {
+            const copies = batch.filter((w) => w.input.webhookId === first.input.webhookId);
+            try {
+              const single = await storeBatch(pool, [first.input], options.deadlineMs);
+              for (const w of copies) w.resolve((w === first ? single.get(w.input.webhookId) : undefined) ?? { stored: false, due: false });
+            } catch (singleError) {
+              for (const w of copies) w.reject(singleError);
+            }
+          }),
+        );
         return;
       }
       for (const waiting of batch) waiting.reject(error);
@@ -237,6 +249,12 @@ export function createWebhookEnqueuer(pool: pg.Pool, options: WebhookEnqueuerOpt
 
   const pump = (): void => {
     pumpScheduled = false;
+    // Callers already answered 503 at their deadline (the database was stuck) are not sent later:
+    // after an outage the queue holds only events someone still waits for.
+    const now = performance.now();
+    let kept = 0;
+    for (const waiting of queue) if (waiting.expiresAt > now) queue[kept++] = waiting;
+    queue.length = kept;
     while (inFlight < maxInFlight && queue.length > 0) {
       const batch = takeBatch(queue, maxBatch);
       inFlight += 1;
@@ -256,7 +274,7 @@ export function createWebhookEnqueuer(pool: pg.Pool, options: WebhookEnqueuerOpt
   return {
     enqueue(input) {
       const answered = new Promise<EnqueueResult>((resolve, reject) => {
-        queue.push({ input, resolve, reject });
+        queue.push({ input, expiresAt: performance.now() + options.deadlineMs, resolve, reject });
       });
       schedulePump();
       return withDeadline(answered, options.deadlineMs);

@@ -1,7 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SESSIONS_DUE_CHANNEL, createWebhookEnqueuer, type WebhookEventToEnqueue } from '../../src/queue/enqueue.ts';
+import { createDatabase } from '../../src/db/client.ts';
+import { EnqueueTimeoutError, SESSIONS_DUE_CHANNEL, createWebhookEnqueuer, type WebhookEventToEnqueue } from '../../src/queue/enqueue.ts';
 import { parseWebhookEvent, type HandledWebhookEvent } from '../../src/stream/webhook-events.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { buildSessionEndedEvent, buildStatsReportReadyEvent, createWebhookTestApp, deliverWebhook, listenForNotifications } from '../helpers/webhooks.ts';
@@ -154,6 +157,62 @@ describe('createWebhookEnqueuer: group commit', () => {
     expect((outcomes[0] as PromiseRejectedResult).reason).toMatchObject({ code: expect.stringMatching(/^22/) });
     expect(outcomes.slice(1).every((o) => o.status === 'fulfilled' && o.value.stored)).toBe(true);
     expect(await count('select count(*)::int as n from webhook_events where webhook_id = any($1)', [good.map((g) => g.webhookId)])).toBe(4);
+  });
+});
+
+describe('createWebhookEnqueuer: failures', () => {
+  it('fails every copy of an id when that event is the one Postgres refuses', async () => {
+    const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
+    const body = buildStatsReportReadyEvent();
+    const badText = JSON.stringify(body).replace('"is_trimmed":false', '"is_trimmed":false,"x":"\\ud800"');
+    const bad: WebhookEventToEnqueue = { ...toEnqueue(body), bodyText: badText, payload: JSON.parse(badText) };
+    const good = toEnqueue(buildStatsReportReadyEvent());
+    const outcomes = await Promise.allSettled([bad, bad, good].map((input) => enqueuer.enqueue(input)));
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
+    expect(await count('select count(*)::int as n from webhook_events where webhook_id = any($1)', [[bad.webhookId, good.webhookId]])).toBe(1);
+  });
+
+  it('does not send events whose callers gave up while the database was stuck', async () => {
+    const sockets = new Set<Socket>();
+    // Accepts connections and never answers, like a database behind a dead network path.
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const address = silent.address();
+    if (address === null || typeof address === 'string') throw new Error('no port');
+    const database = createDatabase(`postgres://postgres@127.0.0.1:${address.port}/none`, { connectionTimeoutMillis: 400 });
+    const statements: Promise<unknown>[] = [];
+    const counted = new Proxy(database.pool, {
+      get(target, key, receiver) {
+        if (key === 'query') {
+          return (...args: unknown[]) => {
+            const sent = (target.query as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+            statements.push(sent.catch(() => undefined));
+            return sent;
+          };
+        }
+        return Reflect.get(target, key, receiver) as unknown;
+      },
+    });
+    try {
+      const enqueuer = createWebhookEnqueuer(counted, { deadlineMs: 150, maxInFlight: 1 });
+      const first = enqueuer.enqueue(toEnqueue(buildStatsReportReadyEvent()));
+      await nextTurn();
+      const later = Array.from({ length: 5 }, () => enqueuer.enqueue(toEnqueue(buildStatsReportReadyEvent())));
+      for (const answer of [first, ...later]) await expect(answer).rejects.toBeInstanceOf(EnqueueTimeoutError);
+      expect(statements).toHaveLength(1);
+      // The stuck statement fails when the pool gives up connecting; the queue is looked at again then.
+      await statements[0];
+      await nextTurn();
+      await nextTurn();
+      expect(statements).toHaveLength(1);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await database.close();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 });
 
