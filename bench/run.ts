@@ -1,6 +1,8 @@
 /**
  * `npm run bench`: every benchmark of issue 9 in turn, each on its own database, each appending
  * its section to bench/RESULTS.md. bench/sql-views.ts is separate (it loads a million rows).
+ * Each is also runnable alone (node bin/run-ts.js bench/intake.ts, archive.ts, paging.ts, scaling.ts).
+ * BENCH_CPU_PROF=<dir> writes a --cpu-prof profile of every service process they start.
  */
 import { runArchiveBench } from './archive.ts';
 import { runIntakeBench } from './intake.ts';
