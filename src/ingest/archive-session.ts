@@ -44,8 +44,6 @@ export interface ArchiveSessionOptions {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly session: ClaimedSession;
-  /** The lease owner (worker id) the session was claimed under. */
-  readonly owner: string;
   /** Aborted with LeaseLostError (heartbeat found the lease gone) or WorkerStoppingError. */
   readonly signal: AbortSignal;
   readonly maxAttempts: number;
@@ -84,7 +82,7 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
   const { session, metrics } = options;
   const now = options.now ?? Date.now;
   const backoff = options.backoff ?? DEFAULT_BACKOFF;
-  const lease: Lease = { callSessionId: session.callSessionId, owner: options.owner };
+  const lease: Lease = { callSessionId: session.callSessionId, owner: session.leaseOwner };
   const log = options.logger.child({ callSessionId: session.callSessionId });
   // Our own controller, so an in-flight prefetch is cancelled whenever the run ends.
   const run = new AbortController();

@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.ts';
 import type { BackoffPolicy } from '../queue/backoff.ts';
 import { claimSessions, type ClaimedSession } from '../queue/claim.ts';
 import { SESSIONS_DUE_CHANNEL } from '../queue/enqueue.ts';
-import { LeaseLostError } from '../queue/fence.ts';
+import { LeaseLostError, type Lease } from '../queue/fence.ts';
 import { extendLeases } from '../queue/lease.ts';
 import type { StreamClient } from '../stream/client.ts';
 import { WorkerStoppingError, archiveSession, type ArchiveResult, type PageRetryPolicy } from './archive-session.ts';
@@ -56,6 +56,7 @@ export interface Worker {
 interface Held {
   readonly controller: AbortController;
   readonly done: Promise<void>;
+  readonly lease: Lease;
 }
 
 /**
@@ -104,7 +105,6 @@ export function startWorker(options: WorkerOptions): Worker {
       logger: log,
       metrics: options.metrics,
       session,
-      owner: workerId,
       signal: controller.signal,
       maxAttempts,
       backoff: options.backoff,
@@ -113,10 +113,11 @@ export function startWorker(options: WorkerOptions): Worker {
       .then((result) => options.onResult?.(session, result))
       .catch((error: unknown) => log.error({ err: coerceError(error), callSessionId: session.callSessionId }, 'archive run failed unexpectedly'))
       .finally(() => {
-        held.delete(session.callSessionId);
+        if (held.get(session.callSessionId) === entry) held.delete(session.callSessionId);
         wake();
       });
-    held.set(session.callSessionId, { controller, done });
+    const entry: Held = { controller, done, lease: { callSessionId: session.callSessionId, owner: session.leaseOwner } };
+    held.set(session.callSessionId, entry);
   };
 
   const loop = async (): Promise<void> => {
@@ -126,7 +127,7 @@ export function startWorker(options: WorkerOptions): Worker {
       if (free > 0) {
         let claimed: ClaimedSession[];
         try {
-          claimed = await claimSessions(pool, { workerId, limit: free, leaseSeconds });
+          claimed = await claimSessions(pool, { workerId, limit: free, leaseSeconds, exclude: [...held.keys()] });
         } catch (error) {
           log.error({ err: coerceError(error) }, 'claiming sessions failed');
           await sleepUntilWoken(Math.min(CLAIM_ERROR_PAUSE_MS, pollIntervalMs));
@@ -152,7 +153,7 @@ export function startWorker(options: WorkerOptions): Worker {
     if (beating || held.size === 0) return;
     beating = true;
     try {
-      const { lost } = await extendLeases(pool, { owner: workerId, callSessionIds: [...held.keys()], leaseSeconds });
+      const { lost } = await extendLeases(pool, { leases: [...held.values()].map((entry) => entry.lease), leaseSeconds });
       for (const id of lost) {
         const entry = held.get(id);
         if (entry && !entry.controller.signal.aborted) {

@@ -15,21 +15,24 @@ export interface ExtendLeasesResult {
  * change users care about.
  */
 const EXTEND_SQL = `
-  update call_sessions
+  update call_sessions as s
      set lease_expires_at = now() + make_interval(secs => $3)
-   where call_session_id = any($1::text[]) and lease_owner = $2 and status = 'running'
-  returning call_session_id`;
+    from unnest($1::text[], $2::text[]) as held(call_session_id, lease_owner)
+   where s.call_session_id = held.call_session_id and s.lease_owner = held.lease_owner and s.status = 'running'
+  returning s.call_session_id`;
 
 export async function extendLeases(
   db: Queryable,
-  options: { readonly owner: string; readonly callSessionIds: readonly string[]; readonly leaseSeconds: number },
+  options: { readonly leases: readonly Lease[]; readonly leaseSeconds: number },
 ): Promise<ExtendLeasesResult> {
-  if (options.callSessionIds.length === 0) return { kept: [], lost: [] };
-  const result = await db.query<{ call_session_id: string }>(EXTEND_SQL, [options.callSessionIds, options.owner, options.leaseSeconds]);
+  if (options.leases.length === 0) return { kept: [], lost: [] };
+  const ids = options.leases.map((lease) => lease.callSessionId);
+  const owners = options.leases.map((lease) => lease.owner);
+  const result = await db.query<{ call_session_id: string }>(EXTEND_SQL, [ids, owners, options.leaseSeconds]);
   const kept = new Set(result.rows.map((row) => row.call_session_id));
   return {
     kept: [...kept],
-    lost: options.callSessionIds.filter((id) => !kept.has(id)),
+    lost: ids.filter((id) => !kept.has(id)),
   };
 }
 

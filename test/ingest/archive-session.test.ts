@@ -50,7 +50,6 @@ function run(session: ClaimedSession, overrides: Partial<ArchiveSessionOptions> 
     logger,
     metrics: createMetrics({ defaultMetrics: false }),
     session,
-    owner: 'w1',
     signal: new AbortController().signal,
     maxAttempts: 3,
     backoff: FAST_BACKOFF,
@@ -178,7 +177,7 @@ describe('archiveSession', () => {
         return stream.queryCallParticipantSessions(params);
       },
     };
-    const second = await run(await claimOne(truth.callSessionId, 'w2'), { stream: recording, owner: 'w2' });
+    const second = await run(await claimOne(truth.callSessionId, 'w2'), { stream: recording });
     expect(second).toMatchObject({ status: 'complete' });
     expect(requests[0]).toBe(stopped.cursor);
     expect(requests.length).toBe(5 - Math.floor(heldAfterFirst! / 100));

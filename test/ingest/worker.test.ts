@@ -250,6 +250,28 @@ describe('worker', () => {
     await expectArchiveMatches(pool(), session);
   });
 
+  it('a session reset and re-announced under its running worker is not run twice by that worker: the old run is fenced out first', async () => {
+    sim.setOptions({ pageLatencyMs: 40 });
+    const session = generateSession({ seed: 'reset-and-notify', size: 1500, endedAt: new Date(Date.now() - HOUR_MS) });
+    await addDue([session]);
+    // A heartbeat far away: only the fence can stop the old run in time.
+    const { results } = worker({ heartbeatMs: 20_000, leaseSeconds: 60 });
+    await waitFor('a page stored', async () => (await readSession(pool(), session.callSessionId)).cursor !== null);
+
+    // Intake's reset for a new report event, and its NOTIFY, which wakes this same worker at once.
+    await pool().query(
+      `update call_sessions set status = 'pending', next_attempt_at = now(), attempts = 0, cursor = null,
+              lease_owner = null, lease_expires_at = null where call_session_id = $1`,
+      [session.callSessionId],
+    );
+    await pool().query(`select pg_notify('attendance_sessions_due', $1)`, [session.callSessionId]);
+    await waitFor('complete', allComplete(1), 15_000);
+    expect(results.map((r) => r.result.status)).toEqual(['lease_lost', 'complete']);
+    expect(results[1]?.session.cursor).toBeNull();
+    expect(results[1]?.session.leaseOwner).not.toBe(results[0]?.session.leaseOwner);
+    await expectArchiveMatches(pool(), session);
+  });
+
   it('stop() hands held sessions back with their cursor; another worker finishes them exactly', async () => {
     sim.setOptions({ pageLatencyMs: 40 });
     const session = generateSession({ seed: 'graceful', size: 900, endedAt: new Date(Date.now() - HOUR_MS) });

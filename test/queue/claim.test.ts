@@ -27,10 +27,11 @@ describe('claimSessions', () => {
     expect(claimed.find((c) => c.callSessionId === 'pending-due')?.takenOver).toBe(false);
 
     const row = await readQueueRow(pool(), 'retrying-due');
-    expect(row).toMatchObject({ status: 'running', lease_owner: 'w1', attempts: 3 });
+    expect(row).toMatchObject({ status: 'running', lease_owner: expect.stringMatching(/^w1\/[0-9a-f-]{36}$/), attempts: 3 });
+    expect(claimed.find((c) => c.callSessionId === 'retrying-due')?.leaseOwner).toBe(row.lease_owner);
     expect(row.lease_in).toBeGreaterThan(28);
     expect(row.lease_in).toBeLessThanOrEqual(30);
-    expect((await readQueueRow(pool(), 'running-lapsed')).lease_owner).toBe('w1');
+    expect((await readQueueRow(pool(), 'running-lapsed')).lease_owner).toMatch(/^w1\//);
     expect((await readQueueRow(pool(), 'running-live')).lease_owner).toBe('other');
   });
 
@@ -45,6 +46,18 @@ describe('claimSessions', () => {
     const rest = await claimSessions(pool(), { workerId: 'w1', limit: 5, leaseSeconds: 30 });
     expect(rest.map((c) => c.callSessionId)).toEqual(['day-80', 'unknown']);
     expect(await claimSessions(pool(), { workerId: 'w1', limit: 5, leaseSeconds: 30 })).toEqual([]);
+  });
+
+  it('gives every claim its own lease token, and never re-claims a session the worker still runs', async () => {
+    await insertQueueRow(pool(), { id: 'again', status: 'pending' });
+    const [first] = await claimSessions(pool(), { workerId: 'w1', limit: 1, leaseSeconds: 30 });
+    // Intake resets the session while w1's first run still pages it.
+    await pool().query(`update call_sessions set status = 'pending', lease_owner = null, next_attempt_at = now() where call_session_id = 'again'`);
+    expect(await claimSessions(pool(), { workerId: 'w1', limit: 1, leaseSeconds: 30, exclude: ['again'] })).toEqual([]);
+    const [second] = await claimSessions(pool(), { workerId: 'w1', limit: 1, leaseSeconds: 30 });
+    expect(second!.callSessionId).toBe('again');
+    expect(second!.leaseOwner).not.toBe(first!.leaseOwner);
+    expect((await readQueueRow(pool(), 'again')).lease_owner).toBe(second!.leaseOwner);
   });
 
   it('hands back the stored cursor so a run resumes', async () => {

@@ -20,7 +20,8 @@ describe('extendLeases (heartbeat)', () => {
     // Reset to pending by webhook intake (lease cleared).
     await insertQueueRow(pool(), { id: 'd', status: 'pending' });
 
-    const result = await extendLeases(pool(), { owner: 'w1', callSessionIds: ['a', 'b', 'c', 'd'], leaseSeconds: 30 });
+    const leases = ['a', 'b', 'c', 'd'].map((callSessionId) => ({ callSessionId, owner: 'w1' }));
+    const result = await extendLeases(pool(), { leases, leaseSeconds: 30 });
     expect([...result.kept].sort()).toEqual(['a', 'b']);
     expect(result.lost).toEqual(['c', 'd']);
     expect((await readQueueRow(pool(), 'a')).lease_in).toBeGreaterThan(28);
@@ -29,7 +30,19 @@ describe('extendLeases (heartbeat)', () => {
   });
 
   it('does nothing for an empty list', async () => {
-    expect(await extendLeases(pool(), { owner: 'w1', callSessionIds: [], leaseSeconds: 30 })).toEqual({ kept: [], lost: [] });
+    expect(await extendLeases(pool(), { leases: [], leaseSeconds: 30 })).toEqual({ kept: [], lost: [] });
+  });
+
+  it('extends each session under its own lease token only', async () => {
+    await insertQueueRow(pool(), { id: 'e', status: 'running', leaseOwner: 'w1/run-2', leaseExpiresInSeconds: 3 });
+    await insertQueueRow(pool(), { id: 'f', status: 'running', leaseOwner: 'w1/run-3', leaseExpiresInSeconds: 3 });
+    // The same process's older run of e (claimed again since) must not keep e's lease alive.
+    const result = await extendLeases(pool(), {
+      leases: [{ callSessionId: 'e', owner: 'w1/run-1' }, { callSessionId: 'f', owner: 'w1/run-3' }],
+      leaseSeconds: 30,
+    });
+    expect(result).toEqual({ kept: ['f'], lost: ['e'] });
+    expect((await readQueueRow(pool(), 'e')).lease_in).toBeLessThan(5);
   });
 });
 
