@@ -62,10 +62,15 @@ const COMPLETE_SQL = `
          ${RELEASE_LEASE}
    ${FENCE}`;
 
-/* Stream no longer has the detail (empty list, non-zero total, past day 90). Never "no attendees". */
+/*
+ * Stream no longer has the detail (empty list, non-zero total, past day 90). Never "no attendees".
+ * A session archived in full before (rows held = the total, archived_at set), then announced again
+ * after its retention, stays complete: its rows were verified while Stream still had them.
+ */
 const EXPIRE_SQL = `
   update call_sessions
-     set status = 'expired', total_participant_sessions = $3, total_participant_duration = $4,
+     set status = case when archived_at is not null and ${ARCHIVED} = $3 then 'complete' else 'expired' end,
+         total_participant_sessions = $3, total_participant_duration = $4,
          archived_participant_sessions = ${ARCHIVED}, cursor = null, last_error = $5,
          ${RELEASE_LEASE}
    ${FENCE}`;

@@ -20,14 +20,26 @@ export interface RetentionReport {
 /**
  * Sessions past retention_expires_at that are waiting (pending, retrying) or dead can no longer be
  * archived: Stream now answers with an empty array. They become `expired`, with a last_error
- * that says so, rather than a worker later reading "no attendees" into them. A running session is
- * left to its worker, which tells expired from empty itself, and a complete one is already safe.
+ * that says so and keeps the error they had (why a dead session died stays visible), rather than
+ * a worker later reading "no attendees" into them. One archived in full before (archived_at set,
+ * rows held = Stream's total) and announced again afterwards goes back to `complete` instead. A
+ * running session is left to its worker, which tells expired from empty itself, and a complete
+ * one is already safe.
  * Then counts what is still at risk, with the same predicate `status` and /metrics use.
  */
 export async function guardRetention(db: SweepDb): Promise<RetentionReport> {
   const expired = await db
     .update(callSessions)
-    .set({ status: 'expired', lastError: EXPIRED_ERROR, updatedAt: sql`now()` })
+    .set({
+      status: sql`case when ${callSessions.archivedAt} is not null
+                        and ${callSessions.archivedParticipantSessions} = ${callSessions.totalParticipantSessions}
+                       then 'complete' else 'expired' end`,
+      lastError: sql`case when ${callSessions.archivedAt} is not null
+                           and ${callSessions.archivedParticipantSessions} = ${callSessions.totalParticipantSessions}
+                          then ${callSessions.lastError}
+                          else ${EXPIRED_ERROR} || coalesce('; last error: ' || ${callSessions.lastError}, '') end`,
+      updatedAt: sql`now()`,
+    })
     .where(
       and(
         inArray(callSessions.status, ['pending', 'retrying', 'dead']),
@@ -35,7 +47,7 @@ export async function guardRetention(db: SweepDb): Promise<RetentionReport> {
         lt(callSessions.retentionExpiresAt, sql`now()`),
       ),
     )
-    .returning({ callSessionId: callSessions.callSessionId });
+    .returning({ callSessionId: callSessions.callSessionId, status: callSessions.status });
 
   const atRiskWhere = and(
     notInArray(callSessions.status, ['complete', 'expired']),
@@ -52,6 +64,6 @@ export async function guardRetention(db: SweepDb): Promise<RetentionReport> {
   return {
     atRisk: total?.n ?? 0,
     atRiskIds: first.map((r) => r.callSessionId),
-    expiredIds: expired.map((r) => r.callSessionId),
+    expiredIds: expired.filter((r) => r.status === 'expired').map((r) => r.callSessionId),
   };
 }

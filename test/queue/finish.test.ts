@@ -84,6 +84,16 @@ describe('finishSession', () => {
     });
   });
 
+  it('expired on a session archived in full before (re-announced after retention) keeps it complete', async () => {
+    await pool().query(`update call_sessions set archived_at = now() - interval '50 days' where call_session_id = 's1'`);
+    await finishSession(pool(), lease, { status: 'expired', totals, note: 'Stream returned no entries' });
+    expect(await readQueueRow(pool(), 's1')).toMatchObject({ status: 'complete', archived_participant_sessions: 3, lease_owner: null });
+    // with fewer rows than Stream's total it is expired after all
+    await pool().query(`update call_sessions set status = 'running', lease_owner = 'w1' where call_session_id = 's1'`);
+    await finishSession(pool(), lease, { status: 'expired', totals: { participantSessions: 4, participantDuration: 240 }, note: 'x' });
+    expect((await readQueueRow(pool(), 's1')).status).toBe('expired');
+  });
+
   it('writes nothing and throws when the lease has passed to someone else', async () => {
     await pool().query(`update call_sessions set lease_owner = 'w2' where call_session_id = 's1'`);
     const { due_in: _a, lease_in: _b, ...before } = await readQueueRow(pool(), 's1');

@@ -84,7 +84,13 @@ describe('reconcile SQL', () => {
       { call_session_id: 'soon-complete', status: 'complete', retention_expires_at: daysFromNow(2) },
       { call_session_id: 'fresh', status: 'pending', retention_expires_at: daysFromNow(60) },
       { call_session_id: 'no-retention', status: 'pending', retention_expires_at: null },
+      { call_session_id: 'past-reannounced', status: 'pending', retention_expires_at: daysFromNow(-1) },
     ]);
+    // Archived in full while Stream still had it, then announced again by a late report event.
+    await pool.query(
+      `update call_sessions set archived_at = now() - interval '60 days', total_participant_sessions = 0,
+              archived_participant_sessions = 0 where call_session_id = 'past-reannounced'`,
+    );
     const report = await guardRetention(db());
     expect([...report.expiredIds].sort()).toEqual(['past-dead', 'past-pending', 'past-retrying']);
     // the running one (its worker decides) is past expiry and still at risk
@@ -94,8 +100,9 @@ describe('reconcile SQL', () => {
     expect(rows).toEqual([
       { call_session_id: 'past-dead', status: 'expired', last_error: EXPIRED_ERROR },
       { call_session_id: 'past-pending', status: 'expired', last_error: EXPIRED_ERROR },
-      { call_session_id: 'past-retrying', status: 'expired', last_error: EXPIRED_ERROR },
+      { call_session_id: 'past-retrying', status: 'expired', last_error: `${EXPIRED_ERROR}; last error: HTTP 503` },
     ]);
+    expect((await pool.query("select status from call_sessions where call_session_id = 'past-reannounced'")).rows).toEqual([{ status: 'complete' }]);
     const again = await guardRetention(db());
     expect(again.expiredIds).toEqual([]);
   });

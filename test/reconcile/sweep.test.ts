@@ -214,7 +214,7 @@ describe('reconciliation sweep', () => {
       expect(result).toEqual({ ran: true, pages: 1, seen: 0, enqueued: 0, expired: 2, atRisk: 2 });
       const { rows } = await pool().query("select call_session_id, last_error from call_sessions where status = 'expired' order by 1");
       expect(rows).toEqual([
-        { call_session_id: 'gone-dead', last_error: EXPIRED_ERROR },
+        { call_session_id: 'gone-dead', last_error: `${EXPIRED_ERROR}; last error: HTTP 401` },
         { call_session_id: 'gone-pending', last_error: EXPIRED_ERROR },
       ]);
       const lines = logs.lines();
