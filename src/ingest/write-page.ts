@@ -82,7 +82,7 @@ export async function writePage(pool: pg.Pool, lease: Lease, page: PageToWrite):
     // Named, so each connection parses and plans it once.
     name: 'write-page',
     text: WRITE_PAGE_SQL,
-    values: [lease.callSessionId, page.callType, page.callId, JSON.stringify(rows), lease.owner, page.resumeCursor],
+    values: [lease.callSessionId, page.callType, page.callId, serializeRows(rows), lease.owner, page.resumeCursor],
   });
   if (result.rows[0]?.fenced !== 1) throw new LeaseLostError(lease.callSessionId);
   return { rows: rows.length };
@@ -94,4 +94,19 @@ function uniqueByUserSession(entries: readonly ParticipantEntry[]): ParticipantE
   const byId = new Map<string, ParticipantEntry>();
   for (const entry of entries) byId.set(entry.userSessionId, entry);
   return byId.size === entries.length ? [...entries] : [...byId.values()];
+}
+
+// Postgres text and jsonb cannot hold NUL (22P05), and jsonb refuses a lone UTF-16 surrogate
+// (22P02), though both are valid in JSON. One such character would fail every write of the page
+// and, retry after retry, the session: NULs are dropped and lone surrogates become U+FFFD instead.
+// The raw entry keeps everything else exactly; pages without them take the fast path.
+const UNSTORABLE = /[\u0000\ud800-\udfff]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+function serializeRows(rows: readonly unknown[]): string {
+  const json = JSON.stringify(rows);
+  if (!/\\u0000|\\ud[89a-f]/i.test(json)) return json;
+  return JSON.stringify(rows, (_key, value: unknown) =>
+    typeof value === 'string' && UNSTORABLE.test(value) ? value.replaceAll('\u0000', '').replace(LONE_SURROGATE, '\ufffd') : value,
+  );
 }

@@ -100,6 +100,20 @@ describe('writePage', () => {
     expect(rows.rows).toEqual([{ duration_in_seconds: 20 }]);
   });
 
+  it('stores entries holding NUL or a lone surrogate (valid JSON, refused by Postgres) instead of failing the page', async () => {
+    const odd = entry(7, {
+      userId: 'nul\u0000user',
+      raw: { user_id: 'nul\u0000user', user_session_id: 'us-7', note: 'half an emoji \ud83d', ok: 'whole \ud83d\ude00' },
+    });
+    expect(await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [entry(6), odd], resumeCursor: 'c2' })).toEqual({ rows: 2 });
+    const { rows } = await pool().query<{ user_id: string; raw: Record<string, string> }>(
+      `select user_id, raw from participant_sessions where user_session_id = 'us-7'`,
+    );
+    expect(rows[0]?.user_id).toBe('nuluser');
+    expect(rows[0]?.raw).toMatchObject({ user_id: 'nuluser', note: 'half an emoji \ufffd', ok: 'whole \ud83d\ude00' });
+    expect((await readQueueRow(pool(), 's1')).cursor).toBe('c2');
+  });
+
   it('an empty page still stores its cursor', async () => {
     const { pool: counted, statements } = countingPool();
     await writePage(counted, lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c9' });
