@@ -131,7 +131,12 @@ export async function runServiceCommand(ctx: CommandContext, parts: { http: bool
       logger.info('stopped');
       return 0;
     },
-    { onError: (err) => logger.warn({ err }, 'idle database connection lost') },
+    {
+      // One connection per session being archived, plus intake, the heartbeat and claims, the
+      // reconciler's sweep (held for the whole sweep) and the HTTP reads; never fewer than 10.
+      max: Math.max(10, config.worker.concurrency + 6),
+      onError: (err) => logger.warn({ err }, 'idle database connection lost'),
+    },
   );
 }
 

@@ -28,6 +28,9 @@ export function createDatabase(connectionString: string, options: CreateDatabase
     max: options.max ?? 10,
     connectionTimeoutMillis: options.connectionTimeoutMillis ?? 2_000,
     idleTimeoutMillis: 30_000,
+    // A half-open connection (a restarted server, a dropped NAT entry) is noticed instead of
+    // hanging a query for ever.
+    keepAlive: true,
     application_name: options.applicationName ?? 'stream-attendance',
   });
   pool.on('error', (error) => options.onError?.(error));

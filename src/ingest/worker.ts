@@ -153,7 +153,11 @@ export function startWorker(options: WorkerOptions): Worker {
     if (beating || held.size === 0) return;
     beating = true;
     try {
-      const { lost } = await extendLeases(pool, { leases: [...held.values()].map((entry) => entry.lease), leaseSeconds });
+      const { lost } = await extendLeases(pool, {
+        leases: [...held.values()].map((entry) => entry.lease),
+        leaseSeconds,
+        timeoutMs: heartbeatMs,
+      });
       for (const id of lost) {
         const entry = held.get(id);
         if (entry && !entry.controller.signal.aborted) {

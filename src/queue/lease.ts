@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import type { Queryable } from './claim.ts';
 import type { Lease } from './fence.ts';
 
@@ -23,12 +24,22 @@ const EXTEND_SQL = `
 
 export async function extendLeases(
   db: Queryable,
-  options: { readonly leases: readonly Lease[]; readonly leaseSeconds: number },
+  options: {
+    readonly leases: readonly Lease[];
+    readonly leaseSeconds: number;
+    /** Give up on this beat after this long (a stuck connection or a user's row lock), so the next beat can run. */
+    readonly timeoutMs?: number;
+  },
 ): Promise<ExtendLeasesResult> {
   if (options.leases.length === 0) return { kept: [], lost: [] };
   const ids = options.leases.map((lease) => lease.callSessionId);
   const owners = options.leases.map((lease) => lease.owner);
-  const result = await db.query<{ call_session_id: string }>(EXTEND_SQL, [ids, owners, options.leaseSeconds]);
+  const result = await db.query<{ call_session_id: string }>({
+    text: EXTEND_SQL,
+    values: [ids, owners, options.leaseSeconds],
+    // pg reads query_timeout per query; @types/pg does not list it.
+    ...(options.timeoutMs === undefined ? {} : { query_timeout: options.timeoutMs }),
+  } as pg.QueryConfig);
   const kept = new Set(result.rows.map((row) => row.call_session_id));
   return {
     kept: [...kept],

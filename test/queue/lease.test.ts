@@ -33,6 +33,20 @@ describe('extendLeases (heartbeat)', () => {
     expect(await extendLeases(pool(), { leases: [], leaseSeconds: 30 })).toEqual({ kept: [], lost: [] });
   });
 
+  it('gives up on a beat blocked by someone else\'s row lock after timeoutMs, so the next beat can run', async () => {
+    await insertQueueRow(pool(), { id: 'locked', status: 'running', leaseOwner: 'w1', leaseExpiresInSeconds: 20 });
+    const holder = await pool().connect();
+    try {
+      await holder.query('begin');
+      await holder.query(`select 1 from call_sessions where call_session_id = 'locked' for update`);
+      const beat = extendLeases(pool(), { leases: [{ callSessionId: 'locked', owner: 'w1' }], leaseSeconds: 30, timeoutMs: 300 });
+      await expect(beat).rejects.toThrow(/timeout/i);
+    } finally {
+      await holder.query('rollback');
+      holder.release();
+    }
+  });
+
   it('extends each session under its own lease token only', async () => {
     await insertQueueRow(pool(), { id: 'e', status: 'running', leaseOwner: 'w1/run-2', leaseExpiresInSeconds: 3 });
     await insertQueueRow(pool(), { id: 'f', status: 'running', leaseOwner: 'w1/run-3', leaseExpiresInSeconds: 3 });
