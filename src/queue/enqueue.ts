@@ -51,8 +51,9 @@ export class EnqueueTimeoutError extends AppError {
  * before it is sent (see createWebhookEnqueuer).
  *
  * Several new events for one session in a batch become one upsert (Postgres refuses to touch a row
- * twice in one statement), chosen to end as consecutive statements would have: the latest report
- * (its created_at), the earliest session_ended (the first one sets session_ended_at). Rows are
+ * twice in one statement), chosen to end as consecutive statements would have: the report that
+ * arrived last (each statement would have overwritten the one before), the earliest session_ended
+ * (the first one sets session_ended_at). Rows are
  * inserted and upserted in key order, so two batches lock shared keys in the same order.
  *
  * NOTIFY is sent at commit (never for a rolled-back statement) and only when some session's
