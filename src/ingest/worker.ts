@@ -17,6 +17,7 @@ export const LEASE_SECONDS = 30;
 export const HEARTBEAT_MS = 10_000;
 export const POLL_INTERVAL_MS = 5_000;
 export const MAX_ATTEMPTS = 10;
+const HEARTBEAT_TIMEOUT_FLOOR_MS = 2_000;
 // A failing claim (database away) is retried at this pace rather than the poll interval's.
 const CLAIM_ERROR_PAUSE_MS = 2_000;
 
@@ -156,7 +157,8 @@ export function startWorker(options: WorkerOptions): Worker {
       const { lost } = await extendLeases(pool, {
         leases: [...held.values()].map((entry) => entry.lease),
         leaseSeconds,
-        timeoutMs: heartbeatMs,
+        // One interval, but never so short that a busy database fails healthy beats.
+        timeoutMs: Math.max(heartbeatMs, HEARTBEAT_TIMEOUT_FLOOR_MS),
       });
       for (const id of lost) {
         const entry = held.get(id);
