@@ -50,7 +50,7 @@ describe('docs/sql.md cookbook', () => {
     attendance = dataset.flatMap((s) => expectedAttendance(s.seed.call_session_id, s.entries));
   });
 
-  it('answers at least the eight questions of the brief, each with a query', () => {
+  it('answers at least the eight questions users ask most (issue 8), each with a query', () => {
     expect([...cookbook.keys()]).toEqual(
       expect.arrayContaining([
         'minutes-per-user-per-month',
