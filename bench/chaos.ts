@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
+import { withDatabaseName } from '../src/db/client.ts';
 import { runMigrations } from '../src/db/migrate.ts';
 import { runFaultScenario } from '../test/reliability/fault-run.ts';
 import { formatFaultReport } from '../test/reliability/report.ts';
@@ -35,13 +36,12 @@ const number = (name: keyof typeof values): number => {
 
 const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const name = `attendance_chaos_${randomBytes(4).toString('hex')}`;
-const url = new URL(adminUrl);
-url.pathname = `/${name}`;
+const url = withDatabaseName(adminUrl, name);
 
 const admin = new pg.Client(adminUrl);
 await admin.connect();
 await admin.query(`create database ${name}`);
-const migrator = new pg.Pool({ connectionString: url.toString(), max: 1 });
+const migrator = new pg.Pool({ connectionString: url, max: 1 });
 await runMigrations(migrator);
 await migrator.end();
 
@@ -49,7 +49,7 @@ let ok = false;
 try {
   const started = new Date();
   const report = await runFaultScenario({
-    databaseUrl: url.toString(),
+    databaseUrl: url,
     seed: String(values.seed),
     sessions: number('sessions'),
     maxSize: number('max-size'),

@@ -12,6 +12,7 @@ import { appendFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import pg from 'pg';
+import { withDatabaseName } from '../src/db/client.ts';
 import { runMigrations } from '../src/db/migrate.ts';
 
 const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -121,9 +122,8 @@ async function main(): Promise<void> {
   const admin = new pg.Client(ADMIN_URL);
   await admin.connect();
   await admin.query(`create database ${name}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 1 });
+  const url = withDatabaseName(ADMIN_URL, name);
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
   const deadline = setTimeout(() => {
     console.error(`deadline of ${DEADLINE_MS / 60_000} min passed; stopping`);
     void pool.end().finally(() => admin.query(`drop database if exists ${name} with (force)`)).finally(() => process.exit(1));

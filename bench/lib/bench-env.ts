@@ -6,6 +6,7 @@ import { appendFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { cpus, totalmem } from 'node:os';
 import pg from 'pg';
+import { withDatabaseName } from '../../src/db/client.ts';
 import { runMigrations } from '../../src/db/migrate.ts';
 
 export const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -23,14 +24,13 @@ export async function withBenchDatabase<T>(fn: (db: BenchDatabase) => Promise<T>
   const admin = new pg.Client(ADMIN_URL);
   await admin.connect();
   await admin.query(`create database ${name}`);
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  const pool = new pg.Pool({ connectionString: url.toString(), max: 4 });
+  const url = withDatabaseName(ADMIN_URL, name);
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
   // The forced drop at the end may cut a connection the pool is still closing.
   pool.on('error', () => undefined);
   try {
     await runMigrations(pool);
-    return await fn({ name, url: url.toString(), pool });
+    return await fn({ name, url, pool });
   } finally {
     await pool.end();
     await admin.query(`drop database if exists ${name} with (force)`);

@@ -8,8 +8,8 @@ import type { FoundSession } from '../reconcile/enqueue-found.ts';
 import { createStreamClient } from '../stream/client.ts';
 import { withDatabase } from './database.ts';
 import type { Command } from './types.ts';
+import { DAY_MS } from '../stream/retention.ts';
 
-const DAY_MS = 86_400_000;
 
 export type BackfillRequest =
   | { readonly kind: 'window'; readonly since: Date; readonly until: Date }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { loadConfig, type Config } from '../config.ts';
-import { createDatabase, type Database } from '../db/client.ts';
+import { createDatabase, withDatabaseName, type Database } from '../db/client.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.ts';
 import { UsageError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
@@ -134,9 +134,7 @@ async function recreateDatabase(adminUrl: string, name: string): Promise<string>
   } finally {
     await admin.end();
   }
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  return url.toString();
+  return withDatabaseName(adminUrl, name);
 }
 
 async function sendWebhooks(sessions: readonly SimSession[], target: { url: string; apiKey: string; apiSecret: string }): Promise<number> {

@@ -22,6 +22,13 @@ export interface CreateDatabaseOptions {
 // Postgres bigint (int8) counts in this schema stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
+/** The same server and credentials as `url`, another database. */
+export function withDatabaseName(url: string, database: string): string {
+  const parsed = new URL(url);
+  parsed.pathname = `/${database}`;
+  return parsed.toString();
+}
+
 export function createDatabase(connectionString: string, options: CreateDatabaseOptions = {}): Database {
   const pool = new pg.Pool({
     connectionString,

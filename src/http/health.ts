@@ -1,5 +1,6 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { migrationsApplied } from '../db/migrate.ts';
+import { withDeadline } from '../deadline.ts';
 import type { AppDeps } from './app.ts';
 
 // A readiness probe must answer well before a load balancer's own timeout.
@@ -10,7 +11,7 @@ export const healthPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
 
   app.get('/readyz', async (request, reply) => {
     try {
-      const ready = await withTimeout(migrationsApplied(deps.database.pool), READY_TIMEOUT_MS);
+      const ready = await withDeadline(migrationsApplied(deps.database.pool), READY_TIMEOUT_MS, () => new Error(`timed out after ${READY_TIMEOUT_MS} ms`));
       if (!ready) return reply.code(503).send({ status: 'unavailable', reason: 'migrations not applied' });
       return { status: 'ready' };
     } catch (error) {
@@ -19,11 +20,3 @@ export const healthPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
     }
   });
 };
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}

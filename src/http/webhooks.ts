@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { isDataError } from '../db/sqlstate.ts';
 import { createWebhookEnqueuer } from '../queue/enqueue.ts';
 import { createWebhookSignatureVerifier } from '../stream/signature.ts';
 import { InvalidWebhookEventError, parseWebhookEvent, type WebhookEvent } from '../stream/webhook-events.ts';
@@ -123,7 +124,7 @@ export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => 
       return answer(reply, 200, outcome, event.type, { status: outcome });
     } catch (error) {
       const logged = { err: error, webhookId, callSessionId: event.callSessionId, type: event.type };
-      if (isPermanentDataError(error)) {
+      if (isDataError(error)) {
         // Retrying the same bytes would fail the same way; the reconciler still finds the session.
         request.log.error(logged, 'webhook event cannot be stored');
         return answer(reply, 400, 'rejected_invalid', event.type, { error: 'event cannot be stored' });
@@ -168,12 +169,6 @@ function parseWebhookId(header: string | string[] | undefined, body: Buffer): st
 
 function parseAttempt(header: string | string[] | undefined): number | null {
   return typeof header === 'string' && /^\d{1,9}$/.test(header.trim()) ? Number(header.trim()) : null;
-}
-
-// SQLSTATE classes 22 (data exception) and 23 (integrity violation): the row itself is refused.
-function isPermanentDataError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
 }
 
 // Only Stream can sign a body, but a label set must stay bounded whatever arrives.

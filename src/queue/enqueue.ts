@@ -1,4 +1,6 @@
 import type pg from 'pg';
+import { isDataError } from '../db/sqlstate.ts';
+import { withDeadline } from '../deadline.ts';
 import { AppError } from '../errors.ts';
 import type { HandledWebhookEvent } from '../stream/webhook-events.ts';
 
@@ -167,7 +169,9 @@ export async function enqueueWebhookEvent(
   input: WebhookEventToEnqueue,
   options: { deadlineMs: number },
 ): Promise<EnqueueResult> {
-  const results = await withDeadline(storeBatch(pool, [input], options.deadlineMs), options.deadlineMs);
+  // A statement that loses the race may still commit later: a stored event that Stream's retry
+  // then finds as a duplicate.
+  const results = await withDeadline(storeBatch(pool, [input], options.deadlineMs), options.deadlineMs, () => new EnqueueTimeoutError(options.deadlineMs));
   return results.get(input.webhookId) ?? { stored: false, due: false };
 }
 
@@ -278,7 +282,7 @@ export function createWebhookEnqueuer(pool: pg.Pool, options: WebhookEnqueuerOpt
         queue.push({ input, expiresAt: performance.now() + options.deadlineMs, resolve, reject });
       });
       schedulePump();
-      return withDeadline(answered, options.deadlineMs);
+      return withDeadline(answered, options.deadlineMs, () => new EnqueueTimeoutError(options.deadlineMs));
     },
   };
 }
@@ -331,12 +335,6 @@ async function storeBatch(pool: pg.Pool, inputs: readonly WebhookEventToEnqueue[
   return new Map(result.rows.map((row) => [row.webhook_id, { stored: true, due: row.due }]));
 }
 
-// SQLSTATE classes 22 (data exception) and 23 (integrity violation): an event itself is refused.
-function isDataError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
-}
-
 /**
  * jsonb refuses the \u0000 escape (SQLSTATE 22P05), which JSON allows. Rather than lose such an
  * event, NUL characters are dropped from its strings; every other body is stored as received.
@@ -344,15 +342,4 @@ function isDataError(error: unknown): boolean {
 function storableJson(text: string, payload: unknown): string {
   if (!text.includes('\\u0000')) return text;
   return JSON.stringify(payload, (_key, value: unknown) => (typeof value === 'string' ? value.replaceAll('\u0000', '') : value));
-}
-
-function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new EnqueueTimeoutError(ms)), ms);
-  });
-  // The losing query still settles later; its outcome is dropped (a late commit is a stored
-  // event that Stream's retry will find as a duplicate).
-  promise.catch(() => undefined);
-  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }

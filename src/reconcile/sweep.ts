@@ -13,11 +13,11 @@ import { makeReportedSessionsDue } from './make-reported-due.ts';
 import { guardRetention } from './retention.ts';
 import { SWEEP_RETRY_POLICY, type RetryPolicy } from './retry.ts';
 import { completeSweep, discardSweepCursor, readSweepState, recordSweepError, saveSweepProgress, type SweepDb } from './state.ts';
+import { DAY_MS } from '../stream/retention.ts';
 
 /** Held for the whole sweep by the replica that runs it; arbitrary but fixed, distinct from the migration lock. */
 export const RECONCILE_LOCK_KEY = 7_301_402_418;
 export const DEFAULT_OVERLAP_MINUTES = 60;
-const DAY_MS = 86_400_000;
 const MINUTE_MS = 60_000;
 const LOGGED_IDS = 5;
 

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { createServer, type Socket } from 'node:net';
+import { startSilentServer } from '../helpers/silent-server.ts';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -373,15 +373,8 @@ describe('POST /webhooks/stream: database unavailable', () => {
   });
 
   it('503 within Stream 6 s timeout when Postgres accepts connections but never answers', async () => {
-    const sockets = new Set<Socket>();
-    const silent = createServer((socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const address = silent.address();
-    if (address === null || typeof address === 'string') throw new Error('no port');
-    const database = createDatabase(`postgres://postgres@127.0.0.1:${address.port}/attendance`);
+    const silent = await startSilentServer();
+    const database = createDatabase(`postgres://postgres@127.0.0.1:${silent.port}/attendance`);
     const test = await createWebhookTestApp(database);
     try {
       const started = performance.now();
@@ -390,10 +383,9 @@ describe('POST /webhooks/stream: database unavailable', () => {
       // A contract, not a benchmark: Stream abandons the attempt at 6 s.
       expect(performance.now() - started).toBeLessThan(6_000);
     } finally {
-      for (const socket of sockets) socket.destroy();
+      await silent.close();
       await test.app.close();
       await database.close();
-      await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
   });
 });

@@ -43,6 +43,19 @@ async function claimOne(id: string, workerId = 'w1'): Promise<ClaimedSession> {
   return session;
 }
 
+/** The stream client, aborting `controller` with `reason` as its `page`-th page is requested. */
+function abortingAtPage(page: number, controller: AbortController, reason: Error): StreamClient {
+  let pages = 0;
+  return {
+    ...stream,
+    async queryCallParticipantSessions(params) {
+      pages += 1;
+      if (pages === page) controller.abort(reason);
+      return stream.queryCallParticipantSessions(params);
+    },
+  };
+}
+
 function run(session: ClaimedSession, overrides: Partial<ArchiveSessionOptions> = {}) {
   return archiveSession({
     pool: pool(),
@@ -150,15 +163,7 @@ describe('archiveSession', () => {
     await enqueueSimSession(pool(), truth);
     // A first run that gets through two pages and then loses its lease.
     const controller = new AbortController();
-    let pages = 0;
-    const stopping: StreamClient = {
-      ...stream,
-      async queryCallParticipantSessions(params) {
-        pages += 1;
-        if (pages === 3) controller.abort(new LeaseLostError(truth.callSessionId));
-        return stream.queryCallParticipantSessions(params);
-      },
-    };
+    const stopping = abortingAtPage(3, controller, new LeaseLostError(truth.callSessionId));
     const first = await run(await claimOne(truth.callSessionId), { stream: stopping, signal: controller.signal });
     expect(first.status).toBe('lease_lost');
     const stopped = await readSession(pool(), truth.callSessionId);
@@ -190,15 +195,7 @@ describe('archiveSession', () => {
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
     const controller = new AbortController();
-    let pages = 0;
-    const stopping: StreamClient = {
-      ...stream,
-      async queryCallParticipantSessions(params) {
-        pages += 1;
-        if (pages === 3) controller.abort(new WorkerStoppingError());
-        return stream.queryCallParticipantSessions(params);
-      },
-    };
+    const stopping = abortingAtPage(3, controller, new WorkerStoppingError());
     const result = await run(await claimOne(truth.callSessionId), { stream: stopping, signal: controller.signal });
     expect(result.status).toBe('released');
     const row = await readSession(pool(), truth.callSessionId);

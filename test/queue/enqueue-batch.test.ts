@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { createServer, type Socket } from 'node:net';
+import { startSilentServer } from '../helpers/silent-server.ts';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -173,16 +173,8 @@ describe('createWebhookEnqueuer: failures', () => {
   });
 
   it('does not send events whose callers gave up while the database was stuck', async () => {
-    const sockets = new Set<Socket>();
-    // Accepts connections and never answers, like a database behind a dead network path.
-    const silent = createServer((socket) => {
-      sockets.add(socket);
-      socket.on('close', () => sockets.delete(socket));
-    });
-    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const address = silent.address();
-    if (address === null || typeof address === 'string') throw new Error('no port');
-    const database = createDatabase(`postgres://postgres@127.0.0.1:${address.port}/none`, { connectionTimeoutMillis: 400 });
+    const silent = await startSilentServer();
+    const database = createDatabase(`postgres://postgres@127.0.0.1:${silent.port}/none`, { connectionTimeoutMillis: 400 });
     const statements: Promise<unknown>[] = [];
     const counted = new Proxy(database.pool, {
       get(target, key, receiver) {
@@ -209,9 +201,8 @@ describe('createWebhookEnqueuer: failures', () => {
       await nextTurn();
       expect(statements).toHaveLength(1);
     } finally {
-      for (const socket of sockets) socket.destroy();
+      await silent.close();
       await database.close();
-      await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
   });
 });
