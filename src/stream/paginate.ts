@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import type { ParticipantSessionsParams, StreamClient } from './client.ts';
 import { StreamApiError } from './errors.ts';
 import type { ParticipantSessionsPage } from './schemas.ts';
@@ -45,6 +46,11 @@ export async function* paginate<P extends { readonly next: string | null }>(
       pending = fetchPage(cursor);
       // Its failure is raised when the caller asks for that page, not as an unhandled rejection now.
       pending.catch(() => undefined);
+      // Let the request leave before the caller's work on this page: undici writes it on a later
+      // turn of the event loop (on an open keep-alive connection, the next one), so without this
+      // turn the caller's synchronous work (the worker serialises the page for Postgres) would hold
+      // it back, and every hop of the chain would carry that delay.
+      await setImmediate();
     }
     yield { page, cursor: requested };
   }

@@ -8,6 +8,12 @@ import type { RateLimitInfo } from './errors.ts';
 export interface RateLimiter {
   /** Resolves when this caller may send one request; rejects if `signal` aborts first. */
   acquire(signal?: AbortSignal): Promise<void>;
+  /**
+   * Takes a turn at once when nobody is queued and the window asks for no pacing; false otherwise
+   * (then call acquire). It spares the common case the trip through the promise queue, which on a
+   * busy event loop let a request wait behind the caller's other synchronous work.
+   */
+  tryAcquire(): boolean;
   /** What an answer said: its X-RateLimit-* headers (null if absent) and whether it was a 429. */
   observe(info: RateLimitInfo | null, rateLimited: boolean): void;
   /** For logs and tests. */
@@ -64,6 +70,27 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
   let consecutiveRateLimited = 0;
   // Turns are taken one at a time, so two callers never both spend the last unit of budget.
   let queue: Promise<void> = Promise.resolve();
+  // Turns taken through acquire that have not finished; while any has not, tryAcquire declines.
+  let queued = 0;
+
+  /**
+   * The window that requests must be spaced within, or null while they need no spacing (no window
+   * known, or more than half its limit left). Forgets a window that is over.
+   */
+  function pacedWindow(at: number): { readonly resetAt: number; readonly remaining: number } | null {
+    if (resetAt !== null && resetAt <= at) {
+      resetAt = null;
+      remaining = null;
+    }
+    if (resetAt === null || remaining === null) return null;
+    if (remaining > 0 && limit !== null && remaining > limit * UNPACED_SHARE) return null;
+    return { resetAt, remaining };
+  }
+
+  function grant(): void {
+    lastGrantAt = now();
+    if (remaining !== null) remaining -= 1;
+  }
 
   async function takeTurn(signal: AbortSignal | undefined): Promise<void> {
     for (;;) {
@@ -82,36 +109,44 @@ export function createRateLimiter(options: RateLimiterOptions = {}): RateLimiter
         }
         continue;
       }
-      if (resetAt !== null && resetAt <= at) {
-        resetAt = null;
-        remaining = null;
-      }
-      if (resetAt === null || remaining === null) break;
-      if (remaining <= 0) {
-        const wait = Math.min(resetAt - at, maxWaitMs);
-        resetAt = Math.min(resetAt, at + maxWaitMs);
+      const window = pacedWindow(at);
+      if (window === null) break;
+      if (window.remaining <= 0) {
+        const wait = Math.min(window.resetAt - at, maxWaitMs);
+        resetAt = Math.min(window.resetAt, at + maxWaitMs);
         await sleep(wait + random() * jitterMs, signal);
         continue;
       }
-      if (limit !== null && remaining > limit * UNPACED_SHARE) break;
       // remaining + 1 slots: the last request goes out before the reset, not on it.
-      const earliest = lastGrantAt + (resetAt - at) / (remaining + 1);
+      const earliest = lastGrantAt + (window.resetAt - at) / (window.remaining + 1);
       if (earliest <= at) break;
       await sleep(Math.min(earliest - at, maxWaitMs), signal);
     }
-    lastGrantAt = now();
-    if (remaining !== null) remaining -= 1;
+    grant();
   }
 
   return {
     acquire(signal) {
       const previous = queue;
+      queued += 1;
       const turn = (async () => {
-        await waitOrAbort(previous, signal);
-        await takeTurn(signal);
+        try {
+          await waitOrAbort(previous, signal);
+          await takeTurn(signal);
+        } finally {
+          queued -= 1;
+        }
       })();
       queue = turn.catch(() => undefined);
       return turn;
+    },
+
+    tryAcquire() {
+      if (queued > 0) return false;
+      const at = now();
+      if (pausedUntil > at || pacedWindow(at) !== null) return false;
+      grant();
+      return true;
     },
 
     observe(info, rateLimited) {

@@ -70,9 +70,18 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
   // Stream's SDKs sign one token without iat/exp and reuse it (stream-api.md §3).
   const token = createServerToken(options.apiSecret);
   token.catch(() => undefined);
+  // Once signed, used as a plain value: no await (and no trip through the microtask queue) per request.
+  let signedToken: string | undefined;
+  void token.then((value) => (signedToken = value), () => undefined);
 
   async function request(req: StreamRequest): Promise<StreamResponse> {
-    await options.limiter.acquire(req.signal);
+    // Nothing between here and the socket write awaits unless it must: a request that waits in
+    // the microtask queue also waits for whatever synchronous work the caller does next (the
+    // worker serialises the previous page right after asking for this one).
+    // A caller that has already given up sends nothing (its abort event has fired, so the listener
+    // below would never hear of it).
+    req.signal?.throwIfAborted();
+    if (!options.limiter.tryAcquire()) await options.limiter.acquire(req.signal);
     const started = performance.now();
     // One controller per request, released with it: AbortSignal.timeout() would keep each request's
     // signal (and, through undici's listener on it, the request) alive for the full timeout after
@@ -89,7 +98,7 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
     const signal = exchange.signal;
     const path = `${basePath}/${req.path.map(encodeURIComponent).join('/')}?${queryString({ api_key: options.apiKey, ...req.query })}`;
     const headers: Record<string, string> = {
-      authorization: await token,
+      authorization: signedToken ?? (await token),
       'stream-auth-type': 'jwt',
       'x-stream-client': CLIENT_HEADER,
       'x-client-request-id': randomUUID(),

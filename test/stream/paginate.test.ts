@@ -1,6 +1,9 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { describe, expect, it } from 'vitest';
+import { createStreamClient } from '../../src/stream/client.ts';
 import { StreamApiError } from '../../src/stream/errors.ts';
-import { paginate } from '../../src/stream/paginate.ts';
+import { paginate, paginateParticipantSessions } from '../../src/stream/paginate.ts';
 
 interface FakePage {
   readonly n: number;
@@ -80,5 +83,57 @@ describe('paginate', () => {
       }
     };
     await expect(run()).rejects.toBeInstanceOf(StreamApiError);
+  });
+
+  it('sends the request for the next page before the caller works on this one', async () => {
+    // A server in another process, so it notes each request's arrival while this process is busy:
+    // three pages, answered at once, each arrival printed with the wall clock.
+    const server = `
+      const pages = 3;
+      require('node:http').createServer((req, res) => {
+        const cursor = new URL(req.url, 'http://x').searchParams.get('next');
+        const n = cursor ? Number(cursor.slice(1)) : 0;
+        console.log('arrived ' + n + ' ' + Date.now());
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ call_type: 'default', call_id: 'c', call_session_id: 's', duration: '1ms',
+          total_participant_sessions: pages, total_participant_duration: 0,
+          participants_sessions: [{ user_id: 'u' + n, user_session_id: 'us' + n }],
+          next: n + 1 < pages ? 'c' + (n + 1) : '' }));
+      }).listen(0, '127.0.0.1', function () { console.log('port ' + this.address().port); });`;
+    const child = spawn(process.execPath, ['-e', server], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const arrivals: number[] = [];
+    const lines = createInterface({ input: child.stdout! });
+    const port = await new Promise<number>((resolve) =>
+      lines.on('line', (line) => {
+        const [what, a, b] = line.split(' ');
+        if (what === 'port') resolve(Number(a));
+        else arrivals[Number(a)] = Number(b);
+      }),
+    );
+    const client = createStreamClient({ baseUrl: `http://127.0.0.1:${port}`, apiKey: 'k', apiSecret: 's' });
+    try {
+      // Once through, so the keep-alive connections are open, as they are in steady work.
+      for await (const _ of paginateParticipantSessions(client, { type: 'default', id: 'c', session: 's' })) {
+        // drain
+      }
+      const workDone: number[] = [];
+      for await (const { page } of paginateParticipantSessions(client, { type: 'default', id: 'c', session: 's' })) {
+        expect(page.entries).toHaveLength(1);
+        // The caller's synchronous work on this page (the worker serialises it for Postgres).
+        const until = Date.now() + 100;
+        while (Date.now() < until) {
+          // busy
+        }
+        workDone.push(Date.now());
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(workDone).toHaveLength(3);
+      // Page n + 1 was asked for while page n was being worked on, not after.
+      expect(arrivals[1]).toBeLessThan(workDone[0]!);
+      expect(arrivals[2]).toBeLessThan(workDone[1]!);
+    } finally {
+      await client.close();
+      child.kill();
+    }
   });
 });

@@ -162,4 +162,49 @@ describe('rate limiter', () => {
     await limiter.acquire();
     expect(now).toBeGreaterThanOrEqual(60_000);
   });
+
+  it('tryAcquire takes a turn at once only when acquire would not wait', async () => {
+    const clock = withFakeClock();
+    // No window seen yet, then plenty of budget left: granted, and counted.
+    expect(clock.limiter.tryAcquire()).toBe(true);
+    clock.limiter.observe(clock.window(80, 30_000, 100), false);
+    expect(clock.limiter.tryAcquire()).toBe(true);
+    expect(clock.limiter.snapshot().remaining).toBe(79);
+    // Half the limit or less: pacing applies, so the caller must go through acquire.
+    clock.limiter.observe(clock.window(50, 30_000, 100), false);
+    expect(clock.limiter.tryAcquire()).toBe(false);
+    expect(clock.limiter.snapshot().remaining).toBe(50);
+    // A window that is over is forgotten: unpaced again.
+    clock.advance(31_000);
+    expect(clock.limiter.tryAcquire()).toBe(true);
+    // A pause after a 429 holds everyone, tryAcquire included.
+    clock.limiter.observe(null, true);
+    expect(clock.limiter.tryAcquire()).toBe(false);
+    expect(clock.sleeps).toEqual([]);
+  });
+
+  it('tryAcquire never jumps ahead of callers queued in acquire', async () => {
+    let now = 0;
+    let wake: (() => void) | undefined;
+    const limiter = createRateLimiter({
+      now: () => now,
+      random: () => 0,
+      sleep: (ms) =>
+        new Promise<void>((resolve) => {
+          wake = () => {
+            now += ms;
+            resolve();
+          };
+        }),
+    });
+    limiter.observe(null, true);
+    const queued = limiter.acquire();
+    await Promise.resolve();
+    // The pause is over by the clock, but a caller is still queued: it goes first.
+    now += 60_000;
+    expect(limiter.tryAcquire()).toBe(false);
+    wake?.();
+    await queued;
+    expect(limiter.tryAcquire()).toBe(true);
+  });
 });

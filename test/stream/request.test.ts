@@ -177,6 +177,15 @@ describe('request core', () => {
     await expect(pending).rejects.toThrow('lease lost');
   });
 
+  it('sends nothing for a caller that has already given up', async () => {
+    stub.setHandler((_req, res) => json(res, 200, {}));
+    const before = stub.requests.length;
+    const controller = new AbortController();
+    controller.abort(new Error('reconciler stopping'));
+    await expect(get(controller.signal)).rejects.toThrow('reconciler stopping');
+    expect(stub.requests.length).toBe(before);
+  });
+
   it("leaves nothing attached to the caller's long-lived signal once a request is answered or fails", async () => {
     const session = new AbortController();
     stub.setHandler((_req, res) => json(res, 200, {}));

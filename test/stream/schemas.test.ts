@@ -58,6 +58,11 @@ describe('parseStreamTimestamp', () => {
     expect(() => parseStreamTimestamp('2026-02-29T10:00:00Z')).toThrow(/no such calendar date/);
     expect(() => parseStreamTimestamp('2026-13-01T10:00:00Z')).toThrow(/no such calendar date/);
     expect(parseStreamTimestamp('2028-02-29T10:00:00Z')?.toISOString()).toBe('2028-02-29T10:00:00.000Z');
+    expect(parseStreamTimestamp('2000-02-29T10:00:00Z')?.toISOString()).toBe('2000-02-29T10:00:00.000Z');
+    expect(() => parseStreamTimestamp('2100-02-29T10:00:00Z')).toThrow(/no such calendar date/);
+    expect(() => parseStreamTimestamp('2026-06-00T10:00:00Z')).toThrow(/no such calendar date/);
+    expect(parseStreamTimestamp('2026-12-31 23:59:59Z')?.toISOString()).toBe('2026-12-31T23:59:59.000Z');
+    expect(() => parseStreamTimestamp('2026-12-31T24:30:00Z')).toThrow(ResponseShapeError);
   });
 });
 
@@ -127,6 +132,48 @@ describe('parseParticipantSessionsPage', () => {
     );
     expect(() => parseParticipantSessionsPage(page({ participants_sessions: [{ ...entry, joined_at: 'soon' }] }))).toThrow(/joined_at/);
     expect(() => parseParticipantSessionsPage('{"truncated":')).toThrow(ResponseShapeError);
+  });
+
+  it('refuses every shape the fields do not allow, naming the field', () => {
+    const bad: [Record<string, unknown> | unknown, RegExp][] = [
+      [null, /\(root\): expected object, received null/],
+      [[page()], /\(root\): expected object, received array/],
+      [page({ call_type: 7 }), /call_type: expected string, received number/],
+      [page({ call_session_id: undefined }), /call_session_id: expected string, received undefined/],
+      [page({ duration: { ms: 3 } }), /duration: expected number or string/],
+      [page({ total_participant_duration: '1e9' }), /total_participant_duration/],
+      [page({ total_participant_sessions: null }), /total_participant_sessions/],
+      [page({ participants_sessions: { 0: entry } }), /participants_sessions: expected array, received object/],
+      [page({ next: 42 }), /next: expected string, received number/],
+      [page({ session: 'cs-1' }), /session: expected object, received string/],
+      [page({ session: { ended_at: 'later' } }), /session\.ended_at/],
+      [page({ participants_sessions: [entry, 'bob'] }), /participants_sessions\[1\]: \(root\): expected object, received string/],
+      [page({ participants_sessions: [{ ...entry, user_id: null }] }), /participants_sessions\[0\]: user_id: expected string, received null/],
+      [page({ participants_sessions: [{ ...entry, publisher_type: 1 }] }), /publisher_type: expected string, received number/],
+      [page({ participants_sessions: [{ ...entry, roles: 'host' }] }), /roles: expected array, received string/],
+      [page({ participants_sessions: [{ ...entry, roles: ['host', 3] }] }), /roles\[1\]: expected string, received number/],
+      [page({ participants_sessions: [{ ...entry, duration_in_seconds: true }] }), /duration_in_seconds/],
+      [page({ participants_sessions: [{ ...entry, left_at: '2026-02-30T10:00:00Z' }] }), /left_at: timestamp has no such calendar date/],
+    ];
+    for (const [body, message] of bad) {
+      let caught: unknown;
+      try {
+        parseParticipantSessionsPage(body);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught, String(message)).toBeInstanceOf(ResponseShapeError);
+      expect((caught as Error).message).toMatch(message);
+    }
+  });
+
+  it('rounds whole numbers sent as decimals or digit strings, as Stream int64 fields may come', () => {
+    const parsed = parseParticipantSessionsPage(
+      page({ total_participant_sessions: 2.0, total_participant_duration: '2184.4', participants_sessions: [{ ...entry, duration_in_seconds: '2184' }] }),
+    );
+    expect(parsed.totalParticipantSessions).toBe(2);
+    expect(parsed.totalParticipantDuration).toBe(2184);
+    expect(parsed.entries[0]?.durationInSeconds).toBe(2184);
   });
 });
 
