@@ -26,12 +26,7 @@ export interface ArchiveBenchResult {
   readonly largeAgain: readonly { archive: ArchiveTiming; copy: ArchiveTiming }[];
   readonly many: { archive: ArchiveTiming; copy: ArchiveTiming };
   readonly reference: { archive: ArchiveTiming; peakRssMiB: number; liveHeapMB: number | null };
-  /** Peak RSS of a fresh service per session size with the old generation capped (a deployment setting). */
-  readonly capped: { readonly reference: number; readonly large: number };
 }
-
-/** Measured with it: the peak stops growing with session size, throughput unchanged (see RESULTS.md). */
-const CAPPED_OLD_SPACE = '--max-old-space-size=128';
 
 export async function runArchiveBench(): Promise<ArchiveBenchResult> {
   return withTimeout('archive benchmark', WHOLE_TIMEOUT_MS, withBenchDatabase(async (db) => {
@@ -46,18 +41,6 @@ export async function runArchiveBench(): Promise<ArchiveBenchResult> {
       // --trace-gc only prints a line per collection; it tells a heap that grows with the session
       // from garbage that is merely collected late.
       const serviceOptions = { command: 'serve' as const, databaseUrl: db.url, apiKey: API_KEY, apiSecret: API_SECRET, streamBaseUrl: simulator.url, nodeArgs: ['--trace-gc'] };
-
-      // A fresh service archives `sessions` into an emptied table; its peak RSS afterwards.
-      const peakWith = async (nodeArgs: string[], sessions: SimSession[]): Promise<number> => {
-        await emptyArchive(db.pool);
-        const fresh = await startServiceProcess({ ...serviceOptions, nodeArgs });
-        try {
-          await archiveAndWait(db.pool, sessions, RUN_TIMEOUT_MS);
-          return await fresh.peakRssMiB();
-        } finally {
-          await fresh.stop();
-        }
-      };
 
       // The 10,000-entry reference, in a service of its own so its peak is its alone.
       const first = await startServiceProcess(serviceOptions);
@@ -96,18 +79,11 @@ export async function runArchiveBench(): Promise<ArchiveBenchResult> {
         console.log(`100 × 1,000 entries: ${fmt(manyArchive.rowsPerSecond)} rows/s vs COPY ${fmt(manyCopy.rowsPerSecond)} rows/s`);
         if (service.problems.length > 0) console.log(`service warnings:\n${service.problems.slice(0, 5).join('\n')}`);
 
-        await service.stop();
-        const capped = {
-          reference: await peakWith([CAPPED_OLD_SPACE], reference),
-          large: await peakWith([CAPPED_OLD_SPACE], large),
-        };
-        console.log(`with ${CAPPED_OLD_SPACE}: peak RSS ${capped.reference.toFixed(1)} MiB (10,000), ${capped.large.toFixed(1)} MiB (100,000)`);
         const result: ArchiveBenchResult = {
           large: { archive: largeArchive, copy: largeCopy, peakRssMiB: largePeak, liveHeapMB: service.liveHeapAfterFullGcMB() },
           largeAgain,
           many: { archive: manyArchive, copy: manyCopy },
           reference: referenceResult,
-          capped,
         };
         await record(result, await describeMachine(db.pool));
         return result;
@@ -157,8 +133,6 @@ async function record(r: ArchiveBenchResult, machine: Awaited<ReturnType<typeof 
       `peak RSS of the service: ${r.large.peakRssMiB.toFixed(1)} MiB after the 100,000-entry session (< 200 MiB: ${pass(r.large.peakRssMiB < 200)}), ` +
         `${r.reference.peakRssMiB.toFixed(1)} MiB after a 10,000-entry one: ${(rssGrowth * 100).toFixed(1)} % more (≤ 10 %: ${pass(rssGrowth <= 0.1)}); ` +
         `largest heap live after a full GC: ${r.large.liveHeapMB ?? '?'} MB (100,000) vs ${r.reference.liveHeapMB ?? '?'} MB (10,000)`,
-      `with \`NODE_OPTIONS=${CAPPED_OLD_SPACE}\` (fresh services): ${r.capped.large.toFixed(1)} MiB after the 100,000-entry session (< 200 MiB: ${pass(r.capped.large < 200)}), ` +
-        `${r.capped.reference.toFixed(1)} MiB after the 10,000-entry one: ${((r.capped.large / r.capped.reference - 1) * 100).toFixed(1)} % more (≤ 10 %: ${pass(r.capped.large <= 1.1 * r.capped.reference)})`,
     ],
   });
 }
