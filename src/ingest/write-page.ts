@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { storableJson } from '../db/storable-json.ts';
 import { LeaseLostError, type Lease } from '../queue/fence.ts';
 import type { ParticipantEntry } from '../stream/schemas.ts';
 
@@ -96,17 +97,8 @@ function uniqueByUserSession(entries: readonly ParticipantEntry[]): ParticipantE
   return byId.size === entries.length ? [...entries] : [...byId.values()];
 }
 
-// Postgres text and jsonb cannot hold NUL (22P05), and jsonb refuses a lone UTF-16 surrogate
-// (22P02), though both are valid in JSON. One such character would fail every write of the page
-// and, retry after retry, the session: NULs are dropped and lone surrogates become U+FFFD instead.
-// The raw entry keeps everything else exactly; pages without them take the fast path.
-const UNSTORABLE = /[\u0000\ud800-\udfff]/;
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-
 function serializeRows(rows: readonly unknown[]): string {
-  const json = JSON.stringify(rows);
-  if (!/\\u0000|\\ud[89a-f]/i.test(json)) return json;
-  return JSON.stringify(rows, (_key, value: unknown) =>
-    typeof value === 'string' && UNSTORABLE.test(value) ? value.replaceAll('\u0000', '').replace(LONE_SURROGATE, '\ufffd') : value,
-  );
+  // A NUL or a lone surrogate in one entry would fail every write of the page and, retry after
+  // retry, the session: storableJson drops or replaces just those characters.
+  return storableJson(JSON.stringify(rows), rows);
 }

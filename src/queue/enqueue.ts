@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { isDataError } from '../db/sqlstate.ts';
+import { storableJson } from '../db/storable-json.ts';
 import { withDeadline } from '../deadline.ts';
 import { AppError } from '../errors.ts';
 import type { HandledWebhookEvent } from '../stream/webhook-events.ts';
@@ -314,6 +315,7 @@ async function storeBatch(pool: pg.Pool, inputs: readonly WebhookEventToEnqueue[
     columns[2]!.push(event.callCid);
     columns[3]!.push(event.callSessionId);
     columns[4]!.push(input.attempt);
+    // Stored as received, unless it holds a NUL or a lone surrogate (valid JSON that jsonb refuses).
     payloads.push(storableJson(input.bodyText, input.payload));
     columns[6]!.push(event.callType);
     columns[7]!.push(event.callId);
@@ -333,13 +335,4 @@ async function storeBatch(pool: pg.Pool, inputs: readonly WebhookEventToEnqueue[
   } as pg.QueryConfig;
   const result = await pool.query<{ webhook_id: string; due: boolean }>(query);
   return new Map(result.rows.map((row) => [row.webhook_id, { stored: true, due: row.due }]));
-}
-
-/**
- * jsonb refuses the \u0000 escape (SQLSTATE 22P05), which JSON allows. Rather than lose such an
- * event, NUL characters are dropped from its strings; every other body is stored as received.
- */
-function storableJson(text: string, payload: unknown): string {
-  if (!text.includes('\\u0000')) return text;
-  return JSON.stringify(payload, (_key, value: unknown) => (typeof value === 'string' ? value.replaceAll('\u0000', '') : value));
 }

@@ -303,10 +303,19 @@ describe('POST /webhooks/stream: refused', () => {
     expect(await count('webhook_events', 'webhook_id', webhookId)).toBe(0);
   });
 
-  it('400 for an event Postgres cannot store (a lone surrogate escape), logged', async () => {
+  it('stores an event holding a lone surrogate escape (valid JSON that jsonb refuses), with U+FFFD in its place', async () => {
+    const webhookId = randomUUID();
+    const body = JSON.stringify(buildStatsReportReadyEvent()).replace('"is_trimmed"', '"note":"half \\ud800 an emoji","is_trimmed"');
+    const res = await deliverWebhook(app, body, { webhookId });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({ status: 'stored' });
+    const { rows } = await testDb.current.database.pool.query<{ note: string }>(`select payload->>'note' as note from webhook_events where webhook_id = $1`, [webhookId]);
+    expect(rows).toEqual([{ note: 'half \ufffd an emoji' }]);
+  });
+
+  it('400 for an event Postgres cannot store (a NUL in its session id), logged', async () => {
     const logged = logs.length;
-    const body = JSON.stringify(buildStatsReportReadyEvent()).replace('"is_trimmed"', '"note":"\\ud800","is_trimmed"');
-    const res = await deliverWebhook(app, body);
+    const res = await deliverWebhook(app, buildStatsReportReadyEvent({ sessionId: 'cs-\u0000-1' }));
     expect(res.statusCode).toBe(400);
     expect(res.json()).toEqual({ error: 'event cannot be stored' });
     expect(logs.slice(logged).join('')).toContain('webhook event cannot be stored');

@@ -146,11 +146,8 @@ describe('createWebhookEnqueuer: group commit', () => {
 
   it('fails only the event Postgres refuses when a batch holds one (retried one by one)', async () => {
     const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
-    const goodBody = buildStatsReportReadyEvent();
-    const bad = toEnqueue(goodBody);
-    // A lone surrogate escape: valid JSON, refused by jsonb.
-    const badText = JSON.stringify(goodBody).replace('"is_trimmed":false', '"is_trimmed":false,"x":"\\ud800"');
-    const badInput: WebhookEventToEnqueue = { ...bad, bodyText: badText, payload: JSON.parse(badText) };
+    // A NUL in the session id: valid JSON, refused by Postgres text (SQLSTATE 22021).
+    const badInput = toEnqueue(buildStatsReportReadyEvent({ sessionId: 'cs-\u0000-bad' }));
     const good = Array.from({ length: 4 }, () => toEnqueue(buildStatsReportReadyEvent()));
     const outcomes = await Promise.allSettled([badInput, ...good].map((input) => enqueuer.enqueue(input)));
     expect(outcomes[0]!.status).toBe('rejected');
@@ -163,9 +160,7 @@ describe('createWebhookEnqueuer: group commit', () => {
 describe('createWebhookEnqueuer: failures', () => {
   it('fails every copy of an id when that event is the one Postgres refuses', async () => {
     const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
-    const body = buildStatsReportReadyEvent();
-    const badText = JSON.stringify(body).replace('"is_trimmed":false', '"is_trimmed":false,"x":"\\ud800"');
-    const bad: WebhookEventToEnqueue = { ...toEnqueue(body), bodyText: badText, payload: JSON.parse(badText) };
+    const bad = toEnqueue(buildStatsReportReadyEvent({ sessionId: 'cs-\u0000-bad' }));
     const good = toEnqueue(buildStatsReportReadyEvent());
     const outcomes = await Promise.allSettled([bad, bad, good].map((input) => enqueuer.enqueue(input)));
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'fulfilled']);

@@ -1,0 +1,34 @@
+/*
+ * Postgres text and jsonb cannot hold NUL (22P05 / 22021), and jsonb refuses a lone UTF-16
+ * surrogate (22P02), though JSON allows both. One such character in a webhook body or a
+ * participant entry would fail its write on every retry. They are made storable instead: NULs are
+ * dropped and lone surrogates become U+FFFD, in keys as in values; everything else is kept
+ * exactly, and text without them (nearly all of it) takes the fast path untouched.
+ */
+
+// In JSON text both can only arrive escaped (`\u0000`, `\ud800`): raw NUL bytes are not valid
+// JSON, and decoding UTF-8 never yields a lone surrogate. A false alarm only costs the slow path.
+const ESCAPED_UNSTORABLE = /\\u0000|\\ud[89a-f]/i;
+const UNSTORABLE = /[\u0000\ud800-\udfff]/;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** `json` (the JSON text of `value`) as is when Postgres can store it, else `value` made storable. */
+export function storableJson(json: string, value: unknown): string {
+  return ESCAPED_UNSTORABLE.test(json) ? JSON.stringify(storable(value)) : json;
+}
+
+/** A string Postgres text can hold: NULs dropped, lone surrogates replaced by U+FFFD. */
+export function storableString(text: string): string {
+  return UNSTORABLE.test(text) ? text.replaceAll('\u0000', '').replace(LONE_SURROGATE, '\ufffd') : text;
+}
+
+function storable(value: unknown): unknown {
+  if (typeof value === 'string') return storableString(value);
+  if (Array.isArray(value)) return value.map(storable);
+  if (value !== null && typeof value === 'object' && !(value instanceof Date)) {
+    const out: Record<string, unknown> = {};
+    for (const [key, inner] of Object.entries(value)) out[storableString(key)] = storable(inner);
+    return out;
+  }
+  return value;
+}
