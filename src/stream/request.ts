@@ -75,11 +75,10 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
   void token.then((value) => (signedToken = value), () => undefined);
 
   async function request(req: StreamRequest): Promise<StreamResponse> {
-    // Nothing between here and the socket write awaits unless it must: a request that waits in
-    // the microtask queue also waits for whatever synchronous work the caller does next (the
-    // worker serialises the previous page right after asking for this one).
     // A caller that has already given up sends nothing (its abort event has fired, so the listener
-    // below would never hear of it).
+    // below would never hear of it). From here to the socket write nothing awaits unless it must:
+    // a request waiting in the microtask queue also waits for whatever synchronous work the caller
+    // does next (the worker serialises the previous page right after asking for this one).
     req.signal?.throwIfAborted();
     if (!options.limiter.tryAcquire()) await options.limiter.acquire(req.signal);
     const started = performance.now();
