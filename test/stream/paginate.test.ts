@@ -120,7 +120,7 @@ describe('paginate', () => {
       for await (const { page } of paginateParticipantSessions(client, { type: 'default', id: 'c', session: 's' })) {
         expect(page.entries).toHaveLength(1);
         // The caller's synchronous work on this page (the worker serialises it for Postgres).
-        const until = Date.now() + 100;
+        const until = Date.now() + 250;
         while (Date.now() < until) {
           // busy
         }
