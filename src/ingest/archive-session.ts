@@ -88,6 +88,9 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
   const run = new AbortController();
   const signal = AbortSignal.any([options.signal, run.signal]);
   let rowsWritten = 0;
+  // Pages written in this run that moved the stored cursor on to a page not yet archived (any page
+  // but the last). A run that fails after doing so does not spend an attempt: see retryOrDead.
+  let pagesAdvanced = 0;
 
   const recorded = (outcome: SessionOutcome): ArchiveResult => {
     metrics.sessionsFinished.inc({ status: outcome.status });
@@ -141,6 +144,7 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
         resumeCursor: page.next ?? cursor,
       });
       rowsWritten += written.rows;
+      if (page.next !== null) pagesAdvanced += 1;
       metrics.pagesArchived.inc();
       metrics.rowsArchived.inc(written.rows);
       pages += 1;
@@ -229,21 +233,29 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
     return endedAt !== null && retentionExpiresAt(endedAt).getTime() < at;
   }
 
+  /**
+   * `progressed`: the run failed after moving the cursor on. Retrying such a run is retrying "while
+   * progress is made", so it gives its attempt back and is never the one that goes dead: a very
+   * large session under a long flaky spell still finishes. It stays bounded: each such run moves
+   * the cursor forward over a finite list, and whatever restarts from the first page (a count that
+   * does not match, a refused cursor) still spends its attempt.
+   */
   function retryOrDead(
     error: string,
     kind: 'default' | 'not_ready' | 'rate_limited',
     resetAt: Date | null,
     restart: boolean,
     totals: StreamTotals | null,
+    progressed = false,
   ): SessionOutcome {
-    if (session.attempts >= options.maxAttempts) {
+    if (session.attempts >= options.maxAttempts && !progressed) {
       return { status: 'dead', error: `gave up after ${session.attempts} attempts; last error: ${error}`, totals, restart };
     }
     const delayMs =
       kind === 'rate_limited'
         ? rateLimitedDelayMs(session.attempts, resetAt, now(), backoff)
         : retryDelayMs(session.attempts, kind, backoff);
-    return { status: 'retrying', delayMs, error, restart, totals };
+    return { status: 'retrying', delayMs, error, restart, totals, refundAttempt: progressed };
   }
 
   async function settleFailure(caught: unknown): Promise<ArchiveResult> {
@@ -286,10 +298,10 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
         return { status: 'dead', error: error.message, totals: null };
       }
       const kind = error.failure === 'rate_limited' ? 'rate_limited' : error.failure === 'not_ready' ? 'not_ready' : 'default';
-      return retryOrDead(error.message, kind, error.rateLimit?.resetAt ?? null, false, null);
+      return retryOrDead(error.message, kind, error.rateLimit?.resetAt ?? null, false, null, pagesAdvanced > 0);
     }
     // Database errors and anything unforeseen: retried, and dead at the attempt limit.
-    return retryOrDead(error.message, 'default', null, false, null);
+    return retryOrDead(error.message, 'default', null, false, null, pagesAdvanced > 0);
   }
 }
 

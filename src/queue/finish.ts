@@ -18,6 +18,8 @@ export type SessionOutcome =
       /** Forget the cursor so the next run pages from the first page (counts did not match). */
       readonly restart: boolean;
       readonly totals: StreamTotals | null;
+      /** The run moved the cursor on before failing: it does not count against the attempt limit. */
+      readonly refundAttempt?: boolean;
     }
   | {
       readonly status: 'dead';
@@ -78,11 +80,13 @@ const EXPIRE_SQL = `
 /*
  * Try again after $5 ms (the caller's backoff: capped exponential with full jitter, or until
  * X-RateLimit-Reset). $6 true forgets the cursor so the next run starts from the first page.
+ * $8 true gives back the attempt the claim counted (the run made progress).
  */
 const RETRY_SQL = `
   update call_sessions
      set status = 'retrying', next_attempt_at = now() + make_interval(secs => $5::float8 / 1000),
          cursor = case when $6::boolean then null else cursor end, last_error = $7,
+         attempts = case when $8::boolean then greatest(attempts - 1, 0) else attempts end,
          total_participant_sessions = coalesce($3, total_participant_sessions),
          total_participant_duration = coalesce($4, total_participant_duration),
          archived_participant_sessions = ${ARCHIVED},
@@ -122,6 +126,7 @@ export async function finishSession(db: Queryable, lease: Lease, outcome: Sessio
         Math.max(0, Math.round(outcome.delayMs)),
         outcome.restart,
         outcome.error,
+        outcome.refundAttempt ?? false,
       ]);
       break;
     case 'dead':

@@ -6,6 +6,7 @@ import { LeaseLostError } from '../../src/queue/fence.ts';
 import { generateSession } from '../../src/simulator/generate.ts';
 import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
 import { createStreamClient, type StreamClient } from '../../src/stream/client.ts';
+import { StreamApiError } from '../../src/stream/errors.ts';
 import type { ParticipantSessionsPage } from '../../src/stream/schemas.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, expectArchiveMatches, quietLogger, readSession, waitFor } from './helpers.ts';
@@ -51,6 +52,19 @@ function abortingAtPage(page: number, controller: AbortController, reason: Error
     async queryCallParticipantSessions(params) {
       pages += 1;
       if (pages === page) controller.abort(reason);
+      return stream.queryCallParticipantSessions(params);
+    },
+  };
+}
+
+/** The stream client, answering 503 for its `page`-th page request and every one after. */
+function failingFromPage(page: number): StreamClient {
+  let pages = 0;
+  return {
+    ...stream,
+    async queryCallParticipantSessions(params) {
+      pages += 1;
+      if (pages >= page) throw new StreamApiError('Stream QueryCallParticipantSessions answered 503', { operation: 'QueryCallParticipantSessions', status: 503, failure: 'server' });
       return stream.queryCallParticipantSessions(params);
     },
   };
@@ -238,6 +252,40 @@ describe('archiveSession', () => {
     const row = await readSession(pool(), truth.callSessionId);
     expect(row).toMatchObject({ status: 'dead', attempts: 3, total_participant_sessions: 121 });
     expect(row.last_error).toMatch(/^gave up after 3 attempts; last error: holds 120/);
+  });
+
+  it('a run that archived pages before failing gives its attempt back, even at the limit, and the next resumes', async () => {
+    const truth = generateSession({ seed: 21, size: 450, endedAt: new Date(Date.now() - 3_600_000) });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    // Two attempts spent already: this claim is the third and last of maxAttempts 3.
+    await pool().query(`update call_sessions set attempts = 2 where call_session_id = $1`, [truth.callSessionId]);
+    const claimed = await claimOne(truth.callSessionId);
+    expect(claimed.attempts).toBe(3);
+
+    // Pages 1 and 2 are written; page 3 keeps failing past the page retries.
+    expect(await run(claimed, { stream: failingFromPage(3) })).toMatchObject({ status: 'retrying', rows: 200 });
+    const after = await readSession(pool(), truth.callSessionId);
+    expect(after).toMatchObject({ status: 'retrying', attempts: 2, archived_participant_sessions: 200 });
+    expect(after.cursor).not.toBeNull();
+    expect(after.last_error).toContain('answered 503');
+
+    await pool().query(`update call_sessions set next_attempt_at = now() where call_session_id = $1`, [truth.callSessionId]);
+    const resumed = await claimOne(truth.callSessionId);
+    expect(resumed).toMatchObject({ attempts: 3, cursor: after.cursor });
+    expect(await run(resumed)).toMatchObject({ status: 'complete', rows: 250 });
+    await expectArchiveMatches(pool(), truth);
+  });
+
+  it('a run that archived nothing before failing spends its attempt: dead at the limit', async () => {
+    const truth = generateSession({ seed: 22, size: 450, endedAt: new Date(Date.now() - 3_600_000) });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    await pool().query(`update call_sessions set attempts = 2 where call_session_id = $1`, [truth.callSessionId]);
+    expect(await run(await claimOne(truth.callSessionId), { stream: failingFromPage(1) })).toMatchObject({ status: 'dead', rows: 0 });
+    const row = await readSession(pool(), truth.callSessionId);
+    expect(row).toMatchObject({ status: 'dead', attempts: 3 });
+    expect(row.last_error).toMatch(/^gave up after 3 attempts; last error: .*answered 503/);
   });
 
   it('an empty list with a non-zero total after day 90 is expired, not "no attendees"', async () => {
