@@ -7,14 +7,11 @@
  * exactly, 1 otherwise (then the database is kept for inspection and its name printed).
  * DATABASE_URL names the server (any database on it; default postgres://postgres@127.0.0.1:5432/postgres).
  */
-import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { withDatabaseName } from '../src/db/client.ts';
-import { runMigrations } from '../src/db/migrate.ts';
 import { runFaultScenario } from '../test/reliability/fault-run.ts';
 import { formatFaultReport } from '../test/reliability/report.ts';
+import { withBenchDatabase } from './lib/bench-env.ts';
 
 const { values } = parseArgs({
   options: {
@@ -34,44 +31,37 @@ const number = (name: keyof typeof values): number => {
   return value;
 };
 
-const adminUrl = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const name = `attendance_chaos_${randomBytes(4).toString('hex')}`;
-const url = withDatabaseName(adminUrl, name);
-
-const admin = new pg.Client(adminUrl);
-await admin.connect();
-await admin.query(`create database ${name}`);
-const migrator = new pg.Pool({ connectionString: url, max: 1 });
-await runMigrations(migrator);
-await migrator.end();
-
-let ok = false;
-try {
-  const started = new Date();
-  const report = await runFaultScenario({
-    databaseUrl: url,
-    seed: String(values.seed),
-    sessions: number('sessions'),
-    maxSize: number('max-size'),
-    deliveryPhaseMs: number('delivery-seconds') * 1000,
-    slowMs: number('slow-ms'),
-    settleTimeoutMs: number('settle-minutes') * 60_000,
-    progress: (message) => console.log(`[${((Date.now() - started.getTime()) / 1000).toFixed(1)} s] ${message}`),
-  });
-  console.log(`\n${started.toISOString()}, seed ${String(values.seed)}, slow answers ${number('slow-ms')} ms`);
-  console.log(formatFaultReport(report));
-  if (values.logs !== undefined) writeFileSync(values.logs, report.output);
-  ok =
-    report.settled &&
-    report.check.problems.length === 0 &&
-    report.ackedNotStored === 0 &&
-    report.secretLeaks.length === 0 &&
-    report.finalExit === 0 &&
-    report.restarts === 3;
-  console.log(ok ? '\nPASS: the archive equals Stream exactly' : '\nFAIL');
-} finally {
-  if (ok) await admin.query(`drop database if exists ${name} with (force)`);
-  else console.log(`database kept for inspection: ${name}`);
-  await admin.end();
-}
+const ok = await withBenchDatabase(
+  async ({ url }) => {
+    const started = new Date();
+    const report = await runFaultScenario({
+      databaseUrl: url,
+      seed: String(values.seed),
+      sessions: number('sessions'),
+      maxSize: number('max-size'),
+      deliveryPhaseMs: number('delivery-seconds') * 1000,
+      slowMs: number('slow-ms'),
+      settleTimeoutMs: number('settle-minutes') * 60_000,
+      progress: (message) => console.log(`[${((Date.now() - started.getTime()) / 1000).toFixed(1)} s] ${message}`),
+    });
+    console.log(`\n${started.toISOString()}, seed ${String(values.seed)}, slow answers ${number('slow-ms')} ms`);
+    console.log(formatFaultReport(report));
+    if (values.logs !== undefined) writeFileSync(values.logs, report.output);
+    const passed =
+      report.settled &&
+      report.check.problems.length === 0 &&
+      report.ackedNotStored === 0 &&
+      report.secretLeaks.length === 0 &&
+      report.finalExit === 0 &&
+      report.restarts === 3;
+    // A failed run keeps its database: withBenchDatabase keeps it when this throws.
+    if (!passed) throw new Error('FAIL');
+    console.log('\nPASS: the archive equals Stream exactly');
+    return true;
+  },
+  { prefix: 'attendance_chaos', keepOnFailure: true },
+).catch((error: unknown) => {
+  console.log(`\n${error instanceof Error ? error.message : String(error)}`);
+  return false;
+});
 process.exit(ok ? 0 : 1);

@@ -9,13 +9,9 @@
  * bench/RESULTS.md and drops the database. Every statement has a timeout and the whole run a deadline.
  */
 import { appendFile } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import pg from 'pg';
-import { withDatabaseName } from '../src/db/client.ts';
-import { runMigrations } from '../src/db/migrate.ts';
+import { withBenchDatabase } from './lib/bench-env.ts';
 
-const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const ENTRIES_PER_SESSION = 25;
 const USERS = 20_000;
 const LOAD_TIMEOUT_MS = 600_000;
@@ -118,18 +114,8 @@ async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const startedAt = Date.now();
   const sessions = Math.floor(args.rows / ENTRIES_PER_SESSION);
-  const name = `attendance_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client(ADMIN_URL);
-  await admin.connect();
-  await admin.query(`create database ${name}`);
-  const url = withDatabaseName(ADMIN_URL, name);
-  const pool = new pg.Pool({ connectionString: url, max: 1 });
-  const deadline = setTimeout(() => {
-    console.error(`deadline of ${DEADLINE_MS / 60_000} min passed; stopping`);
-    void pool.end().finally(() => admin.query(`drop database if exists ${name} with (force)`)).finally(() => process.exit(1));
-  }, DEADLINE_MS);
-  try {
-    await runMigrations(pool);
+  // One connection, so the statement_timeout set below holds for every query.
+  await withBenchDatabase(async ({ pool }) => {
     const loadStart = performance.now();
     await pool.query(`set statement_timeout = ${LOAD_TIMEOUT_MS}`);
     for (const statement of loadStatements(sessions)) await pool.query(statement);
@@ -159,12 +145,7 @@ async function main(): Promise<void> {
     const workMem = (await pool.query<{ work_mem: string }>('show work_mem')).rows[0]?.work_mem ?? '?';
     await appendFile(new URL('RESULTS.md', import.meta.url), formatResults({ timings, rows, sessions, loadSeconds, pgVersion, workMem, runs: args.runs }));
     console.log(`appended to bench/RESULTS.md (${((Date.now() - startedAt) / 1000).toFixed(0)} s in all)`);
-  } finally {
-    clearTimeout(deadline);
-    await pool.end();
-    await admin.query(`drop database if exists ${name} with (force)`);
-    await admin.end();
-  }
+  }, { poolMax: 1, deadlineMs: DEADLINE_MS });
 }
 
 function formatResults(r: {

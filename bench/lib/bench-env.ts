@@ -18,22 +18,45 @@ export interface BenchDatabase {
   readonly pool: pg.Pool;
 }
 
-/** A fresh migrated database for the length of `fn`, dropped afterwards whatever happens. */
-export async function withBenchDatabase<T>(fn: (db: BenchDatabase) => Promise<T>): Promise<T> {
-  const name = `attendance_bench_${randomBytes(4).toString('hex')}`;
+export interface BenchDatabaseOptions {
+  /** Start of the database's name (default `attendance_bench`). */
+  readonly prefix?: string;
+  /** Connections in `db.pool` (default 4; 1 when session settings such as statement_timeout must hold). */
+  readonly poolMax?: number;
+  /** After this long every connection to the database is cut, so `fn` fails and the database is still dropped. */
+  readonly deadlineMs?: number;
+  /** When `fn` throws, keep the database and print its name, for inspection. */
+  readonly keepOnFailure?: boolean;
+}
+
+/** A fresh migrated database for the length of `fn`, dropped afterwards whatever happens (unless kept on failure). */
+export async function withBenchDatabase<T>(fn: (db: BenchDatabase) => Promise<T>, options: BenchDatabaseOptions = {}): Promise<T> {
+  const name = `${options.prefix ?? 'attendance_bench'}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client(ADMIN_URL);
   await admin.connect();
   await admin.query(`create database ${name}`);
   const url = withDatabaseName(ADMIN_URL, name);
-  const pool = new pg.Pool({ connectionString: url, max: 4 });
-  // The forced drop at the end may cut a connection the pool is still closing.
+  const pool = new pg.Pool({ connectionString: url, max: options.poolMax ?? 4 });
+  // The forced drop at the end (or the deadline) may cut a connection the pool is still using.
   pool.on('error', () => undefined);
+  const deadline =
+    options.deadlineMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          console.error(`deadline of ${options.deadlineMs! / 1000} s passed; cutting the benchmark's connections`);
+          void admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1 and pid <> pg_backend_pid()', [name]);
+        }, options.deadlineMs);
+  let failed = true;
   try {
     await runMigrations(pool);
-    return await fn({ name, url, pool });
+    const result = await fn({ name, url, pool });
+    failed = false;
+    return result;
   } finally {
+    clearTimeout(deadline);
     await pool.end();
-    await admin.query(`drop database if exists ${name} with (force)`);
+    if (failed && options.keepOnFailure) console.log(`database kept for inspection: ${name}`);
+    else await admin.query(`drop database if exists ${name} with (force)`);
     await admin.end();
   }
 }

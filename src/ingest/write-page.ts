@@ -83,7 +83,9 @@ export async function writePage(pool: pg.Pool, lease: Lease, page: PageToWrite):
     // Named, so each connection parses and plans it once.
     name: 'write-page',
     text: WRITE_PAGE_SQL,
-    values: [lease.callSessionId, page.callType, page.callId, serializeRows(rows), lease.owner, page.resumeCursor],
+    // A NUL or a lone surrogate in one entry would fail every write of the page and, retry after
+    // retry, the session: storableJson drops or replaces just those characters.
+    values: [lease.callSessionId, page.callType, page.callId, storableJson(JSON.stringify(rows), rows), lease.owner, page.resumeCursor],
   });
   if (result.rows[0]?.fenced !== 1) throw new LeaseLostError(lease.callSessionId);
   return { rows: rows.length };
@@ -95,10 +97,4 @@ function uniqueByUserSession(entries: readonly ParticipantEntry[]): ParticipantE
   const byId = new Map<string, ParticipantEntry>();
   for (const entry of entries) byId.set(entry.userSessionId, entry);
   return byId.size === entries.length ? [...entries] : [...byId.values()];
-}
-
-function serializeRows(rows: readonly unknown[]): string {
-  // A NUL or a lone surrogate in one entry would fail every write of the page and, retry after
-  // retry, the session: storableJson drops or replaces just those characters.
-  return storableJson(JSON.stringify(rows), rows);
 }

@@ -69,8 +69,8 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
   });
   // Stream's SDKs sign one token without iat/exp and reuse it (stream-api.md §3).
   const token = createServerToken(options.apiSecret);
-  token.catch(() => undefined);
-  // Once signed, used as a plain value: no await (and no trip through the microtask queue) per request.
+  // Once signed, used as a plain value: no await (and no trip through the microtask queue) per
+  // request. A signing failure surfaces at the first request's await, not as an unhandled rejection.
   let signedToken: string | undefined;
   void token.then((value) => (signedToken = value), () => undefined);
 

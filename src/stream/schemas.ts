@@ -122,10 +122,10 @@ const timestampField = z
   })
   .optional();
 
-const cursorField = z
-  .string()
-  .nullish()
-  .transform((value) => (value === undefined || value === null || value === '' ? null : value));
+/** `next`/`prev`: absent, null and "" all mean "no more" (stream-api.md §9.2). */
+const noMoreToNull = (value: string | null | undefined): string | null => (value === undefined || value === null || value === '' ? null : value);
+
+const cursorField = z.string().nullish().transform(noMoreToNull);
 
 /*
  * participant_sessions pages are read by hand rather than through zod: they are the hot path (a
@@ -177,7 +177,7 @@ export function parseParticipantSessionsPage(body: unknown): ParticipantSessions
   };
 }
 
-export function parseParticipantEntry(item: unknown, index = 0): ParticipantEntry {
+function parseParticipantEntry(item: unknown, index: number): ParticipantEntry {
   const what = `participants_sessions[${index}]`;
   const entry = record(item, what, '(root)');
   const userId = string(entry.user_id, what, 'user_id');
@@ -230,10 +230,8 @@ function integer(value: unknown, what: string, path: string): number {
   return fail(what, path, `expected a number or a string of digits, received ${kind(value)}`);
 }
 
-/** `next`/`prev`: absent, null and "" all mean "no more" (stream-api.md §9.2). */
 function cursor(value: unknown, what: string, path: string): string | null {
-  if (value === undefined || value === null || value === '') return null;
-  return string(value, what, path);
+  return value === undefined || value === null ? null : noMoreToNull(string(value, what, path));
 }
 
 function timestamp(value: unknown, what: string, path: string): Date | null {

@@ -44,31 +44,29 @@ async function claimOne(id: string, workerId = 'w1'): Promise<ClaimedSession> {
   return session;
 }
 
-/** The stream client, aborting `controller` with `reason` as its `page`-th page is requested. */
-function abortingAtPage(page: number, controller: AbortController, reason: Error): StreamClient {
+/** The stream client, calling `before(n)` as its n-th page is requested (n from 1). */
+function onPageRequest(before: (n: number) => void): StreamClient {
   let pages = 0;
   return {
     ...stream,
     async queryCallParticipantSessions(params) {
-      pages += 1;
-      if (pages === page) controller.abort(reason);
+      before(++pages);
       return stream.queryCallParticipantSessions(params);
     },
   };
 }
 
+/** The stream client, aborting `controller` with `reason` as its `page`-th page is requested. */
+const abortingAtPage = (page: number, controller: AbortController, reason: Error): StreamClient =>
+  onPageRequest((n) => {
+    if (n === page) controller.abort(reason);
+  });
+
 /** The stream client, answering 503 for its `page`-th page request and every one after. */
-function failingFromPage(page: number): StreamClient {
-  let pages = 0;
-  return {
-    ...stream,
-    async queryCallParticipantSessions(params) {
-      pages += 1;
-      if (pages >= page) throw new StreamApiError('Stream QueryCallParticipantSessions answered 503', { operation: 'QueryCallParticipantSessions', status: 503, failure: 'server' });
-      return stream.queryCallParticipantSessions(params);
-    },
-  };
-}
+const failingFromPage = (page: number): StreamClient =>
+  onPageRequest((n) => {
+    if (n >= page) throw new StreamApiError('Stream QueryCallParticipantSessions answered 503', { operation: 'QueryCallParticipantSessions', status: 503, failure: 'server' });
+  });
 
 function run(session: ClaimedSession, overrides: Partial<ArchiveSessionOptions> = {}) {
   return archiveSession({
