@@ -45,15 +45,15 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     stderr.write(`attendance: unknown command '${name}' (try 'attendance --help')\n`);
     return 2;
   }
+  const env = options.env ?? process.env;
   let stopSignal = options.stopSignal;
+  let release = (): void => undefined;
   if (!stopSignal) {
     const controller = new AbortController();
-    const stop = () => controller.abort();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    release = listenForStop(controller, env);
     stopSignal = controller.signal;
   }
-  const ctx: CommandContext = { env: options.env ?? process.env, stdout, stderr, stopSignal };
+  const ctx: CommandContext = { env, stdout, stderr, stopSignal };
   try {
     const command = await entry.load();
     if (rest.includes('--help') || rest.includes('-h')) {
@@ -76,5 +76,43 @@ export async function main(argv: readonly string[], options: MainOptions = {}): 
     const code = err instanceof AppError ? ` [${err.code}]` : '';
     stderr.write(`attendance ${name}: ${err.message}${code}\n`);
     return 1;
+  } finally {
+    release();
   }
+}
+
+/** How often a process started by npm checks that its parent is still there. */
+const PARENT_CHECK_INTERVAL_MS = 250;
+
+/**
+ * Aborts `controller` on SIGINT or SIGTERM, and also when the npm wrapper we were started by goes
+ * away. `npm start` and `npx attendance …` run us through `sh -c '<script>'`; npm forwards
+ * SIGTERM to that shell only, and dash (Debian's and Ubuntu's /bin/sh, and the node images')
+ * neither execs the one command nor passes the signal on: the shell dies, npm exits, and we are
+ * orphaned, still holding the port (seen with npm 11.19 and dash 0.5.12). `npm start` avoids the
+ * shell with `exec` in package.json; npx builds its own command line, so for it we notice the
+ * orphaning instead: our parent pid changes (to init or a subreaper) and we stop as if signalled.
+ * Only under npm, which sets npm_lifecycle_event for run scripts and npx, so that
+ * `nohup attendance serve &` still survives the shell it was started from.
+ * Returns the function that removes the listeners.
+ */
+function listenForStop(controller: AbortController, env: Readonly<Record<string, string | undefined>>): () => void {
+  const stop = () => controller.abort();
+  // `on`, not `once`: Ctrl-C under `npm start` delivers SIGINT twice (the terminal's, and npm's
+  // forwarded copy), and a second signal with no listener left would kill the process mid-shutdown.
+  // The shutdown is bounded (SHUTDOWN_DEADLINE_MS), so repeated signals only wait for it.
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  let timer: NodeJS.Timeout | undefined;
+  if (env.npm_lifecycle_event !== undefined) {
+    const parent = process.ppid;
+    timer = setInterval(() => {
+      if (process.ppid !== parent) stop();
+    }, PARENT_CHECK_INTERVAL_MS).unref();
+  }
+  return () => {
+    process.removeListener('SIGINT', stop);
+    process.removeListener('SIGTERM', stop);
+    clearInterval(timer);
+  };
 }

@@ -81,7 +81,10 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
 
   const concurrency = integer('WORKER_CONCURRENCY', 4, 1, 256);
   const intervalMinutes = integer('RECONCILE_INTERVAL_MINUTES', 15, 0, 1440);
-  const lookbackDays = integer('RECONCILE_LOOKBACK_DAYS', 7, 1, 90);
+  // How far back the first sweep of an empty archive looks. By default all 90 days Stream keeps
+  // (stream-api.md §8), so a new install archives everything Stream still holds, nearest expiry
+  // first, with no manual backfill; later sweeps only cover what ended since, with an overlap.
+  const lookbackDays = integer('RECONCILE_LOOKBACK_DAYS', 90, 1, 90);
 
   if (problems.length > 0) throw new ConfigError(problems);
 

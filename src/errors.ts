@@ -14,12 +14,16 @@ export class AppError extends Error {
   }
 }
 
-/** Bad or missing configuration: the message names every variable at fault. */
+/**
+ * Bad or missing configuration: the message names every variable at fault. The CLI exits 2 for
+ * these. `message` and `code` replace the generic wording where a setting is well-formed but
+ * unusable (DATABASE_URL pointing at a server that refuses us, or at an unmigrated database).
+ */
 export class ConfigError extends AppError {
   readonly problems: readonly string[];
 
-  constructor(problems: readonly string[]) {
-    super('CONFIG_INVALID', `invalid configuration: ${problems.join('; ')}`);
+  constructor(problems: readonly string[], options: { code?: string; message?: string; cause?: unknown } = {}) {
+    super(options.code ?? 'CONFIG_INVALID', options.message ?? `invalid configuration: ${problems.join('; ')}`, { cause: options.cause });
     this.problems = problems;
   }
 }

@@ -71,6 +71,47 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'Sessions the reconciler found with no webhook and enqueued',
       registers,
     }),
+    reconcileUnusableRows: new Counter({
+      name: 'attendance_reconcile_unusable_rows_total',
+      help: 'call_stats rows (sweep and backfill) that could not be used at all, by this process',
+      registers,
+    }),
+    reconcileUnusableRowsStored: new Gauge({
+      name: 'attendance_reconcile_unusable_rows_recorded',
+      help: 'call_stats rows that could not be used at all, over every sweep and backfill (from the database; the same on every replica)',
+      registers,
+    }),
+    reconcileLastSuccess: new Gauge({
+      name: 'attendance_reconcile_last_success_timestamp_seconds',
+      help: 'When the last call_stats sweep finished (Unix seconds; 0 = never)',
+      registers,
+    }),
+    reconcileCoveredFrom: new Gauge({
+      name: 'attendance_reconcile_covered_from_timestamp_seconds',
+      help: 'Sessions that ended from this time (Unix seconds) up to the watermark have been listed by finished sweeps; 0 = none yet',
+      registers,
+    }),
+    reconcileWatermark: new Gauge({
+      name: 'attendance_reconcile_watermark_timestamp_seconds',
+      help: 'Sessions that ended before this time (Unix seconds) have been listed by a finished sweep; 0 = none yet',
+      registers,
+    }),
+    reconcileSweepPosition: new Gauge({
+      name: 'attendance_reconcile_sweep_position_timestamp_seconds',
+      help: 'How far the sweep in progress has got (the latest session end committed; Unix seconds); 0 = no sweep in progress',
+      registers,
+    }),
+    streamHealth: new Gauge({
+      name: 'attendance_stream_health',
+      help: "Stream API health as last recorded by any replica: 1 for the current state (ok, unauthorized, unreachable, unknown), 0 for the others",
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    streamLastSuccess: new Gauge({
+      name: 'attendance_stream_last_success_timestamp_seconds',
+      help: 'When any replica last had a successful answer from Stream (Unix seconds; 0 = never)',
+      registers,
+    }),
   };
 }
 

@@ -49,7 +49,7 @@ describe('loadConfig', () => {
     expect(config.http).toEqual({ port: 8080, host: '0.0.0.0' });
     expect(config.logLevel).toBe('info');
     expect(config.worker.concurrency).toBe(4);
-    expect(config.reconcile).toEqual({ intervalMinutes: 15, lookbackDays: 7 });
+    expect(config.reconcile).toEqual({ intervalMinutes: 15, lookbackDays: 90 });
   });
 
   it.each([

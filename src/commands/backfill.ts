@@ -1,6 +1,5 @@
 import { loadConfig } from '../config.ts';
-import { migrationsApplied } from '../db/migrate.ts';
-import { AppError, UsageError } from '../errors.ts';
+import { UsageError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { createMetrics } from '../metrics.ts';
 import { BACKFILL_MAX_DAYS, backfillSession, backfillWindow } from '../reconcile/backfill.ts';
@@ -8,7 +7,8 @@ import type { FoundSession } from '../reconcile/enqueue-found.ts';
 import { createStreamClient } from '../stream/client.ts';
 import { withDatabase } from './database.ts';
 import type { Command } from './types.ts';
-import { DAY_MS } from '../stream/retention.ts';
+import { DAY_MS, type RetentionBasis } from '../stream/retention.ts';
+import type { UnusableCallStatsRow } from '../stream/schemas.ts';
 
 
 export type BackfillRequest =
@@ -97,31 +97,37 @@ export const backfillCommand: Command = {
     const config = loadConfig(ctx.env);
     // Diagnostics (retries) go to stderr so stdout stays the list of what was enqueued.
     const logger = createLogger({ level: config.logLevel, destination: ctx.stderr });
+    const metrics = createMetrics({ defaultMetrics: false });
     const stream = createStreamClient({
       baseUrl: config.stream.baseUrl,
       apiKey: config.stream.apiKey,
       apiSecret: config.stream.apiSecret,
-      metrics: createMetrics({ defaultMetrics: false }),
+      metrics,
       logger,
     });
     try {
       return await withDatabase(config, async ({ database }) => {
-        if (!(await migrationsApplied(database.pool))) {
-          throw new AppError('NOT_MIGRATED', "the database is missing migrations: run 'attendance migrate' first");
-        }
         if (request.kind === 'window') {
           const result = await backfillWindow({
             database,
             stream,
             window: { from: request.since, until: request.until },
             signal: ctx.stopSignal,
+            metrics,
             onEnqueued: (sessions) => {
               for (const s of sessions) ctx.stdout.write(`enqueued  ${describeSession(s)}\n`);
             },
+            // Not enqueued, so not on stdout's list: one line each on stderr, with whatever ids the row had.
+            onRowProblems: (unusable) => {
+              for (const row of unusable) ctx.stderr.write(`unusable  call_stats row ${row.index}: ${row.reason}${describeIds(row.ids)}\n`);
+            },
           });
+          const known = result.seen - result.enqueued - result.unusable;
           ctx.stdout.write(
-            `backfill: ${result.enqueued} session(s) enqueued, ${result.seen - result.enqueued} already known, ` +
-              `of ${result.seen} ended between ${request.since.toISOString()} and ${request.until.toISOString()}\n`,
+            `backfill: ${result.enqueued} session(s) enqueued, ${known} already known, ` +
+              `of ${result.seen} ended between ${request.since.toISOString()} and ${request.until.toISOString()}; ` +
+              `${result.withoutEnd} without an end time (retention estimated), ${result.corrected} end time(s) filled in, ` +
+              `${result.unusable} unusable (not enqueued)\n`,
           );
           return 0;
         }
@@ -130,7 +136,12 @@ export const backfillCommand: Command = {
         const id = request.callSessionId;
         if (result.outcome === 'enqueued') {
           ctx.stdout.write(`enqueued  ${describeSession(result.session)}\n`);
-          if (result.lookupNote) ctx.stdout.write(`  end time unknown (${result.lookupNote}); no retention date set\n`);
+          if (result.lookupNote) {
+            const retention = result.session.retentionExpiresAt
+              ? `retention estimated from its ${BASIS_TEXT[result.session.retentionBasis ?? 'listed']}: ${result.session.retentionExpiresAt.toISOString()}`
+              : 'no retention date set';
+            ctx.stdout.write(`  end time unknown (${result.lookupNote}); ${retention}\n`);
+          }
           ctx.stdout.write('backfill: 1 session(s) enqueued\n');
           return 0;
         }
@@ -147,13 +158,30 @@ export const backfillCommand: Command = {
         ctx.stdout.write(`already known  ${id}  ${result.callCid}  ${result.status}; nothing changed\n`);
         ctx.stdout.write('backfill: 0 session(s) enqueued\n');
         return 0;
-      });
+      }, { stderr: ctx.stderr });
     } finally {
       await stream.close();
     }
   },
 };
 
+const BASIS_TEXT: Record<RetentionBasis, string> = {
+  ended: 'end',
+  started: 'start',
+  generated: 'report time',
+  listed: 'listing time',
+};
+
 function describeSession(s: FoundSession): string {
-  return `${s.callSessionId}  ${s.callType}:${s.callId}  ended ${s.sessionEndedAt ? s.sessionEndedAt.toISOString() : 'unknown'}`;
+  if (s.sessionEndedAt) return `${s.callSessionId}  ${s.callType}:${s.callId}  ended ${s.sessionEndedAt.toISOString()}`;
+  const retention = s.retentionExpiresAt ? ` (retention from its ${BASIS_TEXT[s.retentionBasis ?? 'listed']}: ${s.retentionExpiresAt.toISOString()})` : '';
+  return `${s.callSessionId}  ${s.callType}:${s.callId}  ended unknown${retention}`;
+}
+
+function describeIds(ids: UnusableCallStatsRow['ids']): string {
+  const parts = [
+    ids.callType !== undefined || ids.callId !== undefined ? `call ${ids.callType ?? '?'}:${ids.callId ?? '?'}` : '',
+    ids.callSessionId !== undefined ? `session ${ids.callSessionId}` : '',
+  ].filter((p) => p !== '');
+  return parts.length > 0 ? ` (${parts.join(', ')})` : ' (no ids)';
 }

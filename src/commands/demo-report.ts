@@ -102,3 +102,64 @@ function formatTable(rows: string[][]): string {
 function indent(text: string): string {
   return text.split('\n').map((l) => `    ${l}`).join('\n');
 }
+
+/** The query the hand-over suggests: short, on the documented `attendance` view (docs/sql.md). */
+export const HANDOVER_QUERY =
+  'select user_id, count(*) as sessions, round(sum(attended_seconds) / 60, 1) as attended_minutes from attendance group by user_id order by attended_minutes desc limit 5';
+
+export interface HandoverOptions {
+  readonly keep: boolean;
+  /** The demo database on the embedded server; undefined when the demo ran on the user's DATABASE_URL. */
+  readonly demoUrl: string | undefined;
+  /** Absolute folder of the embedded server, when it was used. */
+  readonly embeddedDir: string | undefined;
+}
+
+/**
+ * What to do after the demo: where its data is and how to query it, how to keep it, and how to
+ * point the real service at a Stream app. Every command line printed here works as printed; the
+ * embedded server's URL carries only its fixed local password, the user's DATABASE_URL is never
+ * echoed (it may hold a real one).
+ */
+export function renderHandover(options: HandoverOptions): string {
+  const lines = ['What next'];
+  if (options.demoUrl === undefined) {
+    lines.push(
+      "  The demo's data stays in your DATABASE_URL:",
+      '    status:            npx attendance status',
+      `    query:             psql "$DATABASE_URL" -c "${HANDOVER_QUERY}"`,
+    );
+  } else if (options.keep) {
+    lines.push(
+      `  Kept: the embedded Postgres in ${options.embeddedDir} keeps running with the demo database.`,
+      `    connection string: ${options.demoUrl}`,
+      `    status:            DATABASE_URL='${options.demoUrl}' npx attendance status`,
+      `    query:             psql '${options.demoUrl}' -c "${HANDOVER_QUERY}"`,
+      `    stop it:           ${stopCommand(options.embeddedDir!)}`,
+    );
+  } else {
+    const shape = options.demoUrl.replace(/:\d+\//, ':<port>/');
+    lines.push(
+      `  The embedded Postgres in ${options.embeddedDir} has stopped; the next demo recreates its database.`,
+      '  To keep it running with this data: npx attendance demo --keep. It then prints its connection string',
+      `  (${shape}) and a status command; a query to try:`,
+      `    query:             psql '<connection string>' -c "${HANDOVER_QUERY}"`,
+    );
+  }
+  lines.push('  More queries on the views attendance and call_session_attendance: docs/sql.md.');
+  lines.push(
+    '  Archive your own Stream app:',
+    "    export DATABASE_URL='postgres://USER:PASSWORD@HOST:5432/DATABASE'",
+    "    export STREAM_API_KEY='<your app key>' STREAM_API_SECRET='<your app secret>'",
+    '    npx attendance migrate',
+    '    npx attendance serve          # listens on PORT (default 8080)',
+    "  then set your app's webhook URL in Stream's dashboard to https://<your host>/webhooks/stream",
+    '  (events call.session_ended and call.stats_report_ready).',
+  );
+  return lines.join('\n');
+}
+
+/** SIGINT is Postgres's fast shutdown; the postmaster's pid is the first line of its pid file. */
+export function stopCommand(embeddedDir: string): string {
+  return `kill -INT $(head -1 '${embeddedDir}/pg/postmaster.pid')`;
+}

@@ -2,15 +2,17 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { loadConfig, type Config } from '../config.ts';
 import { createDatabase, withDatabaseName, type Database } from '../db/client.ts';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../db/embedded.ts';
+import { resolveEmbeddedDir, startEmbeddedPostgres, verifyEmbeddedInstalled, type EmbeddedDatabase } from '../db/embedded.ts';
+import { describeDatabaseTarget, verifyConnection } from '../db/verify.ts';
 import { UsageError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { generateDataset, type SimSession } from '../simulator/generate.ts';
 import { startSimulator, type Simulator } from '../simulator/server.ts';
 import { buildSessionEndedEvent, buildStatsReportReadyEvent, deliverWebhook } from '../simulator/webhooks.ts';
-import { startService, untilAborted, type Service } from './runtime.ts';
+import { startService, type Service } from './runtime.ts';
 import type { Command, CommandContext } from './types.ts';
-import { renderReport } from './demo-report.ts';
+import { embeddedNotice } from './database.ts';
+import { renderHandover, renderReport, stopCommand } from './demo-report.ts';
 
 // About 20 sessions and 10,000 participant sessions, a few of them large.
 export const DEMO_SESSION_SIZES = [1, 2, 5, 12, 25, 40, 60, 80, 100, 150, 200, 300, 400, 500, 600, 700, 800, 1000, 1500, 3527] as const;
@@ -23,10 +25,12 @@ export const demoCommand: Command = {
   summary: 'embedded Postgres + local Stream simulator + serve: signed webhooks, archive, verified report',
   usage:
     'demo [--keep] [--sessions <n>] [--timeout <seconds>]\n\n' +
-    '  --keep              leave the service, simulator and database running afterwards (Ctrl-C stops them)\n' +
+    '  --keep              keep the demo database reachable afterwards: the embedded Postgres stays running\n' +
+    '                      (the last lines say how to query it and how to stop it)\n' +
     `  --sessions <n>      how many of the ${DEMO_SESSION_SIZES.length} seeded sessions to use (default all)\n` +
     `  --timeout <s>       give up waiting for the archive after this long (default ${DEFAULT_TIMEOUT_SECONDS})\n\n` +
-    'Uses DATABASE_URL when set, else an embedded Postgres under ./.attendance/ (database attendance_demo, recreated each run).',
+    'Uses DATABASE_URL when set (its data stays there), else an embedded Postgres under ./.attendance/\n' +
+    '(database attendance_demo, recreated each run).',
   options: { keep: { type: 'boolean' }, sessions: { type: 'string' }, timeout: { type: 'string' } },
   async run(values, _positionals, ctx) {
     const sessionCount = wholeNumber(values.sessions, '--sessions', 1, DEMO_SESSION_SIZES.length, DEMO_SESSION_SIZES.length);
@@ -63,15 +67,24 @@ async function runDemo(base: Config, ctx: CommandContext, options: DemoOptions):
   let database: Database | undefined;
   let simulator: Simulator | undefined;
   let service: Service | undefined;
+  let handedOver = false;
   try {
     out('stream-attendance demo');
     let databaseUrl = base.databaseUrl;
     if (databaseUrl === undefined) {
-      out('  starting embedded Postgres in ./.attendance/ …');
-      embedded = await startEmbeddedPostgres();
+      // Checked before the notice, so a missing package is the one line the user sees.
+      await verifyEmbeddedInstalled();
+      const dir = resolveEmbeddedDir();
+      ctx.stderr.write(`${embeddedNotice(dir)}\n`);
+      out(`  starting embedded Postgres in ${dir} …`);
+      embedded = await startEmbeddedPostgres({ dir });
+      // From here the server outlives the demo when asked to; the finally's stop() is then a no-op.
+      if (options.keep) embedded.detach();
       databaseUrl = await recreateDatabase(embedded.url, DEMO_DATABASE);
     }
     database = createDatabase(databaseUrl, { max: 12 });
+    // The demo migrates, so a database it cannot reach is the only setup problem left to report.
+    await verifyConnection(database.pool, describeDatabaseTarget(databaseUrl, embedded ? `the embedded Postgres in ${embedded.dir}` : 'DATABASE_URL'), { forMigrate: true });
 
     const sessions = generateDataset({ seed: `demo-${runId}`, sizes: DEMO_SESSION_SIZES.slice(0, options.sessionCount) });
     simulator = await startSimulator({ apiKey, apiSecret });
@@ -106,18 +119,13 @@ async function runDemo(base: Config, ctx: CommandContext, options: DemoOptions):
     out();
     const report = await renderReport(database.pool, sessions);
     out(report.text);
-    if (!report.allVerified) return 1;
-
-    if (options.keep) {
-      out();
-      out('Still running (Ctrl-C to stop):');
-      out(`  service:    ${service.url}   (/metrics, /readyz, the archive API under /api/v2/video/…)`);
-      out(`  simulator:  ${simulator.url}`);
-      out(`  explore:    psql '${databaseUrl}'`);
-      await untilAborted(ctx.stopSignal);
-    }
-    return 0;
+    out();
+    out(renderHandover({ keep: options.keep, demoUrl: embedded ? databaseUrl : undefined, embeddedDir: embedded?.dir }));
+    handedOver = true;
+    return report.allVerified ? 0 : 1;
   } finally {
+    // A kept server must never be left running without a word on how to stop it.
+    if (options.keep && embedded && !handedOver) ctx.stderr.write(`attendance demo: the embedded Postgres keeps running; stop it with: ${stopCommand(embedded.dir)}\n`);
     await service?.stop();
     await simulator?.close();
     await database?.close();

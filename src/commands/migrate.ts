@@ -10,10 +10,14 @@ export const migrateCommand: Command = {
   options: {},
   async run(_values, _positionals, ctx) {
     const config = loadConfig(ctx.env, { requireStreamCredentials: false });
-    return withDatabase(config, async ({ database }) => {
-      const applied = await runMigrations(database.pool);
-      ctx.stdout.write(applied === 0 ? 'migrations: already up to date\n' : `migrations: applied ${applied}\n`);
-      return 0;
-    });
+    return withDatabase(
+      config,
+      async ({ database }) => {
+        const applied = await runMigrations(database.pool);
+        ctx.stdout.write(applied === 0 ? 'migrations: already up to date\n' : `migrations: applied ${applied}\n`);
+        return 0;
+      },
+      { migrations: 'skip', stderr: ctx.stderr },
+    );
   },
 };

@@ -24,6 +24,6 @@ export const redriveCommand: Command = {
       ctx.stdout.write(`redriven: ${redriven.length} session(s) back to pending\n`);
       for (const id of redriven) ctx.stdout.write(`  ${id}\n`);
       return 0;
-    });
+    }, { stderr: ctx.stderr });
   },
 };

@@ -4,7 +4,10 @@ import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../config.ts';
 import type { Database } from '../db/client.ts';
 import { migrationsApplied, runMigrations } from '../db/migrate.ts';
-import { AppError, coerceError } from '../errors.ts';
+import { verifyMigrated } from '../db/verify.ts';
+import { AppError, ConfigError, coerceError } from '../errors.ts';
+import { createStreamHealthRecorder, readStreamHealth, type StreamHealthRecorder } from '../health/stream-health.ts';
+import { startStreamProbe, type StreamProbe } from '../health/stream-probe.ts';
 import { buildApp } from '../http/app.ts';
 import { startWorker, type Worker } from '../ingest/worker.ts';
 import { createLogger, type Logger } from '../logger.ts';
@@ -26,6 +29,8 @@ export interface ServiceOptions {
   /** True when this process started the embedded Postgres: then it applies the migrations itself. */
   readonly migrate: boolean;
   readonly metrics?: Metrics;
+  /** Injected in tests; a client on STREAM_BASE_URL otherwise. */
+  readonly createStream?: typeof createStreamClient;
 }
 
 export interface Service {
@@ -45,12 +50,16 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   if (options.migrate) {
     const applied = await runMigrations(database.pool);
     if (applied > 0) logger.info({ applied }, 'migrations applied');
+  } else if (config.databaseUrl !== undefined) {
+    await verifyMigrated(database.pool, config.databaseUrl);
   } else if (!(await migrationsApplied(database.pool))) {
     throw new AppError('NOT_MIGRATED', "the database is missing migrations: run 'attendance migrate' first");
   }
 
   const metrics = options.metrics ?? createMetrics();
   let stream: StreamClient | undefined;
+  let health: StreamHealthRecorder | undefined;
+  let probe: StreamProbe | undefined;
   let worker: Worker | undefined;
   let reconciler: Reconciler | undefined;
   let app: FastifyInstance | undefined;
@@ -62,7 +71,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       ['http', () => app?.close()],
       ['worker', () => worker?.stop()],
       ['reconciler', () => reconciler?.stop()],
+      ['stream probe', () => probe?.stop()],
       ['stream client', () => stream?.close()],
+      ['stream health', () => health?.flush()],
     ];
     const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_DEADLINE_MS, 'timeout').unref());
     const sequence = (async () => {
@@ -78,15 +89,34 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     if ((await Promise.race([sequence, deadline])) === 'timeout') logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown deadline passed');
   };
 
+  const readiness = { started: false };
   try {
+    // The port first: a port in use must fail before a worker claims anything or a sweep starts.
+    if (options.http) {
+      app = await buildApp({ config, database, logger, metrics, readiness });
+      url = await listen(app, config);
+    }
+    // Intake verifies webhooks with the same secret the worker signs with, so every replica
+    // checks the credentials, intake-only ones too.
+    health = createStreamHealthRecorder({ pool: database.pool, logger, baseUrl: config.stream.baseUrl });
+    stream = (options.createStream ?? createStreamClient)({
+      baseUrl: config.stream.baseUrl,
+      apiKey: config.stream.apiKey,
+      apiSecret: config.stream.apiSecret,
+      metrics,
+      logger,
+      onOutcome: health.observe,
+    });
+    probe = startStreamProbe({ stream, logger });
+    const verdict = await probe.first;
+    if (verdict === 'unauthorized') {
+      await health.flush();
+      const recorded = await readStreamProblem(database);
+      throw new ConfigError([recorded ?? 'Stream refused the API credentials: check STREAM_API_KEY and STREAM_API_SECRET']);
+    }
+    // Unreachable: intake needs no Stream, so the service runs on; the probe keeps trying and the
+    // state shows in /readyz, `status` and /metrics until Stream answers.
     if (options.worker) {
-      stream = await createStreamClient({
-        baseUrl: config.stream.baseUrl,
-        apiKey: config.stream.apiKey,
-        apiSecret: config.stream.apiSecret,
-        metrics,
-        logger,
-      });
       const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
       worker = startWorker({ database, logger, metrics, stream, concurrency: config.worker.concurrency, workerId });
       if (config.reconcile.intervalMinutes > 0) {
@@ -100,18 +130,32 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         });
       }
     }
-    if (options.http) {
-      app = await buildApp({ config, database, logger, metrics });
-      url = await app.listen({ port: config.http.port, host: config.http.host });
-      logger.info({ url, worker: options.worker }, 'listening');
-    } else if (options.worker) {
-      logger.info({ concurrency: config.worker.concurrency }, 'worker started');
-    }
+    readiness.started = true;
+    if (options.http) logger.info({ url, worker: options.worker, stream: verdict }, 'listening');
+    else logger.info({ concurrency: config.worker.concurrency, stream: verdict }, 'worker started');
   } catch (error) {
     await stop();
     throw error;
   }
   return { url, app, worker, reconciler, metrics, stop };
+}
+
+/** Listens on HOST:PORT; a port in use or not ours to take is a configuration error naming PORT. */
+async function listen(app: FastifyInstance, config: Config): Promise<string> {
+  try {
+    return await app.listen({ port: config.http.port, host: config.http.host });
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const where = `${config.http.host}:${config.http.port}`;
+    if (code === 'EADDRINUSE') throw new ConfigError([`PORT ${config.http.port} is already in use on ${where}: stop what holds it or set PORT to a free port`]);
+    if (code === 'EACCES') throw new ConfigError([`PORT ${config.http.port} cannot be opened on ${where} without privileges: set PORT above 1023`]);
+    if (code === 'EADDRNOTAVAIL') throw new ConfigError([`HOST ${config.http.host} is not an address of this machine: set HOST (0.0.0.0 listens on all)`]);
+    throw error;
+  }
+}
+
+async function readStreamProblem(database: Database): Promise<string | null> {
+  return (await readStreamHealth(database.pool).catch(() => null))?.lastError ?? null;
 }
 
 /**
@@ -135,6 +179,7 @@ export async function runServiceCommand(ctx: CommandContext, parts: { http: bool
       // One connection per session being archived, plus intake, the heartbeat and claims, the
       // reconciler's sweep (held for the whole sweep) and the HTTP reads; never fewer than 10.
       max: Math.max(10, config.worker.concurrency + 6),
+      stderr: ctx.stderr,
       onError: (err) => logger.warn({ err }, 'idle database connection lost'),
     },
   );

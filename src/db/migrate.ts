@@ -33,8 +33,14 @@ export async function runMigrations(pool: pg.Pool): Promise<number> {
 
 /** True when every migration shipped with this build has been applied (readiness). */
 export async function migrationsApplied(pool: pg.Pool | pg.PoolClient): Promise<boolean> {
+  const { applied, shipped } = await migrationProgress(pool);
+  return applied >= shipped;
+}
+
+/** How many migrations the database has, against how many this build ships. */
+export async function migrationProgress(pool: pg.Pool | pg.PoolClient): Promise<{ applied: number; shipped: number }> {
   const journal = await readJournal();
-  return (await appliedCount(pool)) >= journal.entries.length;
+  return { applied: await appliedCount(pool), shipped: journal.entries.length };
 }
 
 async function appliedCount(client: pg.Pool | pg.PoolClient): Promise<number> {

@@ -118,4 +118,37 @@ export const reconcileState = pgTable('reconcile_state', {
   lastSweepAt: tstz('last_sweep_at'),
   lastError: text('last_error'),
   updatedAt: tstz('updated_at').notNull().defaultNow(),
+  /** Start of the window the sweep in progress (or the last one) covers. */
+  sweepFrom: tstz('sweep_from'),
+  /** The latest session end committed so far in the window in progress: how far the sweep has got. */
+  sweepPosition: tstz('sweep_position'),
+  /** The earliest session end any finished sweep covered: [covered_from, watermark] has been listed. */
+  coveredFrom: tstz('covered_from'),
+  sweepStartedAt: tstz('sweep_started_at'),
+  /** Rows of the sweep in progress (or the last one): listed, newly enqueued, unusable. */
+  sweepSeen: integer('sweep_seen').notNull().default(0),
+  sweepEnqueued: integer('sweep_enqueued').notNull().default(0),
+  sweepUnusable: integer('sweep_unusable').notNull().default(0),
+  /** Rows call_stats listed that could not be used at all, over every sweep and backfill. */
+  unusableTotal: bigint('unusable_total', { mode: 'number' }).notNull().default(0),
 });
+
+export const STREAM_HEALTH_STATES = ['ok', 'unauthorized', 'unreachable', 'unknown'] as const;
+export type StreamHealthState = (typeof STREAM_HEALTH_STATES)[number];
+
+/**
+ * What the service last learned about Stream's API, one row (name 'stream'), written by every
+ * replica that talks to Stream, so /readyz, `status` and /metrics of any replica can tell.
+ */
+export const serviceHealth = pgTable(
+  'service_health',
+  {
+    name: text('name').primaryKey(),
+    state: text('state', { enum: STREAM_HEALTH_STATES }).notNull().default('unknown'),
+    checkedAt: tstz('checked_at'),
+    lastError: text('last_error'),
+    lastSuccessAt: tstz('last_success_at'),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [check('service_health_state_check', sql`${t.state} in ('ok', 'unauthorized', 'unreachable', 'unknown')`)],
+);

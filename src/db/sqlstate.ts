@@ -1,9 +1,45 @@
 /**
+ * The SQLSTATEs this service acts on, by name, so no code compares against a bare literal.
+ * https://www.postgresql.org/docs/current/errcodes-appendix.html
+ */
+export const SQLSTATE = {
+  /** 28000: no pg_hba.conf entry, or the role in DATABASE_URL does not exist. */
+  invalidAuthorization: '28000',
+  /** 28P01: wrong password. */
+  invalidPassword: '28P01',
+  /** 3D000: the database named in DATABASE_URL does not exist. */
+  invalidCatalogName: '3D000',
+  /** 42P01: a table this version uses is missing: the database is not (fully) migrated. */
+  undefinedTable: '42P01',
+  /** 42703: a column this version uses is missing: a later migration has not been applied. */
+  undefinedColumn: '42703',
+  /** 42501: the role may connect but lacks a privilege (create schema, select on a table). */
+  insufficientPrivilege: '42501',
+  /** 53300: max_connections reached. */
+  tooManyConnections: '53300',
+  /** 57P01: the server was shut down (or this backend terminated) under us. */
+  adminShutdown: '57P01',
+  /** 57P03: starting up, shutting down, or in recovery. */
+  cannotConnectNow: '57P03',
+} as const;
+
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/**
  * SQLSTATE classes 22 (data exception) and 23 (integrity violation): Postgres refused the data
  * itself, so sending the same values again fails the same way. Anything else (connection lost,
  * timeout, serialization failure) may pass on a retry.
  */
 export function isDataError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^2[23][0-9A-Z]{3}$/.test(code);
+  const code = sqlState(error);
+  return code !== undefined && /^2[23]/.test(code);
+}
+
+/** A table or column this version needs is missing: `attendance migrate` fixes it. */
+export function isSchemaMissing(error: unknown): boolean {
+  const code = sqlState(error);
+  return code === SQLSTATE.undefinedTable || code === SQLSTATE.undefinedColumn;
 }

@@ -23,6 +23,8 @@ export interface AppDeps {
   readonly database: Database;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** `started` turns true once the service has checked Stream and started its parts; until then /readyz says starting. */
+  readonly readiness?: { readonly started: boolean };
 }
 
 /** Builds the HTTP app without listening: the entry point listens, tests use `inject()`. */

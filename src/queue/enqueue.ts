@@ -3,6 +3,7 @@ import { isDataError } from '../db/sqlstate.ts';
 import { storableJson } from '../db/storable-json.ts';
 import { withDeadline } from '../deadline.ts';
 import { AppError } from '../errors.ts';
+import { STREAM_RETENTION_DAYS } from '../stream/retention.ts';
 import type { HandledWebhookEvent } from '../stream/webhook-events.ts';
 
 /**
@@ -77,6 +78,26 @@ const INSERT_EVENTS = `
   on conflict (webhook_id) do nothing
   returning webhook_id, session_id`;
 
+/*
+ * One retention clock (design.md): retention_expires_at is Stream's session end + 90 days. The
+ * interval comes from stream/retention.ts, the TypeScript side's only statement of the rule.
+ */
+const RETENTION = `interval '${STREAM_RETENTION_DAYS} days'`;
+
+/*
+ * An event's created_at is the sender's clock, and a retention estimated from it must not be moved
+ * by a wrong one: a created_at far behind would make the guard expire a session Stream still holds,
+ * one far ahead would sort it after sessions that expire sooner. Stream sends an event within
+ * seconds of it happening and retries for only ~15 s (stream-api.md §5), so a created_at is
+ * plausible from 1 day behind the receive time (a generous margin for a slow clock or a delayed
+ * delivery; anything older is older than any delivery Stream makes) to 1 hour ahead (clock skew,
+ * nothing more: no event describes the future). Outside that band, or absent, the receive time
+ * (the statement's now()) stands in. session.ended_at of call.session_ended is Stream's own end and
+ * is used as it is, whatever its age.
+ */
+const PLAUSIBLE_CREATED_AT = (column: string) =>
+  `case when ${column} between now() - interval '1 day' and now() + interval '1 hour' then ${column} else now() end`;
+
 const NOTIFY_AND_REPORT = `
   notified as (
     select pg_notify('${SESSIONS_DUE_CHANNEL}', min(call_session_id)) from session where due having count(*) > 0
@@ -90,8 +111,9 @@ const NOTIFY_AND_REPORT = `
  * safe), a retrying one starts over with a fresh attempt budget, and a running one is taken back:
  * clearing lease_owner fences out the worker that was paging it, since every worker write checks
  * the lease owner. So: status 'pending', next_attempt_at now(), stats_report_ready_at = the event's
- * created_at, retention_expires_at = coalesce(session_ended_at, created_at) + 90 days (Stream
- * keeps the detail 90 days from the end), attempts 0, cursor null, lease cleared.
+ * created_at, retention_expires_at = session_ended_at + 90 days when the end is known (Stream
+ * keeps the detail 90 days from the end), else the plausible created_at (see
+ * PLAUSIBLE_CREATED_AT) + 90 days, attempts 0, cursor null, lease cleared.
  * A null created_at means "unknown", read as now().
  */
 const STATS_REPORT_READY_SQL = `
@@ -106,13 +128,13 @@ const STATS_REPORT_READY_SQL = `
     insert into call_sessions as s
       (call_session_id, call_type, call_id, call_cid, status, next_attempt_at, stats_report_ready_at, retention_expires_at)
     select f.session_id, f.call_type, f.call_id, f.call_cid, 'pending', now(),
-           coalesce(f.created_at, now()), coalesce(f.created_at, now()) + interval '90 days'
+           coalesce(f.created_at, now()), ${PLAUSIBLE_CREATED_AT('f.created_at')} + ${RETENTION}
       from fresh f
     on conflict (call_session_id) do update set
       status = 'pending',
       next_attempt_at = now(),
       stats_report_ready_at = excluded.stats_report_ready_at,
-      retention_expires_at = coalesce(s.session_ended_at, excluded.stats_report_ready_at) + interval '90 days',
+      retention_expires_at = coalesce(s.session_ended_at + ${RETENTION}, excluded.retention_expires_at),
       attempts = 0,
       cursor = null,
       lease_owner = null,
@@ -124,8 +146,8 @@ const STATS_REPORT_READY_SQL = `
 /*
  * call.session_ended: the session exists and its report should follow; make it due in one hour in
  * case the report event never comes. A new row is 'pending' with session_ended_at = the call's
- * session.ended_at (else the event's created_at, else now()) and retention_expires_at = that + 90
- * days. An existing row keeps its status whatever it is; session_ended_at is filled only if it
+ * session.ended_at (else the event's plausible created_at, see PLAUSIBLE_CREATED_AT) and
+ * retention_expires_at = that + 90 days. An existing row keeps its status whatever it is; session_ended_at is filled only if it
  * was null, and then retention_expires_at follows it (the end is what Stream's 90 days count
  * from; a retention derived earlier from the report's time is later than the truth). A pending or
  * retrying session becomes due at least(current, now() + 1 hour), so this event, arriving after
@@ -139,14 +161,14 @@ const SESSION_ENDED_SQL = `
   ), event as (${INSERT_EVENTS}
   ), fresh as (
     select distinct on (i.session_id) i.session_id, i.call_type, i.call_id, i.call_cid,
-           coalesce(i.ended_at, i.created_at, now()) as ended_at
+           coalesce(i.ended_at, ${PLAUSIBLE_CREATED_AT('i.created_at')}) as ended_at
       from input i join event e on e.webhook_id = i.webhook_id
      order by i.session_id, i.n
   ), session as (
     insert into call_sessions as s
       (call_session_id, call_type, call_id, call_cid, status, next_attempt_at, session_ended_at, retention_expires_at)
     select f.session_id, f.call_type, f.call_id, f.call_cid, 'pending', now() + interval '1 hour',
-           f.ended_at, f.ended_at + interval '90 days'
+           f.ended_at, f.ended_at + ${RETENTION}
       from fresh f
     on conflict (call_session_id) do update set
       session_ended_at = coalesce(s.session_ended_at, excluded.session_ended_at),

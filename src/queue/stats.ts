@@ -9,6 +9,8 @@ export interface QueueStats {
   /** Seconds the longest-waiting due session (pending/retrying, next_attempt_at passed) has waited; null if none. */
   readonly oldestDueSeconds: number | null;
   readonly oldestPendingSince: Date | null;
+  readonly retrying: readonly RetryingSession[];
+  readonly retryingCount: number;
   readonly atRisk: readonly AtRiskSession[];
   readonly atRiskCount: number;
   readonly dead: readonly DeadSession[];
@@ -23,6 +25,15 @@ export interface AtRiskSession {
   readonly lastError: string | null;
 }
 
+export interface RetryingSession {
+  readonly callSessionId: string;
+  readonly callCid: string;
+  readonly attempts: number;
+  readonly lastError: string | null;
+  readonly nextAttemptAt: Date;
+  readonly retentionExpiresAt: Date | null;
+}
+
 export interface DeadSession {
   readonly callSessionId: string;
   readonly callCid: string;
@@ -32,7 +43,7 @@ export interface DeadSession {
 }
 
 /**
- * What `status` prints and `/metrics` exports. Three statements, all on indexes of call_sessions;
+ * What `status` prints and `/metrics` exports. Four statements, all on indexes of call_sessions;
  * the lists are capped so a large backlog cannot make a scrape slow.
  */
 export async function readQueueStats(pool: pg.Pool, options: { listLimit?: number } = {}): Promise<QueueStats> {
@@ -77,6 +88,18 @@ export async function readQueueStats(pool: pg.Pool, options: { listLimit?: numbe
       limit $2`,
     [AT_RISK_DAYS, limit],
   );
+  const retrying = await pool.query<{
+    call_session_id: string;
+    call_cid: string;
+    attempts: number;
+    last_error: string | null;
+    next_attempt_at: Date;
+    retention_expires_at: Date | null;
+  }>(
+    `select call_session_id, call_cid, attempts, last_error, next_attempt_at, retention_expires_at
+       from call_sessions where status = 'retrying' order by next_attempt_at limit $1`,
+    [limit],
+  );
   const dead = await pool.query<{ call_session_id: string; call_cid: string; attempts: number; last_error: string | null; updated_at: Date }>(
     `select call_session_id, call_cid, attempts, last_error, updated_at
        from call_sessions where status = 'dead' order by updated_at desc limit $1`,
@@ -86,6 +109,15 @@ export async function readQueueStats(pool: pg.Pool, options: { listLimit?: numbe
     counts,
     oldestDueSeconds,
     oldestPendingSince,
+    retryingCount: counts.retrying,
+    retrying: retrying.rows.map((r) => ({
+      callSessionId: r.call_session_id,
+      callCid: r.call_cid,
+      attempts: r.attempts,
+      lastError: r.last_error,
+      nextAttemptAt: r.next_attempt_at,
+      retentionExpiresAt: r.retention_expires_at,
+    })),
     atRiskCount,
     atRisk: atRisk.rows.map((r) => ({
       callSessionId: r.call_session_id,

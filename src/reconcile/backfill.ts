@@ -7,9 +7,12 @@ import { AppError } from '../errors.ts';
 import type { StreamClient } from '../stream/client.ts';
 import { StreamApiError } from '../stream/errors.ts';
 import { STREAM_RETENTION_DAYS } from '../stream/retention.ts';
+import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schemas.ts';
 import { pageCallStats, type EndedWindow } from './call-stats-pages.ts';
-import { enqueueFoundSessions, type FoundSession } from './enqueue-found.ts';
+import { enqueueFoundSessions, foundSession, type FoundSession } from './enqueue-found.ts';
 import { SWEEP_RETRY_POLICY, withStreamRetries, type RetryPolicy } from './retry.ts';
+import { addUnusableRows } from './state.ts';
+import type { Metrics } from '../metrics.ts';
 
 /** Stream keeps call sessions 90 days (stream-api.md §8); a backfill cannot reach further. */
 export const BACKFILL_MAX_DAYS = STREAM_RETENTION_DAYS;
@@ -24,38 +27,65 @@ export interface BackfillWindowOptions {
   readonly signal?: AbortSignal;
   /** Called after each page commits, with the sessions it added. */
   readonly onEnqueued?: (sessions: readonly FoundSession[]) => void;
+  /**
+   * Called after each page commits with its rows that named no session (not enqueued) and its
+   * sessions listed without an end time (enqueued or kept, retention estimated).
+   */
+  readonly onRowProblems?: (unusable: readonly UnusableCallStatsRow[], withoutEnd: readonly CallSessionStatsRow[]) => void;
+  /** Counts unusable rows in reconcileUnusableRows. */
+  readonly metrics?: Pick<Metrics, 'reconcileUnusableRows'>;
+  readonly now?: () => Date;
 }
 
 export interface BackfillWindowResult {
   readonly pages: number;
+  /** Rows call_stats listed, unusable ones included. */
   readonly seen: number;
   readonly enqueued: number;
+  /** Rows that named no session: not enqueued, counted in reconcile_state.unusable_total. */
+  readonly unusable: number;
+  /** Sessions listed without an end time: retention estimated (stream/retention.ts). */
+  readonly withoutEnd: number;
+  /** Sessions already known without an end whose end (or first retention date) the listing supplied. */
+  readonly corrected: number;
 }
 
 /**
- * The sweep's paging over an explicit window, without the lock and without reconcile_state: the
- * watermark is the reconciler's alone. Each page's new sessions commit together, so an interrupted
- * backfill is simply run again; sessions already present are left as they are.
+ * The sweep's paging over an explicit window, without the lock and without the sweep's state: the
+ * watermark is the reconciler's alone (only unusable rows are added to reconcile_state's all-time
+ * count). Each page's new sessions commit together, so an interrupted backfill is simply run
+ * again; sessions already present keep their status, and only get their end time when they had
+ * none (enqueueFoundSessions).
  */
 export async function backfillWindow(options: BackfillWindowOptions): Promise<BackfillWindowResult> {
   const db = drizzle(options.database.pool, { schema });
-  let pages = 0;
-  let seen = 0;
-  let enqueued = 0;
+  const totals = { pages: 0, seen: 0, enqueued: 0, unusable: 0, withoutEnd: 0, corrected: 0 };
   for await (const page of pageCallStats(options.stream, {
     window: options.window,
     retry: options.retry ?? SWEEP_RETRY_POLICY,
     pageLimit: options.pageLimit,
     signal: options.signal,
   })) {
-    const found = page.rows.filter((row) => row.sessionEndedAt !== null);
-    const ids = new Set(await db.transaction((tx) => enqueueFoundSessions(tx, found)));
-    pages += 1;
-    seen += page.rows.length;
-    enqueued += ids.size;
+    const listedAt = options.now?.() ?? new Date();
+    const found = page.rows.map((row) => foundSession(row, listedAt));
+    const written = await db.transaction(async (tx) => {
+      const result = await enqueueFoundSessions(tx, found);
+      await addUnusableRows(tx, page.unusable.length);
+      return result;
+    });
+    const ids = new Set(written.inserted);
+    const withoutEnd = page.rows.filter((row) => row.sessionEndedAt === null);
+    totals.pages += 1;
+    totals.seen += page.rows.length + page.unusable.length;
+    totals.enqueued += ids.size;
+    totals.unusable += page.unusable.length;
+    totals.withoutEnd += withoutEnd.length;
+    totals.corrected += written.corrected.length;
+    if (page.unusable.length > 0) options.metrics?.reconcileUnusableRows.inc(page.unusable.length);
     if (ids.size > 0) options.onEnqueued?.(dedupe(found.filter((row) => ids.has(row.callSessionId))));
+    if (page.unusable.length > 0 || withoutEnd.length > 0) options.onRowProblems?.(page.unusable, withoutEnd);
   }
-  return { pages, seen, enqueued };
+  return totals;
 }
 
 export interface BackfillSessionOptions {
@@ -78,17 +108,18 @@ export type BackfillSessionResult =
   | { readonly outcome: 'exists'; readonly status: SessionStatus; readonly callCid: string };
 
 /**
- * Enqueues one session. Its end time comes from call_stats filtered on call_session_id; when
- * Stream cannot say (not listed yet, filter refused, unavailable), the session is enqueued all
- * the same, with no end and so no retention date (it then sorts after dated sessions in the claim
- * order and is never reported at risk). A session already in call_sessions is reported and left
- * as it is.
+ * Enqueues one session. Its end time comes from call_stats filtered on call_session_id; when the
+ * row has none, the retention is estimated from the row's other dates (stream/retention.ts); when
+ * Stream cannot say at all (not listed yet, filter refused, unavailable), the session is enqueued
+ * all the same, with no end and so no retention date (it then sorts after dated sessions in the
+ * claim order and is never reported at risk). A session already in call_sessions is reported and
+ * left as it is.
  */
 export async function backfillSession(options: BackfillSessionOptions): Promise<BackfillSessionResult> {
   const existing = await readExisting(options.database, options.callSessionId);
   if (existing) return existing;
 
-  let sessionEndedAt: Date | null = null;
+  let listed: CallSessionStatsRow | undefined;
   let lookupNote: string | null = null;
   try {
     const page = await withStreamRetries(
@@ -107,23 +138,20 @@ export async function backfillSession(options: BackfillSessionOptions): Promise<
         `Stream lists session ${options.callSessionId} under call ${row.callType}:${row.callId}, not ${options.callType}:${options.callId}`,
       );
     }
-    sessionEndedAt = row?.sessionEndedAt ?? null;
+    listed = row;
     if (!row) lookupNote = 'call_stats does not list this session (yet)';
-    else if (sessionEndedAt === null) lookupNote = 'call_stats gives no end time for this session';
+    else if (row.sessionEndedAt === null) lookupNote = 'call_stats gives no end time for this session';
   } catch (error) {
     // Bad credentials would fail the archive run too: better said now than recorded as dead later.
     if (!(error instanceof StreamApiError) || error.failure === 'auth') throw error;
     lookupNote = `call_stats lookup failed: ${error.message}`;
   }
 
-  const session: FoundSession = {
-    callType: options.callType,
-    callId: options.callId,
-    callSessionId: options.callSessionId,
-    sessionEndedAt,
-  };
+  const session: FoundSession = listed
+    ? foundSession(listed, new Date())
+    : { callType: options.callType, callId: options.callId, callSessionId: options.callSessionId, sessionEndedAt: null, retentionExpiresAt: null, retentionBasis: null };
   const db = drizzle(options.database.pool, { schema });
-  const inserted = await db.transaction((tx) => enqueueFoundSessions(tx, [session]));
+  const { inserted } = await db.transaction((tx) => enqueueFoundSessions(tx, [session]));
   if (inserted.length === 0) {
     // A webhook or the reconciler got there between the check and the insert.
     const raced = await readExisting(options.database, options.callSessionId);

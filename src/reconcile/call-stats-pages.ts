@@ -1,7 +1,7 @@
 import { AppError } from '../errors.ts';
 import type { StreamClient } from '../stream/client.ts';
 import type { StreamApiError } from '../stream/errors.ts';
-import type { CallSessionStatsRow } from '../stream/schemas.ts';
+import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schemas.ts';
 import { withStreamRetries, type RetryPolicy } from './retry.ts';
 
 /** Stream's maximum page size for call_stats (stream-api.md §7). */
@@ -24,6 +24,8 @@ export interface EndedWindow {
 
 export interface CallStatsPage {
   readonly rows: readonly CallSessionStatsRow[];
+  /** Rows that named no session; the caller counts and reports them (never dropped in silence). */
+  readonly unusable: readonly UnusableCallStatsRow[];
   /** The cursor this page was asked for with; null for the first page of the window. */
   readonly cursor: string | null;
   readonly next: string | null;
@@ -70,7 +72,7 @@ export async function* pageCallStats(stream: StreamClient, options: PageCallStat
     if (page.next !== null && page.next === requested) {
       throw new AppError('RECONCILE_CURSOR_STUCK', 'Stream call_stats returned the same next cursor it was given');
     }
-    yield { rows: page.rows, cursor: requested, next: page.next };
+    yield { rows: page.rows, unusable: page.unusable ?? [], cursor: requested, next: page.next };
     cursor = page.next;
   } while (cursor !== null);
 }

@@ -8,12 +8,13 @@ import type { Metrics } from '../metrics.ts';
 import type { StreamClient } from '../stream/client.ts';
 import { StreamApiError } from '../stream/errors.ts';
 import { pageCallStats, type EndedWindow } from './call-stats-pages.ts';
-import { enqueueFoundSessions } from './enqueue-found.ts';
+import { enqueueFoundSessions, foundSession } from './enqueue-found.ts';
 import { makeReportedSessionsDue } from './make-reported-due.ts';
 import { guardRetention } from './retention.ts';
 import { SWEEP_RETRY_POLICY, type RetryPolicy } from './retry.ts';
-import { completeSweep, discardSweepCursor, readSweepState, recordSweepError, saveSweepProgress, type SweepDb } from './state.ts';
+import { completeSweep, discardSweepCursor, readSweepState, recordSweepError, saveSweepProgress, startSweepWindow, type PageTally, type SweepDb } from './state.ts';
 import { DAY_MS } from '../stream/retention.ts';
+import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schemas.ts';
 
 /** Held for the whole sweep by the replica that runs it; arbitrary but fixed, distinct from the migration lock. */
 export const RECONCILE_LOCK_KEY = 7_301_402_418;
@@ -49,6 +50,12 @@ export interface SweepResult {
   readonly seen: number;
   /** Sessions that were not in call_sessions and now are, pending. */
   readonly enqueued: number;
+  /** Rows that named no session (ids missing or not strings): not enqueued, logged, counted in reconcile_state. */
+  readonly unusable: number;
+  /** Sessions listed without an end time: enqueued (or kept) with an estimated retention and session_ended_at null. */
+  readonly withoutEnd: number;
+  /** Sessions already known without an end whose end (or first retention date) this sweep supplied. */
+  readonly corrected: number;
   /** Sessions marked expired by the retention guard. */
   readonly expired: number;
   /** Sessions not complete within AT_RISK_DAYS of retention_expires_at. */
@@ -61,6 +68,9 @@ interface PagingProgress {
   pages: number;
   seen: number;
   enqueued: number;
+  unusable: number;
+  withoutEnd: number;
+  corrected: number;
 }
 
 /**
@@ -92,7 +102,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
     if (!locked) {
       options.metrics.reconcileSweeps.inc({ outcome: 'skipped_locked' });
       log.debug('another replica is sweeping; skipped');
-      return { ran: false, pages: 0, seen: 0, enqueued: 0, expired: 0, atRisk: 0 };
+      return { ran: false, pages: 0, seen: 0, enqueued: 0, unusable: 0, withoutEnd: 0, corrected: 0, expired: 0, atRisk: 0 };
     }
     return await sweepLocked(drizzle(client, { schema }), options, log);
   } catch (error) {
@@ -113,7 +123,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
 }
 
 async function sweepLocked(db: SweepDb, options: SweepOptions, log: Logger): Promise<SweepResult> {
-  const progress: PagingProgress = { pages: 0, seen: 0, enqueued: 0 };
+  const progress: PagingProgress = { pages: 0, seen: 0, enqueued: 0, unusable: 0, withoutEnd: 0, corrected: 0 };
   let failure: Error | undefined;
   try {
     await sweepWindow(db, options, log, progress);
@@ -151,7 +161,13 @@ async function sweepLocked(db: SweepDb, options: SweepOptions, log: Logger): Pro
 /**
  * The window runs from the watermark minus the overlap to now, or, when a sweep was cut off, is
  * the stored one resumed from its cursor. Each page commits its new sessions together with the
- * cursor after it; the last page moves the watermark to the window's end.
+ * cursor after it and the page's figures; the last page moves the watermark to the window's end.
+ *
+ * A first sweep (no watermark yet) looks back `lookbackDays`, by default all 90 days Stream
+ * keeps: pages come oldest end first (CALL_STATS_SORT), i.e. nearest expiry first, and each page
+ * is committed before the next is asked for, so workers start on the sessions closest to expiry
+ * while the sweep goes on. Its requests go through the client's process-wide rate limiter, which
+ * paces them once half of Stream's window is spent and waits out a 429.
  */
 async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, progress: PagingProgress): Promise<void> {
   const state = await readSweepState(db);
@@ -162,6 +178,7 @@ async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, prog
 
   const run = async (window: EndedWindow, cursor: string | null) => {
     log.info({ from: window.from, until: window.until, resumed: cursor !== null }, 'sweep started');
+    if (cursor === null) await startSweepWindow(db, window);
     const pages = pageCallStats(options.stream, {
       window,
       cursor,
@@ -171,21 +188,34 @@ async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, prog
       onRetry: (error, attempt, delayMs) => log.warn({ err: error, attempt, delayMs }, 'call_stats request failed; retrying'),
     });
     for await (const page of pages) {
-      const found = page.rows.filter((row) => row.sessionEndedAt !== null);
-      const { inserted, madeDue } = await db.transaction(async (tx) => {
-        const ids = await enqueueFoundSessions(tx, found);
-        const insertedIds = new Set(ids);
+      const listedAt = options.now?.() ?? new Date();
+      const found = page.rows.map((row) => foundSession(row, listedAt));
+      const { inserted, corrected, madeDue } = await db.transaction(async (tx) => {
+        const written = await enqueueFoundSessions(tx, found);
+        const insertedIds = new Set(written.inserted);
         const due = await makeReportedSessionsDue(tx, found.map((row) => row.callSessionId).filter((id) => !insertedIds.has(id)));
-        if (page.next !== null) await saveSweepProgress(tx, { cursor: page.next, sweepUntil: window.until, watermark });
-        else await completeSweep(tx, window.until);
-        return { inserted: ids, madeDue: due };
+        const tally: PageTally = {
+          seen: page.rows.length + page.unusable.length,
+          enqueued: written.inserted.length,
+          unusable: page.unusable.length,
+          position: latestEnd(page.rows),
+        };
+        if (page.next !== null) await saveSweepProgress(tx, { cursor: page.next, sweepUntil: window.until, watermark, tally });
+        else await completeSweep(tx, window.until, undefined, tally);
+        return { ...written, madeDue: due };
       });
+      const withoutEnd = page.rows.filter((row) => row.sessionEndedAt === null);
       progress.pages += 1;
-      progress.seen += page.rows.length;
+      progress.seen += page.rows.length + page.unusable.length;
       progress.enqueued += inserted.length;
+      progress.unusable += page.unusable.length;
+      progress.withoutEnd += withoutEnd.length;
+      progress.corrected += corrected.length;
       options.metrics.reconcileEnqueued.inc(inserted.length);
       if (inserted.length > 0) log.info({ enqueued: inserted.length, first: inserted.slice(0, LOGGED_IDS) }, 'sessions with no webhook enqueued');
       if (madeDue.length > 0) log.info({ madeDue: madeDue.length, first: madeDue.slice(0, LOGGED_IDS) }, 'sessions whose report event never came made due');
+      if (corrected.length > 0) log.info({ corrected: corrected.length, first: corrected.slice(0, LOGGED_IDS) }, 'retention of sessions without a known end corrected from call_stats');
+      reportRowProblems(log, options.metrics, page.unusable, withoutEnd, found);
       // Stopping between pages leaves a consistent checkpoint: this page and its cursor committed together.
       options.signal?.throwIfAborted();
     }
@@ -201,6 +231,42 @@ async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, prog
     log.warn({ err: error }, 'Stream refused the stored cursor; starting the window again');
     await discardSweepCursor(db);
     await run({ from, until: now }, null);
+  }
+}
+
+/** Pages are sorted by end time, but rows without one may sit anywhere: the latest end present. */
+function latestEnd(rows: readonly CallSessionStatsRow[]): Date | null {
+  let latest: Date | null = null;
+  for (const row of rows) if (row.sessionEndedAt && (!latest || row.sessionEndedAt > latest)) latest = row.sessionEndedAt;
+  return latest;
+}
+
+/**
+ * Nothing listed is dropped in silence. A row naming no session cannot be archived at all: an
+ * error line per page with every such row (its position, why, whatever ids it had) and the
+ * counter. A session without an end time is archived all the same, with an estimated retention;
+ * a warning says which date the estimate came from, and which dates Stream sent unreadable.
+ */
+export function reportRowProblems(
+  log: Logger,
+  metrics: Pick<Metrics, 'reconcileUnusableRows'>,
+  unusable: readonly UnusableCallStatsRow[],
+  withoutEnd: readonly CallSessionStatsRow[],
+  found: readonly { readonly callSessionId: string; readonly retentionBasis: string | null }[],
+): void {
+  if (unusable.length > 0) {
+    metrics.reconcileUnusableRows.inc(unusable.length);
+    log.error({ unusable: unusable.length, rows: unusable }, 'call_stats rows name no session; not enqueued');
+  }
+  if (withoutEnd.length > 0) {
+    const basis = new Map(found.map((f) => [f.callSessionId, f.retentionBasis]));
+    const rows = withoutEnd.map((row) => ({
+      callSessionId: row.callSessionId,
+      callCid: `${row.callType}:${row.callId}`,
+      retentionFrom: basis.get(row.callSessionId),
+      ...(row.dateProblems ? { dateProblems: row.dateProblems } : {}),
+    }));
+    log.warn({ withoutEnd: withoutEnd.length, rows }, 'call_stats lists sessions without an end time; retention estimated');
   }
 }
 

@@ -135,9 +135,13 @@ function toRow(stored: StoredSession, notReadyForMs: number): Row {
   };
 }
 
+/**
+ * A CallStatsSessionResponse. A session generated with `statsRow` quirks leaves out what they say
+ * (the window is optional in Stream's spec) or names no usable session, as a broken row would.
+ */
 function rowJson(row: Row, format: TimestampFormat): Record<string, unknown> {
   const { session } = row.stored;
-  return {
+  const json: Record<string, unknown> = {
     call_type: session.callType,
     call_id: session.callId,
     call_session_id: session.callSessionId,
@@ -146,6 +150,12 @@ function rowJson(row: Row, format: TimestampFormat): Record<string, unknown> {
     call_started_at: timestampValue(session.startedAt, format),
     call_ended_at: timestampValue(session.endedAt, format),
   };
+  const quirks = session.statsRow;
+  if (!quirks) return json;
+  for (const field of quirks.omit ?? []) delete json[field];
+  if (quirks.unusable === 'no_call_session_id') delete json.call_session_id;
+  else if (quirks.unusable === 'call_id_not_string') json.call_id = Number.parseInt(session.callId.replace(/\D/g, '').slice(0, 9) || '0', 10);
+  return json;
 }
 
 function parseLimit(value: unknown): number {

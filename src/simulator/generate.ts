@@ -26,7 +26,24 @@ export interface SimSession {
   participants: SimParticipant[];
   /** Seconds; the sum of every entry's duration_in_seconds (entries without one count 0). */
   totalParticipantDuration: number;
+  /** How call_stats lists it, when not as a complete row. */
+  statsRow?: SimStatsRowQuirks;
 }
+
+/**
+ * Rough edges of a session's call_stats row. Stream requires only call_type, call_id,
+ * call_session_id, generated_at and counts in a row (stream-api.md §7), so the session window may
+ * be absent; and a row may be broken outright. The simulator still filters and sorts on the
+ * session's true times (Stream knows them even when the row leaves them out).
+ */
+export interface SimStatsRowQuirks {
+  /** Fields the row leaves out. */
+  readonly omit?: readonly StatsRowField[];
+  /** The row names no session we could archive: call_session_id left out, or call_id sent as a number. */
+  readonly unusable?: 'no_call_session_id' | 'call_id_not_string';
+}
+
+export type StatsRowField = 'call_started_at' | 'call_ended_at' | 'generated_at';
 
 export interface GenerateSessionOptions {
   readonly seed: number | string;
@@ -37,11 +54,13 @@ export interface GenerateSessionOptions {
   readonly callType?: string;
   readonly callId?: string;
   readonly callSessionId?: string;
+  readonly statsRow?: SimStatsRowQuirks;
 }
 
 export const MAX_SESSION_SIZE = 1_000_000;
 
 const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
 const CALL_TYPES = ['default', 'default', 'default', 'livestream', 'audio_room'] as const;
 const CALL_NAMES = ['standup', 'town-hall', 'webinar', 'support', 'class', 'interview'] as const;
 /** Weighted: most people are plain users, some have no role at all (Stream allows an empty list). */
@@ -145,6 +164,7 @@ export function generateSession(options: GenerateSessionOptions): SimSession {
     endedAt: new Date(endMs),
     participants,
     totalParticipantDuration,
+    ...(options.statsRow ? { statsRow: options.statsRow } : {}),
   };
 }
 
@@ -153,29 +173,68 @@ export interface GenerateDatasetOptions {
   readonly sizes: readonly number[];
   /** When the newest session ended; older ones end before the next newer one started. */
   readonly endedAt?: Date;
+  /**
+   * Spread the sessions' ends over this many days before `endedAt` instead of back to back: the
+   * newest ends at `endedAt`, the oldest exactly `spreadDays` earlier, the others evenly between
+   * (to the minute, seeded jitter). 89 gives a dataset Stream still holds whole, its oldest a day
+   * from expiry.
+   */
+  readonly spreadDays?: number;
+  /** Share (0–1) of sessions whose call_stats row leaves out call_ended_at (seeded). */
+  readonly withoutEndShare?: number;
+  /** Share of sessions whose row leaves out the whole window, call_started_at and call_ended_at. */
+  readonly withoutWindowShare?: number;
+  /** Share of sessions whose row names no usable session (half without call_session_id, half with a numeric call_id). */
+  readonly unusableShare?: number;
 }
 
 /**
  * Sessions newest first, one per size, that do not overlap in time; about one in five is another
  * session of the call before it (the same call type and id), as a reused meeting link would give.
+ * The row quirks are drawn from their own seeded stream, so asking for them changes nothing else.
  */
 export function generateDataset(options: GenerateDatasetOptions): SimSession[] {
   const random = createRandom(`dataset:${options.seed}`);
-  let endMs = (options.endedAt ?? wholeSecondsNow()).getTime();
+  const quirks = createRandom(`dataset-rows:${options.seed}`);
+  const newestMs = (options.endedAt ?? wholeSecondsNow()).getTime();
+  const count = options.sizes.length;
+  const spreadMs = options.spreadDays === undefined ? undefined : options.spreadDays * DAY_MS;
+  if (spreadMs !== undefined && !(spreadMs >= 0)) throw new RangeError('spreadDays must not be negative');
+  let endMs = newestMs;
   const sessions: SimSession[] = [];
-  for (let i = 0; i < options.sizes.length; i++) {
+  for (let i = 0; i < count; i++) {
     const previous = sessions[i - 1];
     const sameCall = previous !== undefined && random.chance(0.2);
+    if (spreadMs !== undefined && i > 0) {
+      const step = spreadMs / Math.max(1, count - 1);
+      // Jitter of up to a quarter step, never past the oldest end.
+      const jitter = i === count - 1 ? 0 : Math.floor((quirks.next() * step) / 4 / MINUTE_MS) * MINUTE_MS;
+      endMs = newestMs - Math.round((i * step) / 1000) * 1000 + jitter;
+    }
+    const statsRow = drawRowQuirks(quirks, options);
     const session = generateSession({
       seed: `${options.seed}:${i}`,
       size: options.sizes[i] as number,
       endedAt: new Date(endMs),
       ...(sameCall ? { callType: previous.callType, callId: previous.callId } : {}),
+      ...(statsRow ? { statsRow } : {}),
     });
     sessions.push(session);
     endMs = session.startedAt.getTime() - random.int(1, 60) * MINUTE_MS;
   }
   return sessions;
+}
+
+/** One draw per session whatever the shares, so the same seed gives the same rows. */
+function drawRowQuirks(random: Random, options: GenerateDatasetOptions): SimStatsRowQuirks | undefined {
+  const roll = random.next();
+  const unusable = options.unusableShare ?? 0;
+  const withoutWindow = options.withoutWindowShare ?? 0;
+  const withoutEnd = options.withoutEndShare ?? 0;
+  if (roll < unusable) return { unusable: roll < unusable / 2 ? 'no_call_session_id' : 'call_id_not_string' };
+  if (roll < unusable + withoutWindow) return { omit: ['call_started_at', 'call_ended_at'] };
+  if (roll < unusable + withoutWindow + withoutEnd) return { omit: ['call_ended_at'] };
+  return undefined;
 }
 
 /**

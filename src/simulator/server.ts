@@ -70,13 +70,15 @@ export interface Simulator {
 
 const PARTICIPANT_SESSIONS_PATH = /^\/api\/v2\/video\/call\/([^/]+)\/([^/]+)\/session\/([^/]+)\/participant_sessions\/?$/;
 const CALL_STATS_PATH = /^\/api\/v2\/video\/call_stats\/?$/;
+const RATE_LIMITS_PATH = /^\/api\/v2\/rate_limits\/?$/;
 const MAX_BODY_BYTES = 1024 * 1024;
 const VALID_TOKENS_REMEMBERED = 64;
 const FAULT_KINDS: readonly FaultKind[] = ['serverError', 'rateLimit', 'slow', 'reset', 'truncated'];
 
 type Route =
   | { readonly endpoint: 'QueryCallParticipantSessions'; readonly path: { type: string; id: string; session: string } }
-  | { readonly endpoint: 'QueryCallSessionStats' };
+  | { readonly endpoint: 'QueryCallSessionStats' }
+  | { readonly endpoint: 'GetRateLimits' };
 
 /**
  * A stand-in for Stream's video REST API on plain node:http (it shares the cores with the service
@@ -191,7 +193,9 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
     if (authProblem) return sendError(res, window, 401, STREAM_ERROR_CODES.auth, authProblem, startedAt, truncate);
 
     let result: SimResponse;
-    if (route.endpoint === 'QueryCallParticipantSessions') {
+    if (route.endpoint === 'GetRateLimits') {
+      result = { status: 200, body: rateLimitsBody(limiter, query, startedAt) };
+    } else if (route.endpoint === 'QueryCallParticipantSessions') {
       result = queryParticipantSessions({ store, now, options: () => live }, route.path, query, startedAt);
       const wait = live.pageLatencyMs - (performance.now() - startedAt);
       if (live.pageLatencyMs > 0 && result.status === 200 && wait > 0) await delay(wait, undefined, { signal: closing.signal });
@@ -254,6 +258,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
 }
 
 function matchRoute(method: string, pathname: string): Route | 'bad-path' | undefined {
+  if (method === 'GET' && RATE_LIMITS_PATH.test(pathname)) return { endpoint: 'GetRateLimits' };
   if (method === 'GET') {
     const match = PARTICIPANT_SESSIONS_PATH.exec(pathname);
     if (!match) return undefined;
@@ -267,6 +272,23 @@ function matchRoute(method: string, pathname: string): Route | 'bad-path' | unde
   }
   if (method === 'POST' && CALL_STATS_PATH.test(pathname)) return { endpoint: 'QueryCallSessionStats' };
   return undefined;
+}
+
+/**
+ * GetRateLimits (stream-api.md §4): `{server_side: {<Endpoint>: {limit, remaining, reset}}, duration}`
+ * for the endpoints named in `endpoints` (comma-separated), read without counting against them.
+ */
+function rateLimitsBody(limiter: ReturnType<typeof createRateLimiter>, query: URLSearchParams, startedAt: number): string {
+  const names = (query.get('endpoints') ?? 'QueryCallParticipantSessions,QueryCallSessionStats')
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
+  const serverSide: Record<string, { limit: number; remaining: number; reset: number }> = {};
+  for (const name of names) {
+    const window = limiter.peek(name);
+    serverSide[name] = { limit: window.limit, remaining: window.remaining, reset: window.resetSeconds };
+  }
+  return JSON.stringify({ server_side: serverSide, duration: `${(performance.now() - startedAt).toFixed(2)}ms` });
 }
 
 /** The body, or undefined when it passes MAX_BODY_BYTES. */

@@ -2,7 +2,8 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { StreamApiError } from './errors.ts';
 import { createRateLimiter, type RateLimiter } from './rate-limiter.ts';
-import { createRequestCore } from './request.ts';
+import { parseRateLimitsResponse, type RateLimitsResponse } from './rate-limits.ts';
+import { createRequestCore, type StreamOutcome } from './request.ts';
 import {
   ResponseShapeError,
   parseCallSessionStatsPage,
@@ -22,6 +23,8 @@ export interface StreamClientOptions {
   readonly logger?: Logger;
   /** Process-wide; one is created here if absent. Share one between clients of the same app. */
   readonly limiter?: RateLimiter;
+  /** Told of every exchange (see RequestCoreOptions.onOutcome): Stream's health tracking. */
+  readonly onOutcome?: (outcome: StreamOutcome) => void;
 }
 
 export interface ParticipantSessionsParams {
@@ -45,7 +48,18 @@ export interface CallSessionStatsParams {
   readonly signal?: AbortSignal;
 }
 
+export interface RateLimitsParams {
+  /** Stream's operation names, e.g. QueryCallParticipantSessions. */
+  readonly endpoints: readonly string[];
+  readonly signal?: AbortSignal;
+}
+
 export interface StreamClient {
+  /**
+   * GET /api/v2/rate_limits?server_side=true: the cheapest authenticated call, used to check the
+   * credentials and STREAM_BASE_URL at start (it counts against no archive endpoint's window).
+   */
+  getRateLimits(params: RateLimitsParams): Promise<RateLimitsResponse>;
   /** GET /api/v2/video/call/{type}/{id}/session/{session}/participant_sessions */
   queryCallParticipantSessions(params: ParticipantSessionsParams): Promise<ParticipantSessionsPage>;
   /** POST /api/v2/video/call_stats */
@@ -64,9 +78,23 @@ export function createStreamClient(options: StreamClientOptions): StreamClient {
     limiter: options.limiter ?? createRateLimiter(),
     metrics: options.metrics,
     logger: options.logger,
+    onOutcome: options.onOutcome,
   });
 
   return {
+    async getRateLimits(params) {
+      const operation = 'GetRateLimits';
+      const response = await core.request({
+        operation,
+        method: 'GET',
+        path: ['api', 'v2', 'rate_limits'],
+        query: { server_side: true, endpoints: params.endpoints },
+        signal: params.signal,
+        notFound: 'no_route',
+      });
+      return parsed(operation, response.status, () => parseRateLimitsResponse(response.body));
+    },
+
     async queryCallParticipantSessions(params) {
       const operation = 'QueryCallParticipantSessions';
       const response = await core.request({
@@ -97,6 +125,7 @@ export function createStreamClient(options: StreamClientOptions): StreamClient {
           next: params.next,
         },
         signal: params.signal,
+        notFound: 'no_route',
       });
       return parsed(operation, response.status, () => parseCallSessionStatsPage(response.body));
     },

@@ -24,6 +24,23 @@ export interface RequestCoreOptions {
   readonly limiter: RateLimiter;
   readonly metrics?: Metrics;
   readonly logger?: Logger;
+  /**
+   * Told of every exchange that got an answer or failed on its own (not one its caller aborted):
+   * what Stream's health tracking feeds on. Must not throw or block; it runs on the hot path.
+   */
+  readonly onOutcome?: (outcome: StreamOutcome) => void;
+}
+
+/** One exchange with Stream, as health tracking sees it. */
+export interface StreamOutcome {
+  readonly operation: string;
+  readonly method: 'GET' | 'POST';
+  /** The URL asked, without its query (which holds the API key). */
+  readonly url: string;
+  /** HTTP status; 0 when no answer came. */
+  readonly status: number;
+  /** Null on a 2xx that parsed. */
+  readonly error: StreamApiError | null;
 }
 
 export type QueryValue = string | number | boolean | Record<string, unknown> | readonly unknown[] | null | undefined;
@@ -37,6 +54,12 @@ export interface StreamRequest {
   readonly query?: Readonly<Record<string, QueryValue>>;
   readonly body?: unknown;
   readonly signal?: AbortSignal;
+  /**
+   * What a 404 means here. `not_ready` (the default) is participant_sessions' "analytics not in
+   * yet" (stream-api.md §8); `no_route` is for endpoints that never answer 404 themselves, so a 404
+   * means STREAM_BASE_URL points at something that is not Stream's API: a configuration error.
+   */
+  readonly notFound?: 'not_ready' | 'no_route';
 }
 
 export interface StreamResponse {
@@ -75,6 +98,19 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
   void token.then((value) => (signedToken = value), () => undefined);
 
   async function request(req: StreamRequest): Promise<StreamResponse> {
+    if (!options.onOutcome) return exchangeOnce(req);
+    const url = `${base.origin}${basePath}/${req.path.map(encodeURIComponent).join('/')}`;
+    try {
+      const response = await exchangeOnce(req);
+      options.onOutcome({ operation: req.operation, method: req.method, url, status: response.status, error: null });
+      return response;
+    } catch (error) {
+      if (error instanceof StreamApiError) options.onOutcome({ operation: req.operation, method: req.method, url, status: error.status, error });
+      throw error;
+    }
+  }
+
+  async function exchangeOnce(req: StreamRequest): Promise<StreamResponse> {
     // A caller that has already given up sends nothing (its abort event has fired, so the listener
     // below would never hear of it). From here to the socket write nothing awaits unless it must:
     // a request waiting in the microtask queue also waits for whatever synchronous work the caller
@@ -171,10 +207,14 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
     const apiError = parseApiErrorBody(text);
     const code = apiError?.code === undefined ? '' : ` (Stream code ${apiError.code})`;
     const message = apiError?.message ? `: ${truncate(apiError.message, 300)}` : '';
-    throw new StreamApiError(`Stream ${req.operation} answered ${status}${code}${message}`, {
+    const noRoute = status === 404 && req.notFound === 'no_route';
+    const hint = noRoute
+      ? ` at ${base.origin}${basePath}/${req.path.map(encodeURIComponent).join('/')}: that is not Stream's API there; check STREAM_BASE_URL (${options.baseUrl})`
+      : '';
+    throw new StreamApiError(`Stream ${req.operation} answered ${status}${code}${message}${hint}`, {
       operation: req.operation,
       status,
-      failure: failureForStatus(status),
+      failure: noRoute ? 'client' : failureForStatus(status),
       streamCode: apiError?.code ?? null,
       unrecoverable: apiError?.unrecoverable === true,
       rateLimit,

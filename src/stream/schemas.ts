@@ -53,10 +53,22 @@ export interface CallSessionStatsRow {
   readonly sessionStartedAt: Date | null;
   readonly sessionEndedAt: Date | null;
   readonly generatedAt: Date | null;
+  /** Dates present but unreadable, read as absent (e.g. `call_ended_at: timestamp is neither …`); absent when none. */
+  readonly dateProblems?: readonly string[];
+}
+
+/** A call_stats row that names no session we could archive: what was wrong and whatever ids it had. */
+export interface UnusableCallStatsRow {
+  /** Its position in the page's `call_stats`. */
+  readonly index: number;
+  readonly reason: string;
+  readonly ids: { readonly callType?: string; readonly callId?: string; readonly callSessionId?: string };
 }
 
 export interface CallSessionStatsPage {
   readonly rows: readonly CallSessionStatsRow[];
+  /** Rows left out of `rows` (absent when none); the page's other rows and its cursor are still good. */
+  readonly unusable?: readonly UnusableCallStatsRow[];
   readonly next: string | null;
 }
 
@@ -109,19 +121,6 @@ function digits(value: string, start: number, length: number): number {
   return n;
 }
 
-// `.optional()` outside the transform: an absent key skips it and reads as undefined (→ null below).
-const timestampField = z
-  .unknown()
-  .transform((value, ctx) => {
-    try {
-      return parseStreamTimestamp(value);
-    } catch (error) {
-      ctx.addIssue({ code: 'custom', message: (error as Error).message });
-      return z.NEVER;
-    }
-  })
-  .optional();
-
 /** `next`/`prev`: absent, null and "" all mean "no more" (stream-api.md §9.2). */
 const noMoreToNull = (value: string | null | undefined): string | null => (value === undefined || value === null || value === '' ? null : value);
 
@@ -133,7 +132,7 @@ const cursorField = z.string().nullish().transform(noMoreToNull);
  * into fresh objects. Measured on a 100-entry page: ~0.85 ms to validate with zod against ~0.1 ms
  * here, and zod's copies were what V8 moved into the old generation, so the service's peak RSS
  * grew with the size of the session (bench/RESULTS.md). The rules are the ones the zod schemas
- * said, field by field; call_stats, read once a sweep, keeps its zod schema below.
+ * said, field by field; call_stats, read once a sweep, keeps a zod schema for its envelope below.
  */
 const PAGE = 'participant_sessions response';
 
@@ -256,40 +255,74 @@ function fail(what: string, path: string, message: string): never {
   throw new ResponseShapeError(`${what}: ${path}: ${message}`);
 }
 
-const statsRowSchema = z.object({
-  call_type: z.string(),
-  call_id: z.string(),
-  call_session_id: z.string().min(1),
-  generated_at: timestampField,
-  // The spec names the row fields call_started_at/call_ended_at while its filters say
-  // session_started_at/session_ended_at (stream-api.md §7); either is read.
-  session_started_at: timestampField,
-  session_ended_at: timestampField,
-  call_started_at: timestampField,
-  call_ended_at: timestampField,
-});
-
 const statsPageSchema = z.object({
   duration: z.union([z.number(), z.string()]).nullish(),
   call_stats: z.array(z.unknown()).nullish(),
   next: cursorField,
 });
 
+/*
+ * call_stats rows are read one by one: a row that names no session (its ids missing or not
+ * strings) is returned in `unusable` rather than failing the page, so one bad row never hides the
+ * other 99 nor stops the sweep's cursor. Stream requires only call_type, call_id,
+ * call_session_id, generated_at and counts in a row (stream-api.md §7); the session window may be
+ * absent, and an unreadable date is read as absent (and named in `dateProblems`) since the ids
+ * alone are enough to archive the session. A wrong envelope still fails the whole page.
+ */
+const STATS_IDS = [
+  ['call_type', 'callType'],
+  ['call_id', 'callId'],
+  ['call_session_id', 'callSessionId'],
+] as const;
+
 /** Parses a QueryCallSessionStats (POST /api/v2/video/call_stats) body. */
 export function parseCallSessionStatsPage(body: unknown): CallSessionStatsPage {
   const page = check(statsPageSchema, body, 'call_stats response');
-  const rows = (page.call_stats ?? []).map((item, index) => {
-    const row = check(statsRowSchema, item, `call_stats[${index}]`);
-    return {
-      callType: row.call_type,
-      callId: row.call_id,
-      callSessionId: row.call_session_id,
-      sessionStartedAt: row.session_started_at ?? row.call_started_at ?? null,
-      sessionEndedAt: row.session_ended_at ?? row.call_ended_at ?? null,
-      generatedAt: row.generated_at ?? null,
-    };
+  const rows: CallSessionStatsRow[] = [];
+  const unusable: UnusableCallStatsRow[] = [];
+  (page.call_stats ?? []).forEach((item, index) => {
+    const parsed = parseStatsRow(item, index);
+    if ('reason' in parsed) unusable.push(parsed);
+    else rows.push(parsed);
   });
-  return { rows, next: page.next };
+  return { rows, ...(unusable.length > 0 ? { unusable } : {}), next: page.next };
+}
+
+function parseStatsRow(item: unknown, index: number): CallSessionStatsRow | UnusableCallStatsRow {
+  if (typeof item !== 'object' || item === null || Array.isArray(item)) {
+    return { index, reason: `expected object, received ${kind(item)}`, ids: {} };
+  }
+  const row = item as Record<string, unknown>;
+  const ids: { callType?: string; callId?: string; callSessionId?: string } = {};
+  const problems: string[] = [];
+  for (const [field, key] of STATS_IDS) {
+    const value = row[field];
+    if (typeof value === 'string' && value.length > 0) ids[key] = value;
+    else problems.push(`${field}: expected a non-empty string, received ${typeof value === 'string' ? 'an empty string' : kind(value)}`);
+  }
+  if (problems.length > 0) return { index, reason: problems.join('; '), ids };
+  const dateProblems: string[] = [];
+  const date = (field: string): Date | null => {
+    try {
+      return parseStreamTimestamp(row[field]);
+    } catch (error) {
+      dateProblems.push(`${field}: ${(error as Error).message}`);
+      return null;
+    }
+  };
+  // The spec names the row fields call_started_at/call_ended_at while its filters say
+  // session_started_at/session_ended_at (stream-api.md §7); either is read.
+  const sessionStartedAt = date('session_started_at') ?? date('call_started_at');
+  const sessionEndedAt = date('session_ended_at') ?? date('call_ended_at');
+  return {
+    callType: ids.callType!,
+    callId: ids.callId!,
+    callSessionId: ids.callSessionId!,
+    sessionStartedAt,
+    sessionEndedAt,
+    generatedAt: date('generated_at'),
+    ...(dateProblems.length > 0 ? { dateProblems } : {}),
+  };
 }
 
 function check<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {

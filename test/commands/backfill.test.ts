@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseBackfillArgs } from '../../src/commands/backfill.ts';
 import { claimSessions } from '../../src/queue/claim.ts';
-import type { SimSession } from '../../src/simulator/generate.ts';
+import { generateSession, type SimSession } from '../../src/simulator/generate.ts';
+import { retentionExpiresAt } from '../../src/stream/retention.ts';
 import { runCli } from '../helpers/cli.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { insertSessions } from '../helpers/sessions.ts';
@@ -91,14 +92,20 @@ describe('attendance backfill', () => {
     expect(lines.slice(0, -1).sort()).toEqual(
       [s('30h'), s('10h')].map((x) => `enqueued  ${x.callSessionId}  ${x.callType}:${x.callId}  ended ${x.endedAt.toISOString()}`).sort(),
     );
-    expect(lines.at(-1)).toBe(`backfill: 2 session(s) enqueued, 1 already known, of 3 ended between ${since} and ${until}`);
+    expect(lines.at(-1)).toBe(
+      `backfill: 2 session(s) enqueued, 1 already known, of 3 ended between ${since} and ${until}; ` +
+        '0 without an end time (retention estimated), 1 end time(s) filled in, 0 unusable (not enqueued)',
+    );
     expect(await storedIds()).toEqual([s('10h'), s('20h'), s('30h')].map((x) => x.callSessionId).sort());
     const { rows } = await pool().query<{ n: number }>('select count(*)::int as n from reconcile_state');
     expect(rows[0]?.n).toBe(0);
 
     const again = await runCli(['backfill', '--since', since, '--until', until], env());
     expect(again.code).toBe(0);
-    expect(again.stdout).toBe(`backfill: 0 session(s) enqueued, 3 already known, of 3 ended between ${since} and ${until}\n`);
+    expect(again.stdout).toBe(
+      `backfill: 0 session(s) enqueued, 3 already known, of 3 ended between ${since} and ${until}; ` +
+        '0 without an end time (retention estimated), 0 end time(s) filled in, 0 unusable (not enqueued)\n',
+    );
   });
 
   it('--call/--session enqueues one session with its end time from call_stats, and is idempotent', async () => {
@@ -163,5 +170,41 @@ describe('attendance backfill', () => {
 
     const claimed = await claimSessions(pool(), { workerId: 'test-worker', limit: 1, leaseSeconds: 30 });
     expect(claimed.map((c) => c.callSessionId)).toEqual([near.callSessionId]);
+  });
+  // Last: it adds sessions to the simulator that the window tests above do not expect.
+  it('--since/--until enqueues sessions listed without an end, fills in known ones, and prints and counts unusable rows', async () => {
+    const day = 24;
+    const quirky = (seed: string, hoursAgo: number, statsRow: SimSession['statsRow']) =>
+      generateSession({ seed, size: 2, endedAt: new Date(Math.floor((now - hoursAgo * 3_600_000) / 1000) * 1000), statsRow });
+    const noEnd = quirky('bf-no-end', 60 * day, { omit: ['call_ended_at'] });
+    const noId = quirky('bf-no-id', 60 * day + 1, { unusable: 'no_call_session_id' });
+    const fromWebhook = quirky('bf-webhook', 60 * day + 2, undefined);
+    for (const session of [noEnd, noId, fromWebhook]) harness.sim.addSession(session);
+    // Known from a report webhook only: no end, retention from the report's time.
+    await insertSessions(pool(), [
+      { call_session_id: fromWebhook.callSessionId, call_type: fromWebhook.callType, call_id: fromWebhook.callId, status: 'retrying', retention_expires_at: new Date(now + 90 * 86_400_000) },
+    ]);
+
+    const since = new Date(now - 61 * 86_400_000).toISOString();
+    const until = new Date(now - 59 * 86_400_000).toISOString();
+    const { code, stdout, stderr } = await runCli(['backfill', '--since', since, '--until', until], env());
+    expect(code).toBe(0);
+    expect(stdout.trimEnd().split('\n')).toEqual([
+      `enqueued  ${noEnd.callSessionId}  ${noEnd.callType}:${noEnd.callId}  ended unknown (retention from its start: ${retentionExpiresAt(noEnd.startedAt).toISOString()})`,
+      `backfill: 1 session(s) enqueued, 1 already known, of 3 ended between ${since} and ${until}; ` +
+        '1 without an end time (retention estimated), 1 end time(s) filled in, 1 unusable (not enqueued)',
+    ]);
+    expect(stderr).toBe(`unusable  call_stats row 1: call_session_id: expected a non-empty string, received undefined (call ${noId.callType}:${noId.callId})\n`);
+
+    const { rows } = await pool().query('select call_session_id, status, session_ended_at, retention_expires_at from call_sessions order by call_session_id');
+    expect(rows).toEqual(
+      [
+        { call_session_id: noEnd.callSessionId, status: 'pending', session_ended_at: null, retention_expires_at: retentionExpiresAt(noEnd.startedAt) },
+        { call_session_id: fromWebhook.callSessionId, status: 'retrying', session_ended_at: fromWebhook.endedAt, retention_expires_at: retentionExpiresAt(fromWebhook.endedAt) },
+      ].sort((a, b) => a.call_session_id.localeCompare(b.call_session_id)),
+    );
+    // Counted for status and /metrics, without touching the sweep's watermark.
+    const state = await pool().query('select unusable_total, watermark, sweep_unusable from reconcile_state');
+    expect(state.rows).toEqual([{ unusable_total: 1, watermark: null, sweep_unusable: 0 }]);
   });
 });

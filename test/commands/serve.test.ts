@@ -122,7 +122,8 @@ describe('attendance serve as a child process', () => {
     const bare = await createTestDatabase({ migrated: false });
     try {
       const serve = spawnCommand(['serve'], { ...env(), DATABASE_URL: bare.url });
-      expect(await serve.exited).toBe(1);
+      // A configuration problem: exit 2, one line naming the fix.
+      expect(await serve.exited).toBe(2);
       expect(serve.output()).toContain("run 'attendance migrate' first");
     } finally {
       await bare.drop();

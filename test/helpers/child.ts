@@ -7,19 +7,23 @@ export interface RunningCommand {
   readonly child: ChildProcess;
   /** Everything written so far to stdout and stderr. */
   output(): string;
+  /** What was written so far to stderr alone. */
+  stderr(): string;
   /** Resolves with the first JSON log line for which `match` is true. */
   waitForLog(match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
   /** Resolves with the exit code (or the signal name). */
   exited: Promise<number | string>;
 }
 
-/** Runs `attendance <args>` as a child process, as a user would. */
-export function spawnCommand(args: string[], env: Record<string, string>): RunningCommand {
+/** Runs `attendance <args>` as a child process, as a user would (in `cwd` when given: ./.attendance/ lives there). */
+export function spawnCommand(args: string[], env: Record<string, string>, options: { cwd?: string } = {}): RunningCommand {
   const child = spawn(process.execPath, [BIN, ...args], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: options.cwd,
   });
   let output = '';
+  let stderr = '';
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer) => {
     output += chunk.toString('utf8');
@@ -27,10 +31,12 @@ export function spawnCommand(args: string[], env: Record<string, string>): Runni
   };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', onData);
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   return {
     child,
     output: () => output,
+    stderr: () => stderr,
     exited,
     waitForLog(match, timeoutMs = 15_000) {
       return new Promise((resolve, reject) => {

@@ -62,7 +62,7 @@ describe('health and metrics routes', () => {
     try {
       const res = await bareApp.inject({ method: 'GET', url: '/readyz' });
       expect(res.statusCode).toBe(503);
-      expect(res.json()).toMatchObject({ reason: 'migrations not applied' });
+      expect(res.json()).toMatchObject({ reason: "migrations not applied: run 'attendance migrate'", stream: 'unknown' });
     } finally {
       await bareApp.close();
       await bare.drop();

@@ -11,6 +11,8 @@ const testDb = useTestDatabase();
 const DEADLINE = { deadlineMs: 4_500 };
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
+/** Whole seconds `msFromNow` from now: an event time inside the plausible band unless far enough away. */
+const wholeSeconds = (msFromNow: number) => new Date(Math.floor((Date.now() + msFromNow) / 1000) * 1000);
 
 async function enqueue(body: Record<string, unknown>, webhookId: string = randomUUID(), attempt: number | null = 1) {
   const event = parseWebhookEvent(body) as HandledWebhookEvent;
@@ -52,8 +54,10 @@ describe('enqueueWebhookEvent: call.stats_report_ready', () => {
   it('stores the event and makes a new session due now', async () => {
     const sessionId = randomUUID();
     const webhookId = randomUUID();
+    // A minute ago, with Stream's nanosecond digits.
+    const created = wholeSeconds(-60_000);
     const result = await enqueue(
-      buildStatsReportReadyEvent({ sessionId, callCid: 'default:room:7', createdAt: '2026-04-08T14:23:35.879421674Z' }),
+      buildStatsReportReadyEvent({ sessionId, callCid: 'default:room:7', createdAt: created.toISOString().replace('.000Z', '.879421674Z') }),
       webhookId,
       2,
     );
@@ -67,8 +71,8 @@ describe('enqueueWebhookEvent: call.stats_report_ready', () => {
       status: 'pending',
       attempts: 0,
       session_ended_at: null,
-      stats_report_ready_at: new Date('2026-04-08T14:23:35.879Z'),
-      retention_expires_at: new Date(Date.parse('2026-04-08T14:23:35.879Z') + 90 * DAY_MS),
+      stats_report_ready_at: new Date(created.getTime() + 879),
+      retention_expires_at: new Date(created.getTime() + 879 + 90 * DAY_MS),
     });
     expect(row!.next_attempt_at.getTime()).toBeLessThanOrEqual(row!.db_now.getTime());
 
@@ -96,6 +100,30 @@ describe('enqueueWebhookEvent: call.stats_report_ready', () => {
     // Both are the statement's now().
     expect(row!.stats_report_ready_at).toEqual(row!.next_attempt_at);
     expect(row!.retention_expires_at).toEqual(new Date(row!.next_attempt_at.getTime() + 90 * DAY_MS));
+  });
+
+  it.each([
+    ['two days ahead', 2 * DAY_MS, false],
+    ['two hours ahead', 2 * HOUR_MS, false],
+    ['half an hour ahead', HOUR_MS / 2, true],
+    ['twenty hours behind', -20 * HOUR_MS, true],
+    ['two days behind', -2 * DAY_MS, false],
+    ['years behind', -5 * 365 * DAY_MS, false],
+  ])('estimates retention from a created_at %s only if plausible (else from now)', async (_, offsetMs, plausible) => {
+    const sessionId = randomUUID();
+    const created = wholeSeconds(offsetMs);
+    await enqueue(buildStatsReportReadyEvent({ sessionId, createdAt: created.toISOString() }));
+    const row = await session(sessionId);
+    // The event's time is still recorded as it came; only the retention estimate ignores a wrong one.
+    expect(row!.stats_report_ready_at).toEqual(created);
+    const from = plausible ? created : row!.next_attempt_at;
+    expect(row!.retention_expires_at).toEqual(new Date(from.getTime() + 90 * DAY_MS));
+
+    // The same rule for a session already known without an end.
+    const later = wholeSeconds(offsetMs + 1_000);
+    await enqueue(buildStatsReportReadyEvent({ sessionId, createdAt: later.toISOString() }));
+    const again = await session(sessionId);
+    expect(again!.retention_expires_at).toEqual(new Date((plausible ? later : again!.next_attempt_at).getTime() + 90 * DAY_MS));
   });
 
   it('changes nothing at all for a duplicate webhook id', async () => {
@@ -194,10 +222,26 @@ describe('enqueueWebhookEvent: call.session_ended', () => {
 
   it('uses the event created_at when the call carries no session end', async () => {
     const sessionId = randomUUID();
-    await enqueue(buildSessionEndedEvent({ sessionId, endedAt: null, createdAt: 1775656800000000000 }));
+    const created = wholeSeconds(-5_000);
+    // Integer nanoseconds, exact as a double for whole seconds.
+    await enqueue(buildSessionEndedEvent({ sessionId, endedAt: null, createdAt: (created.getTime() / 1000) * 1e9 }));
     const row = await session(sessionId);
-    expect(row!.session_ended_at).toEqual(new Date(1775656800000));
-    expect(row!.retention_expires_at).toEqual(new Date(1775656800000 + 90 * DAY_MS));
+    expect(row!.session_ended_at).toEqual(created);
+    expect(row!.retention_expires_at).toEqual(new Date(created.getTime() + 90 * DAY_MS));
+  });
+
+  it('reads an implausible created_at as now when no session end is given, and uses a given end whatever its age', async () => {
+    const sessionId = randomUUID();
+    await enqueue(buildSessionEndedEvent({ sessionId, endedAt: null, createdAt: '2001-01-01T00:00:00Z' }));
+    const row = await session(sessionId);
+    // Both are the statement's now() (due is now() + 1 hour).
+    expect(row!.session_ended_at).toEqual(new Date(row!.next_attempt_at.getTime() - HOUR_MS));
+    expect(row!.retention_expires_at).toEqual(new Date(row!.next_attempt_at.getTime() - HOUR_MS + 90 * DAY_MS));
+
+    const old = randomUUID();
+    const ended = wholeSeconds(-80 * DAY_MS);
+    await enqueue(buildSessionEndedEvent({ sessionId: old, endedAt: ended.toISOString(), createdAt: '2001-01-01T00:00:00Z' }));
+    expect(await session(old)).toMatchObject({ session_ended_at: ended, retention_expires_at: new Date(ended.getTime() + 90 * DAY_MS) });
   });
 
   it('does not delay a session that stats_report_ready already made due (out of order delivery)', async () => {

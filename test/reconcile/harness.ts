@@ -34,6 +34,7 @@ export async function startStreamHarness(sessions: readonly SimSession[]): Promi
     calls,
     beforeCallStats: () => undefined,
     stream: {
+      getRateLimits: (params) => client.getRateLimits(params),
       queryCallParticipantSessions: (params) => client.queryCallParticipantSessions(params),
       async queryCallSessionStats(params) {
         calls.push(params);

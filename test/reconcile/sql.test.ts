@@ -3,11 +3,22 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import * as schema from '../../src/db/schema.ts';
 import { SESSIONS_DUE_CHANNEL } from '../../src/queue/enqueue.ts';
-import { enqueueFoundSessions } from '../../src/reconcile/enqueue-found.ts';
+import { enqueueFoundSessions, type FoundSession } from '../../src/reconcile/enqueue-found.ts';
 import { EXPIRED_ERROR, guardRetention } from '../../src/reconcile/retention.ts';
-import { completeSweep, readSweepState, recordSweepError, saveSweepProgress } from '../../src/reconcile/state.ts';
+import { addUnusableRows, completeSweep, readSweepState, recordSweepError, saveSweepProgress, startSweepWindow } from '../../src/reconcile/state.ts';
+import { retentionExpiresAt } from '../../src/stream/retention.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { DAY_MS, daysFromNow, insertSessions } from '../helpers/sessions.ts';
+
+/** A listed session; its retention is end + 90 days when the end is given, else `estimate`. */
+const found = (callSessionId: string, sessionEndedAt: Date | null, estimate: Date | null = null, callId = 'b'): FoundSession => ({
+  callType: 'default',
+  callId,
+  callSessionId,
+  sessionEndedAt,
+  retentionExpiresAt: sessionEndedAt ? retentionExpiresAt(sessionEndedAt) : estimate,
+  retentionBasis: sessionEndedAt ? 'ended' : estimate ? 'started' : null,
+});
 
 describe('reconcile SQL', () => {
   const test = useTestDatabase();
@@ -34,7 +45,94 @@ describe('reconcile SQL', () => {
     expect((await readSweepState(db(), name))?.watermark).toEqual(until);
   });
 
+  it('records a window, its page figures, its position and the covered range, and keeps the all-time unusable count', async () => {
+    const name = 'progress-test';
+    const from1 = new Date('2026-02-01T00:00:00Z');
+    const until1 = new Date('2026-02-10T00:00:00Z');
+    await startSweepWindow(db(), { from: from1, until: until1 }, name);
+    const started = await readSweepState(db(), name);
+    expect(started).toMatchObject({ sweepFrom: from1, sweepUntil: until1, cursor: null, sweepPosition: null, coveredFrom: null, sweepSeen: 0, sweepEnqueued: 0, sweepUnusable: 0, unusableTotal: 0 });
+    expect(started?.sweepStartedAt).toBeInstanceOf(Date);
+
+    await saveSweepProgress(db(), { cursor: 'c1', sweepUntil: until1, watermark: from1, tally: { seen: 5, enqueued: 4, unusable: 1, position: new Date('2026-02-03T00:00:00Z') } }, name);
+    // A page whose rows carry no end leaves the position where it was.
+    await saveSweepProgress(db(), { cursor: 'c2', sweepUntil: until1, watermark: from1, tally: { seen: 3, enqueued: 3, unusable: 0, position: null } }, name);
+    expect(await readSweepState(db(), name)).toMatchObject({ cursor: 'c2', sweepPosition: new Date('2026-02-03T00:00:00Z'), sweepSeen: 8, sweepEnqueued: 7, sweepUnusable: 1, unusableTotal: 1 });
+
+    await completeSweep(db(), until1, name, { seen: 2, enqueued: 0, unusable: 2, position: new Date('2026-02-09T00:00:00Z') });
+    const done = await readSweepState(db(), name);
+    expect(done).toMatchObject({
+      watermark: until1,
+      cursor: null,
+      sweepPosition: null,
+      sweepFrom: from1,
+      coveredFrom: from1,
+      sweepSeen: 10,
+      sweepEnqueued: 7,
+      sweepUnusable: 3,
+      unusableTotal: 3,
+    });
+    expect(done!.lastSweepAt!.getTime()).toBeGreaterThanOrEqual(done!.sweepStartedAt!.getTime());
+
+    // A backfill's unusable rows count in the total only.
+    await addUnusableRows(db(), 4, name);
+    await addUnusableRows(db(), 0, name);
+    expect(await readSweepState(db(), name)).toMatchObject({ sweepUnusable: 3, unusableTotal: 7, watermark: until1 });
+
+    // The next window starts from zero but the covered range and the total carry on.
+    const from2 = new Date('2026-02-09T23:00:00Z');
+    await startSweepWindow(db(), { from: from2, until: new Date('2026-02-11T00:00:00Z') }, name);
+    expect(await readSweepState(db(), name)).toMatchObject({ sweepFrom: from2, sweepSeen: 0, sweepEnqueued: 0, sweepUnusable: 0, unusableTotal: 7, coveredFrom: from1 });
+    await completeSweep(db(), new Date('2026-02-11T00:00:00Z'), name, { seen: 1, enqueued: 1, unusable: 0, position: null });
+    expect(await readSweepState(db(), name)).toMatchObject({ coveredFrom: from1, sweepFrom: from2, sweepSeen: 1, watermark: new Date('2026-02-11T00:00:00Z') });
+  });
+
+  it('gives a known session without an end the end call_stats lists, and changes nothing else of it', async () => {
+    const pool = test.current.database.pool;
+    await pool.query('delete from call_sessions');
+    const reportTime = new Date(Date.now() - 3_600_000);
+    await insertSessions(pool, [
+      // From a stats_report_ready webhook: no end, retention from the report's time; being archived.
+      { call_session_id: 'from-webhook', status: 'running', attempts: 2, retention_expires_at: retentionExpiresAt(reportTime) },
+      { call_session_id: 'end-known', status: 'pending', retention_expires_at: daysFromNow(80) },
+      // From `backfill --session` of a session call_stats did not list yet.
+      { call_session_id: 'no-retention', status: 'pending', retention_expires_at: null },
+      { call_session_id: 'estimated', status: 'retrying', retention_expires_at: daysFromNow(85) },
+    ]);
+    await pool.query(
+      `update call_sessions set lease_owner = 'worker-a', lease_expires_at = now() + interval '30 seconds', cursor = 'page-2',
+              next_attempt_at = now() + interval '1 day' where call_session_id = 'from-webhook'`,
+    );
+    const knownEnd = new Date(Date.now() - 10 * DAY_MS);
+    await pool.query(`update call_sessions set session_ended_at = $1, retention_expires_at = $2 where call_session_id = 'end-known'`, [knownEnd, retentionExpiresAt(knownEnd)]);
+    const before = (await pool.query('select * from call_sessions order by call_session_id')).rows;
+
+    const streamEnd = new Date(reportTime.getTime() - 120_000);
+    const started = new Date(Date.now() - 20 * DAY_MS);
+    const result = await enqueueFoundSessions(db(), [
+      found('from-webhook', streamEnd),
+      found('end-known', new Date(knownEnd.getTime() - DAY_MS)),
+      found('no-retention', null, retentionExpiresAt(started)),
+      found('estimated', null, retentionExpiresAt(started)),
+    ]);
+    expect(result.inserted).toEqual([]);
+    expect(result.corrected.sort()).toEqual(['from-webhook', 'no-retention']);
+
+    const after = (await pool.query('select * from call_sessions order by call_session_id')).rows;
+    const byId = (rows: Record<string, unknown>[], id: string) => rows.find((r) => r.call_session_id === id)!;
+    const unchanged = ['status', 'attempts', 'lease_owner', 'lease_expires_at', 'cursor', 'next_attempt_at', 'last_error', 'archived_at'];
+    for (const id of ['from-webhook', 'no-retention']) {
+      for (const column of unchanged) expect(byId(after, id)[column], `${id}.${column}`).toEqual(byId(before, id)[column]);
+    }
+    expect(byId(after, 'from-webhook')).toMatchObject({ session_ended_at: streamEnd, retention_expires_at: retentionExpiresAt(streamEnd) });
+    expect(byId(after, 'no-retention')).toMatchObject({ session_ended_at: null, retention_expires_at: retentionExpiresAt(started) });
+    // A known end is never replaced, and an estimate never replaces another.
+    expect(byId(after, 'end-known')).toEqual(byId(before, 'end-known'));
+    expect(byId(after, 'estimated')).toEqual(byId(before, 'estimated'));
+  });
+
   it('enqueues only unknown sessions, due now, with retention 90 days after the end, and notifies', async () => {
+    await test.current.database.pool.query('delete from call_sessions');
     await insertSessions(test.current.database.pool, [
       { call_session_id: 'known-complete', status: 'complete', call_type: 'default', call_id: 'a' },
     ]);
@@ -46,12 +144,13 @@ describe('reconcile SQL', () => {
     try {
       const ended = new Date('2026-03-01T12:00:00Z');
       const ids = await enqueueFoundSessions(db(), [
-        { callType: 'default', callId: 'a', callSessionId: 'known-complete', sessionEndedAt: ended },
-        { callType: 'default', callId: 'b', callSessionId: 'new-1', sessionEndedAt: ended },
-        { callType: 'livestream', callId: 'c', callSessionId: 'new-2', sessionEndedAt: null },
-        { callType: 'default', callId: 'b', callSessionId: 'new-1', sessionEndedAt: ended },
+        found('known-complete', null, null, 'a'),
+        found('new-1', ended),
+        { ...found('new-2', null), callType: 'livestream', callId: 'c' },
+        found('new-1', ended),
       ]);
-      expect(ids.sort()).toEqual(['new-1', 'new-2']);
+      expect(ids.inserted.sort()).toEqual(['new-1', 'new-2']);
+      expect(ids.corrected).toEqual([]);
       const { rows } = await test.current.database.pool.query(
         `select call_session_id, call_cid, status, session_ended_at, retention_expires_at, next_attempt_at <= now() as due
            from call_sessions order by call_session_id`,
@@ -63,8 +162,8 @@ describe('reconcile SQL', () => {
       ]);
       await expect.poll(() => notified.sort()).toEqual(['new-1', 'new-2']);
 
-      expect(await enqueueFoundSessions(db(), [{ callType: 'default', callId: 'b', callSessionId: 'new-1', sessionEndedAt: ended }])).toEqual([]);
-      expect(await enqueueFoundSessions(db(), [])).toEqual([]);
+      expect(await enqueueFoundSessions(db(), [found('new-1', ended)])).toEqual({ inserted: [], corrected: [] });
+      expect(await enqueueFoundSessions(db(), [])).toEqual({ inserted: [], corrected: [] });
     } finally {
       await listener.end();
     }

@@ -32,7 +32,14 @@ describe('reconciliation sweep', () => {
 
   const storedIds = async () => (await pool().query<{ id: string }>('select call_session_id as id from call_sessions order by 1')).rows.map((r) => r.id);
   const readState = async () =>
-    (await pool().query('select watermark, sweep_until, cursor, last_sweep_at, last_error from reconcile_state where name = $1', ['call_stats'])).rows[0];
+    (
+      await pool().query(
+        `select watermark, sweep_until, cursor, last_sweep_at, last_error, sweep_from, sweep_position, covered_from,
+                sweep_started_at, sweep_seen, sweep_enqueued, sweep_unusable, unusable_total
+           from reconcile_state where name = $1`,
+        ['call_stats'],
+      )
+    ).rows[0];
 
   it('enqueues, in one sweep, every session in the lookback that no webhook announced, and nothing else', async () => {
     const recent = Array.from({ length: 12 }, (_, i) => endedSession(`recent-${i}`, 2 + i * 11));
@@ -48,7 +55,8 @@ describe('reconciliation sweep', () => {
       const options = sweepOptions(harness);
       const started = Date.now();
       const result = await runSweep(options);
-      expect(result).toEqual({ ran: true, pages: 3, seen: 12, enqueued: 10, expired: 0, atRisk: 0 });
+      // The two known ones had no end: the listing gives them theirs (corrected), nothing else.
+      expect(result).toEqual({ ran: true, pages: 3, seen: 12, enqueued: 10, unusable: 0, withoutEnd: 0, corrected: 2, expired: 0, atRisk: 0 });
       expect(await storedIds()).toEqual(recent.map((s) => s.callSessionId).sort());
 
       const { rows } = await pool().query(
@@ -62,8 +70,14 @@ describe('reconciliation sweep', () => {
           .map((s) => ({ call_session_id: s.callSessionId, call_cid: `${s.callType}:${s.callId}`, status: 'pending', attempts: 0, session_ended_at: s.endedAt, ninety: true }))
           .sort((a, b) => a.call_session_id.localeCompare(b.call_session_id)),
       );
-      const untouched = await pool().query('select status, attempts from call_sessions where call_session_id = any($1) order by status', [[first.callSessionId, second.callSessionId]]);
-      expect(untouched.rows).toEqual([{ status: 'complete', attempts: 0 }, { status: 'retrying', attempts: 2 }]);
+      const untouched = await pool().query(
+        'select status, attempts, session_ended_at from call_sessions where call_session_id = any($1) order by status',
+        [[first.callSessionId, second.callSessionId]],
+      );
+      expect(untouched.rows).toEqual([
+        { status: 'complete', attempts: 0, session_ended_at: first.endedAt },
+        { status: 'retrying', attempts: 2, session_ended_at: second.endedAt },
+      ]);
 
       // The window: lookback 7 days plus the overlap, to the sweep's start; sorted and filtered as Stream allows.
       const filter = harness.calls[0]?.filterConditions as { session_ended_at: { $gte: string; $lte: string } };
@@ -122,13 +136,16 @@ describe('reconciliation sweep', () => {
       harness.beforeCallStats = () => undefined;
       harness.calls.length = 0;
       const resumed = await runSweep(options);
-      expect(resumed).toEqual({ ran: true, pages: 3, seen: 13, enqueued: 13, expired: 0, atRisk: 0 });
+      expect(resumed).toEqual({ ran: true, pages: 3, seen: 13, enqueued: 13, unusable: 0, withoutEnd: 0, corrected: 0, expired: 0, atRisk: 0 });
       // Same window, from the stored cursor on.
       expect(harness.calls[0]?.next).toBe(stored.cursor);
       expect(harness.calls[0]?.filterConditions).toEqual(firstFilter);
       expect(await storedIds()).toEqual(sessions.map((s) => s.callSessionId).sort());
       const done = await readState();
       expect(done).toMatchObject({ cursor: null, sweep_until: null, last_error: null, watermark: stored.sweep_until });
+      // The figures of a resumed sweep are the whole window's, both runs together; its start is the first run's.
+      expect(done).toMatchObject({ sweep_seen: 23, sweep_enqueued: 23, sweep_unusable: 0, sweep_position: null, sweep_started_at: stored.sweep_started_at });
+      expect(stored).toMatchObject({ sweep_seen: 10, sweep_enqueued: 10, sweep_position: sessions[sessions.length - 10]!.endedAt });
     } finally {
       await harness.close();
     }
@@ -175,7 +192,7 @@ describe('reconciliation sweep', () => {
       const b = startReconciler({ ...common, logger: captureLogs().logger, metrics: metricsB });
       try {
         const skipped = await b.sweepNow();
-        expect(skipped).toEqual({ ran: false, pages: 0, seen: 0, enqueued: 0, expired: 0, atRisk: 0 });
+        expect(skipped).toEqual({ ran: false, pages: 0, seen: 0, enqueued: 0, unusable: 0, withoutEnd: 0, corrected: 0, expired: 0, atRisk: 0 });
         // B's sweep at start and the one asked for both skipped.
         expect(await counterValue(metricsB.reconcileSweeps, { outcome: 'skipped_locked' })).toBe(2);
         release();
@@ -211,7 +228,7 @@ describe('reconciliation sweep', () => {
       ]);
       const logs = captureLogs();
       const result = await runSweep(sweepOptions(harness, { logger: logs.logger }));
-      expect(result).toEqual({ ran: true, pages: 1, seen: 0, enqueued: 0, expired: 2, atRisk: 2 });
+      expect(result).toEqual({ ran: true, pages: 1, seen: 0, enqueued: 0, unusable: 0, withoutEnd: 0, corrected: 0, expired: 2, atRisk: 2 });
       const { rows } = await pool().query("select call_session_id, last_error from call_sessions where status = 'expired' order by 1");
       expect(rows).toEqual([
         { call_session_id: 'gone-dead', last_error: `${EXPIRED_ERROR}; last error: HTTP 401` },

@@ -156,6 +156,49 @@ describe('simulator: call_stats (QueryCallSessionStats)', () => {
     }
   });
 
+  it('lists rows without the optional window, and broken rows, still filtered and sorted on the true times', async () => {
+    const own = await startSimulator({ apiKey: 'k', apiSecret: 's', now: () => new Date(clock) });
+    try {
+      const base = new Date('2026-05-01T00:00:00Z');
+      const noEnd = generateSession({ seed: 'q-end', size: 2, endedAt: base, statsRow: { omit: ['call_ended_at'] } });
+      const noWindow = generateSession({ seed: 'q-window', size: 2, endedAt: new Date(base.getTime() + 60_000), statsRow: { omit: ['call_started_at', 'call_ended_at'] } });
+      const noId = generateSession({ seed: 'q-id', size: 2, endedAt: new Date(base.getTime() + 120_000), statsRow: { unusable: 'no_call_session_id' } });
+      const numericId = generateSession({ seed: 'q-num', size: 2, endedAt: new Date(base.getTime() + 180_000), statsRow: { unusable: 'call_id_not_string' } });
+      for (const session of [noEnd, noWindow, noId, numericId]) own.addSession(session);
+      const ownClient = await createSimClient(own);
+      const reply = await ownClient.callStats({ filter_conditions: { session_ended_at: { $gte: base.toISOString() } } });
+      const rows = reply.json.call_stats as Record<string, unknown>[];
+      expect(rows).toHaveLength(4);
+      expect(rows[0]).toMatchObject({ call_session_id: noEnd.callSessionId, call_started_at: noEnd.startedAt.toISOString().replace('.000Z', 'Z') });
+      expect(rows[0]).not.toHaveProperty('call_ended_at');
+      expect(rows[1]).toMatchObject({ call_session_id: noWindow.callSessionId, generated_at: expect.any(String) });
+      expect(rows[1]).not.toHaveProperty('call_started_at');
+      expect(rows[1]).not.toHaveProperty('call_ended_at');
+      expect(rows[2]).toMatchObject({ call_type: noId.callType, call_id: noId.callId });
+      expect(rows[2]).not.toHaveProperty('call_session_id');
+      expect(rows[3]).toMatchObject({ call_session_id: numericId.callSessionId, call_id: expect.any(Number) });
+    } finally {
+      await own.close();
+    }
+  });
+
+  it('spreads a dataset over 89 days, with seeded shares of rough rows', () => {
+    const newest = new Date('2026-06-10T18:00:00Z');
+    const options = { seed: 'spread', sizes: Array.from({ length: 60 }, () => 1), endedAt: newest, spreadDays: 89, withoutEndShare: 0.2, withoutWindowShare: 0.1, unusableShare: 0.1 };
+    const spread = generateDataset(options);
+    expect(spread[0]?.endedAt).toEqual(newest);
+    expect(spread.at(-1)?.endedAt).toEqual(new Date(newest.getTime() - 89 * 86_400_000));
+    const ends = spread.map((s) => s.endedAt.getTime());
+    expect(ends).toEqual([...ends].sort((a, b) => b - a));
+    const kinds = spread.map((s) => (s.statsRow?.unusable ? 'unusable' : s.statsRow?.omit?.length === 2 ? 'window' : s.statsRow?.omit ? 'end' : 'full'));
+    for (const kind of ['unusable', 'window', 'end', 'full']) expect(kinds, kind).toContain(kind);
+    // Same seed, same dataset; without the options, the same sessions as before they existed.
+    expect(generateDataset(options)).toEqual(spread);
+    const plain = generateDataset({ seed: 'spread', sizes: [3, 2], endedAt: newest });
+    expect(plain.every((s) => s.statsRow === undefined)).toBe(true);
+    expect(plain.map((s) => s.callSessionId)).toEqual(generateDataset({ seed: 'spread', sizes: [3, 2], endedAt: newest, unusableShare: 0 }).map((s) => s.callSessionId));
+  });
+
   it('refuses bad limits, fields, operators, dates, sorts and foreign cursors with 400', async () => {
     const first = await client.callStats({ limit: 2, filter_conditions: { session_ended_at: { $gte: '2026-01-01T00:00:00Z' } } });
     const bodies: unknown[] = [

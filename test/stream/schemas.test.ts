@@ -188,9 +188,64 @@ describe('parseCallSessionStatsPage', () => {
       next: '',
     });
     expect(parsed.next).toBeNull();
+    expect(parsed.unusable).toBeUndefined();
     expect(parsed.rows).toEqual([
       { callType: 'default', callId: 'a', callSessionId: 's1', generatedAt: new Date('2026-01-02T00:00:00Z'), sessionStartedAt: null, sessionEndedAt: new Date('2026-01-01T11:00:00Z') },
       { callType: 'default', callId: 'b', callSessionId: 's2', generatedAt: new Date('2026-01-01T00:00:00Z'), sessionStartedAt: new Date('2026-01-01T09:00:00Z'), sessionEndedAt: new Date('2026-01-01T10:00:00Z') },
     ]);
+  });
+
+  it('keeps rows without the optional session window, with null dates', () => {
+    const parsed = parseCallSessionStatsPage({
+      call_stats: [
+        { call_type: 'default', call_id: 'a', call_session_id: 's1', generated_at: '2026-01-02T00:00:00Z', counts: {}, call_started_at: '2026-01-01T09:00:00Z' },
+        { call_type: 'default', call_id: 'b', call_session_id: 's2', counts: {}, call_ended_at: null },
+      ],
+      next: 'n2',
+    });
+    expect(parsed.unusable).toBeUndefined();
+    expect(parsed.next).toBe('n2');
+    expect(parsed.rows.map((r) => [r.callSessionId, r.sessionStartedAt, r.sessionEndedAt, r.generatedAt])).toEqual([
+      ['s1', new Date('2026-01-01T09:00:00Z'), null, new Date('2026-01-02T00:00:00Z')],
+      ['s2', null, null, null],
+    ]);
+  });
+
+  it('returns rows that name no session apart, with why and whatever ids they had, and keeps the rest of the page', () => {
+    const parsed = parseCallSessionStatsPage({
+      call_stats: [
+        { call_type: 'default', call_id: 'a', generated_at: '2026-01-02T00:00:00Z', counts: {} },
+        { call_type: 'default', call_id: 'ok', call_session_id: 'good', generated_at: '2026-01-02T00:00:00Z', counts: {} },
+        { call_type: 'default', call_id: 42, call_session_id: 's3', counts: {} },
+        { call_type: '', call_id: 'c', call_session_id: 's4', counts: {} },
+        'not a row',
+        null,
+      ],
+      next: 'more',
+    });
+    expect(parsed.rows.map((r) => r.callSessionId)).toEqual(['good']);
+    expect(parsed.next).toBe('more');
+    expect(parsed.unusable).toEqual([
+      { index: 0, reason: 'call_session_id: expected a non-empty string, received undefined', ids: { callType: 'default', callId: 'a' } },
+      { index: 2, reason: 'call_id: expected a non-empty string, received number', ids: { callType: 'default', callSessionId: 's3' } },
+      { index: 3, reason: 'call_type: expected a non-empty string, received an empty string', ids: { callId: 'c', callSessionId: 's4' } },
+      { index: 4, reason: 'expected object, received string', ids: {} },
+      { index: 5, reason: 'expected object, received null', ids: {} },
+    ]);
+  });
+
+  it('reads an unreadable date as absent, says which, and keeps the row', () => {
+    const parsed = parseCallSessionStatsPage({
+      call_stats: [{ call_type: 'default', call_id: 'a', call_session_id: 's1', counts: {}, generated_at: 'yesterday', call_started_at: '2026-01-01T09:00:00Z', call_ended_at: '2026-02-30T10:00:00Z' }],
+    });
+    expect(parsed.unusable).toBeUndefined();
+    expect(parsed.rows[0]).toMatchObject({ callSessionId: 's1', sessionStartedAt: new Date('2026-01-01T09:00:00Z'), sessionEndedAt: null, generatedAt: null });
+    expect(parsed.rows[0]?.dateProblems).toEqual([expect.stringMatching(/^call_ended_at: .*calendar date/), expect.stringMatching(/^generated_at: /)]);
+  });
+
+  it('still fails the page when the envelope is wrong', () => {
+    expect(() => parseCallSessionStatsPage({ call_stats: {} })).toThrow(/call_stats response: call_stats/);
+    expect(() => parseCallSessionStatsPage({ call_stats: [], next: 5 })).toThrow(/call_stats response: next/);
+    expect(() => parseCallSessionStatsPage('nope')).toThrow(/call_stats response/);
   });
 });
