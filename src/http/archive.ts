@@ -6,6 +6,7 @@ import { summarizeParticipantSessions } from '../archive/summary.ts';
 import { apiErrorBody, STREAM_ERROR_CODES } from '../stream/api-error.ts';
 import { FilterError, parseParticipantFilter, type ParticipantFilter } from '../stream/filters.ts';
 import { isValidServerToken } from '../stream/token.ts';
+import { isDataError } from '../db/sqlstate.ts';
 import type { AppDeps } from './app.ts';
 
 /**
@@ -42,7 +43,9 @@ class ArchiveRequestError extends Error {
 
 export const archivePlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
   const { db } = deps.database;
-  const secrets = [deps.config.stream.apiSecret, ...deps.config.stream.previousApiSecrets];
+  // The current secret alone: STREAM_PREVIOUS_API_SECRETS keeps webhooks verifying while Stream
+  // switches over, but a secret rotated out (perhaps because it leaked) must not read the archive.
+  const secrets = [deps.config.stream.apiSecret];
   // Stream's `duration` counts from the request's arrival.
   const started = new WeakMap<FastifyRequest, number>();
   const elapsedMs = (request: FastifyRequest) => performance.now() - (started.get(request) ?? performance.now());
@@ -60,7 +63,10 @@ export const archivePlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
         .code(error.status)
         .send(apiErrorBody(error.status, error.code, error.message, { startedAt: startedAt(request), exceptionFields }));
     }
-    const status = error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
+    // A value Postgres refuses for its content (SQLSTATE class 22, e.g. a NUL in text) is the
+    // caller's input, not our failure: refuseNul catches the known paths first; this is the backstop.
+    const dataError = isDataError(error);
+    const status = dataError ? 400 : error.statusCode && error.statusCode >= 400 && error.statusCode < 500 ? error.statusCode : 500;
     if (status < 500) {
       return reply.code(status).send(apiErrorBody(status, STREAM_ERROR_CODES.input, error.message, { startedAt: startedAt(request) }));
     }
@@ -82,10 +88,12 @@ export const archivePlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
   // then the input; the session last.
   app.get<ArchiveRoute>(BASE_PATH, async (request, reply) => {
     await verifyStreamAuth(request, deps.config.stream.apiKey, secrets);
+    refuseNul(request.params);
     const filters = parseFilter(request.query.filter_conditions);
     const limit = parseLimit(request.query.limit);
     const scope = createCursorScope(request.params.session, filters);
     const cursor = parseCursorParams(request.query, scope);
+    if (cursor) refuseNul({ [cursor.direction]: cursor.key });
     const session = await findSession(request);
     const page = await readParticipantPage(db, { callSessionId: session.callSessionId, filters, limit, cursor });
 
@@ -100,6 +108,7 @@ export const archivePlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
 
   app.get<ArchiveRoute>(`${BASE_PATH}/summary`, async (request, reply) => {
     await verifyStreamAuth(request, deps.config.stream.apiKey, secrets);
+    refuseNul(request.params);
     const filters = parseFilter(request.query.filter_conditions);
     const session = await findSession(request);
     const summary = await summarizeParticipantSessions(db, { callSessionId: session.callSessionId, filters });
@@ -118,8 +127,26 @@ function sessionFields(session: ArchivedSession) {
 }
 
 /**
+ * Postgres text cannot hold U+0000, so an id or value carrying one would fail its query with a 500;
+ * it names nothing the archive can hold, so it is refused as input (400 in Stream's shape),
+ * naming where it was found. Walks strings, arrays and plain objects.
+ */
+function refuseNul(values: Record<string, unknown>): void {
+  for (const [field, value] of Object.entries(values)) {
+    if (holdsNul(value)) throw new ArchiveRequestError(400, STREAM_ERROR_CODES.input, `${field} holds a NUL character (U+0000), which no stored value can contain`, field);
+  }
+}
+
+function holdsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(holdsNul);
+  if (value !== null && typeof value === 'object') return Object.entries(value).some(([key, inner]) => key.includes('\u0000') || holdsNul(inner));
+  return false;
+}
+
+/**
  * Stream's server-side auth (stream-api.md §3): `api_key` in the query, a server JWT (HS256 under
- * the API secret or a previous one) bare in Authorization, `stream-auth-type: jwt`. Messages never
+ * the current API secret only) bare in Authorization, `stream-auth-type: jwt`. Messages never
  * echo the token or the key.
  */
 async function verifyStreamAuth(request: FastifyRequest<ArchiveRoute>, apiKey: string, secrets: readonly string[]): Promise<void> {
@@ -139,7 +166,9 @@ function parseFilter(raw: unknown): ParticipantFilter[] {
     throw new ArchiveRequestError(400, STREAM_ERROR_CODES.input, 'filter_conditions must be given once, as URL-encoded JSON', 'filter_conditions');
   }
   try {
-    return parseParticipantFilter(raw);
+    const filters = parseParticipantFilter(raw);
+    refuseNul({ filter_conditions: filters });
+    return filters;
   } catch (error) {
     if (error instanceof FilterError) throw new ArchiveRequestError(400, STREAM_ERROR_CODES.input, error.message, 'filter_conditions');
     throw error;

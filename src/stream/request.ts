@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
 import { Pool } from 'undici';
 import packageJson from '../../package.json' with { type: 'json' };
+import { AppError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { StreamApiError, failureForStatus, type RateLimitInfo } from './errors.ts';
@@ -99,7 +100,7 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
 
   async function request(req: StreamRequest): Promise<StreamResponse> {
     if (!options.onOutcome) return exchangeOnce(req);
-    const url = `${base.origin}${basePath}/${req.path.map(encodeURIComponent).join('/')}`;
+    const url = `${base.origin}${basePath}/${encodePath(req.path)}`;
     try {
       const response = await exchangeOnce(req);
       options.onOutcome({ operation: req.operation, method: req.method, url, status: response.status, error: null });
@@ -131,7 +132,7 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
     const onCallerAbort = () => exchange.abort(req.signal?.reason);
     req.signal?.addEventListener('abort', onCallerAbort, { once: true });
     const signal = exchange.signal;
-    const path = `${basePath}/${req.path.map(encodeURIComponent).join('/')}?${queryString({ api_key: options.apiKey, ...req.query })}`;
+    const path = `${basePath}/${encodePath(req.path)}?${queryString({ api_key: options.apiKey, ...req.query })}`;
     const headers: Record<string, string> = {
       authorization: signedToken ?? (await token),
       'stream-auth-type': 'jwt',
@@ -209,7 +210,7 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
     const message = apiError?.message ? `: ${truncate(apiError.message, 300)}` : '';
     const noRoute = status === 404 && req.notFound === 'no_route';
     const hint = noRoute
-      ? ` at ${base.origin}${basePath}/${req.path.map(encodeURIComponent).join('/')}: that is not Stream's API there; check STREAM_BASE_URL (${options.baseUrl})`
+      ? ` at ${base.origin}${basePath}/${encodePath(req.path)}: that is not Stream's API there; check STREAM_BASE_URL (${options.baseUrl})`
       : '';
     throw new StreamApiError(`Stream ${req.operation} answered ${status}${code}${message}${hint}`, {
       operation: req.operation,
@@ -233,6 +234,26 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
       await pool.close();
     },
   };
+}
+
+/**
+ * Path segments as data, whatever they hold. encodeURIComponent leaves `.` alone, so an id of
+ * `.` or `..` would be a dot segment that URL normalisation (in proxies, load balancers, or the
+ * server) resolves away, sending the signed request to another path; such a segment is written
+ * percent-encoded instead. A lone surrogate cannot be encoded at all (encodeURIComponent throws
+ * URIError): it is refused as a client error naming the segment's position, never altered.
+ */
+export function encodePath(segments: readonly string[]): string {
+  return segments
+    .map((segment, index) => {
+      if (segment === '.' || segment === '..') return segment.replaceAll('.', '%2E');
+      try {
+        return encodeURIComponent(segment);
+      } catch {
+        throw new AppError('STREAM_INVALID_PATH', `path segment ${index + 1} holds a lone surrogate and cannot be sent as it is`);
+      }
+    })
+    .join('/');
 }
 
 /**

@@ -11,6 +11,7 @@ import { generateSession, type SimSession } from '../../src/simulator/generate.t
 import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
 import { participantJson } from '../../src/simulator/wire.ts';
 import { createServerToken } from '../../src/stream/token.ts';
+import { createCursorScope, encodeArchiveCursor } from '../../src/archive/cursor.ts';
 import { expectedSession, insertCallSession, insertEntries, type WireEntry } from '../helpers/attendance-data.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 
@@ -285,11 +286,34 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     const missingKey = await fetch(`${baseUrl}${pathOf(big)}`, { headers: { authorization: good, 'stream-auth-type': 'jwt' } });
     expect(missingKey.status).toBe(401);
 
+    // A secret rotated out verifies webhooks for a while, but never reads the archive.
     const rotated = await get(pathOf(big), { limit: '1' }, { authorization: await createServerToken(OLD_SECRET), 'stream-auth-type': 'jwt' });
-    expect(rotated.status).toBe(200);
+    expect(rotated.status).toBe(401);
+    expect(rotated.body).toMatchObject({ code: 5, StatusCode: 401, message: 'JWT token is not valid' });
+    expect((await get(pathOf(big, '/summary'), {}, { authorization: await createServerToken(OLD_SECRET), 'stream-auth-type': 'jwt' })).status).toBe(401);
     await expect(new StreamClient(API_KEY, 'wrong-secret', { basePath: baseUrl }).video.queryCallParticipantSessions({ type: big.callType, id: big.callId, session: big.callSessionId })).rejects.toMatchObject({ code: 5 });
     // Auth comes before everything else: even an unknown session is a 401 without a token.
     expect((await get('/api/v2/video/call/default/x/session/unknown/participant_sessions', {}, {})).status).toBe(401);
+  });
+
+  it('answers 400 in Stream’s shape, never 500, for a NUL in the path, a filter value, a filter key or a cursor key', async () => {
+    const nulPath = '/api/v2/video/call/default/archive-call/session/a%00b/participant_sessions';
+    const scope = createCursorScope(big.callSessionId, []);
+    const cases: [string, Record<string, string>, string][] = [
+      [nulPath, {}, 'session'],
+      [`${nulPath}/summary`, {}, 'session'],
+      ['/api/v2/video/call/def%00ault/archive-call/session/x/participant_sessions', {}, 'type'],
+      [pathOf(big), { filter_conditions: JSON.stringify({ user_id: { $eq: 'a\u0000b' } }) }, 'filter_conditions'],
+      [pathOf(big), { filter_conditions: JSON.stringify({ user_id: { $in: ['ok', 'a\u0000b'] } }) }, 'filter_conditions'],
+      [pathOf(big, '/summary'), { filter_conditions: JSON.stringify({ user_id: { $eq: 'a\u0000b' } }) }, 'filter_conditions'],
+      [pathOf(big), { next: encodeArchiveCursor({ direction: 'next', key: 'a\u0000b', scope }) }, 'next'],
+    ];
+    for (const [path, params, field] of cases) {
+      const res = await get(path, params);
+      expect(res.status, `${path} ${JSON.stringify(params)}`).toBe(400);
+      expect(res.body).toMatchObject({ code: 4, StatusCode: 400 });
+      expect(res.body.exception_fields?.[field] ?? res.body.message).toMatch(/NUL|filter_conditions/);
+    }
   });
 
   it('answers 404 with Stream’s error for a session the archive does not know, or under another call', async () => {
