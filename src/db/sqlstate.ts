@@ -43,3 +43,16 @@ export function isSchemaMissing(error: unknown): boolean {
   const code = sqlState(error);
   return code === SQLSTATE.undefinedTable || code === SQLSTATE.undefinedColumn;
 }
+
+/**
+ * Postgres refused what a statement carried, not the statement or the server: classes 22 (data
+ * exception: a NUL in text, a malformed value), 23 (integrity violation) and 54 (program limit
+ * exceeded: 54001, stack depth exceeded or statement too complex, which a jsonb nested thousands
+ * deep raises; 54000, a value over a size limit). The same values fail the same way on every
+ * retry, and in a batch they fail their neighbours too, so a batch that raises one is split to
+ * find the event at fault. Connection loss, timeouts, lock and serialization failures are not.
+ */
+export function isContentError(error: unknown): boolean {
+  const code = sqlState(error);
+  return code !== undefined && /^(2[23]|54)/.test(code);
+}

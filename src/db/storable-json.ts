@@ -4,6 +4,8 @@
  * participant entry would fail its write on every retry. They are made storable instead: NULs are
  * dropped and lone surrogates become U+FFFD, in keys as in values; everything else is kept
  * exactly, and text without them (nearly all of it) takes the fast path untouched.
+ * This is for content only: an id (call_cid, session_id) that would need it is refused at intake
+ * instead (src/stream/webhook-events.ts), since an altered id names another session.
  */
 
 // In JSON text both can only arrive escaped (`\u0000`, `\ud800`): raw NUL bytes are not valid

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { isDataError } from '../db/sqlstate.ts';
+import { isContentError } from '../db/sqlstate.ts';
 import { storableJson } from '../db/storable-json.ts';
 import { withDeadline } from '../deadline.ts';
 import { AppError } from '../errors.ts';
@@ -106,29 +106,57 @@ const NOTIFY_AND_REPORT = `
     from event e left join session s on s.call_session_id = e.session_id`;
 
 /*
- * call.stats_report_ready: the report is in, archive now. Insert or update whatever the current
- * status: a complete, expired or dead session is re-archived from the start (upserts make a re-run
- * safe), a retrying one starts over with a fresh attempt budget, and a running one is taken back:
- * clearing lease_owner fences out the worker that was paging it, since every worker write checks
- * the lease owner. So: status 'pending', next_attempt_at now(), stats_report_ready_at = the event's
- * created_at, retention_expires_at = session_ended_at + 90 days when the end is known (Stream
- * keeps the detail 90 days from the end), else the plausible created_at (see
- * PLAUSIBLE_CREATED_AT) + 90 days, attempts 0, cursor null, lease cleared.
- * A null created_at means "unknown", read as now().
+ * Which report a session's archive was last started for: stats_report_ready_at holds its
+ * created_at. X-WEBHOOK-ID is not signed (design.md, "Signature first"), so one captured signed
+ * body can be re-sent under any number of fresh ids; the red team's 173 replays in 10 s each reset
+ * the session, costing 2,632 Stream calls and 172 fenced-out runs. So a report acts only when it
+ * is newer than the one already acted on:
+ *   - the session has no report acted on yet (stats_report_ready_at null), or
+ *   - its created_at is later than stats_report_ready_at.
+ * Equal or earlier is a replay (or a stale copy) and changes nothing, whatever the status: a
+ * running archive keeps its lease and cursor, a complete one is not re-archived, a retrying or
+ * dead one keeps its schedule and attempts. Its event is still stored in webhook_events.
+ *
+ * A created_at counts for the comparison only while it is not more than 1 hour ahead of the
+ * receive time (the upper edge of PLAUSIBLE_CREATED_AT's band). An absent created_at, or one
+ * further ahead, says nothing about order: such a report acts only on a session with no report
+ * acted on yet, and then records the receive time. Comparing a far-future created_at as it is
+ * would let one bad clock block every later report for ever; recording it but comparing now()
+ * would let each replay look newer than the last. A created_at far behind is kept for the
+ * comparison (unlike the retention estimate): being old can only make a report look older.
+ * A stored stats_report_ready_at itself more than 1 hour ahead (written before this rule) is
+ * treated as no report acted on, so one report repairs it.
+ */
+const REPORTED_AT = (column: string) => `case when ${column} <= now() + interval '1 hour' then ${column} end`;
+
+/*
+ * call.stats_report_ready: the report is in, archive now, if it is newer (see REPORTED_AT). Insert
+ * or update whatever the current status: a complete, expired or dead session is re-archived from
+ * the start (upserts make a re-run safe), a retrying one starts over with a fresh attempt budget,
+ * and a running one is taken back: clearing lease_owner fences out the worker that was paging it,
+ * since every worker write checks the lease owner. So: status 'pending', next_attempt_at now(),
+ * stats_report_ready_at = the event's created_at (REPORTED_AT, else now()), retention_expires_at =
+ * session_ended_at + 90 days when the end is known (Stream keeps the detail 90 days from the end),
+ * else the plausible created_at (see PLAUSIBLE_CREATED_AT) + 90 days, attempts 0, cursor null,
+ * lease cleared. A replay's session is left alone, returns no row, so it is not due and wakes no one.
+ * Several reports for one session in a batch: the one with the latest comparable created_at acts
+ * (as consecutive statements would end), ties to the one delivered last. The newer-than test is in
+ * the update's where, against the row as locked, so concurrent copies in two replicas' batches
+ * cannot both reset it.
  */
 const STATS_REPORT_READY_SQL = `
   with input as (
     select i.*, b.payload from unnest(${INPUT_ARRAYS}) with ordinality as i(${INPUT_COLUMNS}, n) join ${PAYLOADS} using (n)
   ), event as (${INSERT_EVENTS}
   ), fresh as (
-    select distinct on (i.session_id) i.*
+    select distinct on (i.session_id) i.*, ${REPORTED_AT('i.created_at')} as reported_at
       from input i join event e on e.webhook_id = i.webhook_id
-     order by i.session_id, i.n desc
+     order by i.session_id, ${REPORTED_AT('i.created_at')} desc nulls last, i.n desc
   ), session as (
     insert into call_sessions as s
       (call_session_id, call_type, call_id, call_cid, status, next_attempt_at, stats_report_ready_at, retention_expires_at)
     select f.session_id, f.call_type, f.call_id, f.call_cid, 'pending', now(),
-           coalesce(f.created_at, now()), ${PLAUSIBLE_CREATED_AT('f.created_at')} + ${RETENTION}
+           coalesce(f.reported_at, now()), ${PLAUSIBLE_CREATED_AT('f.created_at')} + ${RETENTION}
       from fresh f
     on conflict (call_session_id) do update set
       status = 'pending',
@@ -140,6 +168,9 @@ const STATS_REPORT_READY_SQL = `
       lease_owner = null,
       lease_expires_at = null,
       updated_at = now()
+    where s.stats_report_ready_at is null
+       or s.stats_report_ready_at > now() + interval '1 hour'
+       or exists (select from fresh r where r.session_id = excluded.call_session_id and r.reported_at > s.stats_report_ready_at)
     returning call_session_id, next_attempt_at <= now() as due
   ), ${NOTIFY_AND_REPORT}`;
 
@@ -232,8 +263,9 @@ interface Waiting {
  * Every caller is answered after the commit of its own batch: stored, or a duplicate (also when
  * its id came twice in one batch: the first copy is stored, the others wait for that commit and
  * answer duplicate). A batch that fails fails each of its callers with the same error (503 for
- * them), except a data error (SQLSTATE class 22/23, one event Postgres refuses): then its events
- * are retried one statement each, so only the offending one fails.
+ * them), except a content error (isContentError: an event Postgres refuses for what it holds):
+ * then the batch is split until the offending events stand alone (see
+ * storeIsolatingContentErrors), so only they fail and every other event commits.
  */
 export function createWebhookEnqueuer(pool: pg.Pool, options: WebhookEnqueuerOptions): WebhookEnqueuer {
   const maxBatch = options.maxBatch ?? DEFAULT_MAX_BATCH;
@@ -243,35 +275,15 @@ export function createWebhookEnqueuer(pool: pg.Pool, options: WebhookEnqueuerOpt
   let pumpScheduled = false;
 
   const runBatch = async (batch: Waiting[]): Promise<void> => {
-    // Later copies of an id in this batch answer duplicate once the first copy's commit is done.
+    // Later copies of an id in this batch answer duplicate once the first copy's commit is done;
+    // copies of an id share its first copy's fate.
     const firsts = new Map<string, Waiting>();
     for (const waiting of batch) if (!firsts.has(waiting.input.webhookId)) firsts.set(waiting.input.webhookId, waiting);
-    const inputs = [...firsts.values()].map((w) => w.input);
-    let results: Map<string, EnqueueResult>;
-    try {
-      results = await storeBatch(pool, inputs, options.deadlineMs);
-    } catch (error) {
-      if (inputs.length > 1 && isDataError(error)) {
-        // One statement per event now; copies of an id share its first copy's fate.
-        await Promise.all(
-          [...firsts.values()].map(async (first) => {
-            const copies = batch.filter((w) => w.input.webhookId === first.input.webhookId);
-            try {
-              const single = await storeBatch(pool, [first.input], options.deadlineMs);
-              for (const w of copies) w.resolve((w === first ? single.get(w.input.webhookId) : undefined) ?? { stored: false, due: false });
-            } catch (singleError) {
-              for (const w of copies) w.reject(singleError);
-            }
-          }),
-        );
-        return;
-      }
-      for (const waiting of batch) waiting.reject(error);
-      return;
-    }
+    const outcomes = await storeIsolatingContentErrors(pool, [...firsts.values()].map((w) => w.input), options.deadlineMs);
     for (const waiting of batch) {
-      const result = firsts.get(waiting.input.webhookId) === waiting ? results.get(waiting.input.webhookId) : undefined;
-      waiting.resolve(result ?? { stored: false, due: false });
+      const outcome = outcomes.get(waiting.input.webhookId);
+      if (outcome !== undefined && 'error' in outcome) waiting.reject(outcome.error);
+      else waiting.resolve((firsts.get(waiting.input.webhookId) === waiting ? outcome : undefined) ?? { stored: false, due: false });
     }
   };
 
@@ -322,6 +334,50 @@ function takeBatch(queue: Waiting[], max: number): Waiting[] {
   }
   queue.length = kept;
   return batch;
+}
+
+type StoreOutcome = EnqueueResult | { readonly error: unknown };
+
+/*
+ * One event Postgres refuses for its content used to fail its whole batch: the red team's event
+ * nested 100,000 deep raised 54001 and 60 of 61 concurrent webhooks got 503 with it, again on each
+ * of Stream's retries. The failed batch is halved and each half sent again, one after the other
+ * (one connection, as the batch had), until the events at fault are alone: n events with one bad
+ * one cost about 2·log2(n) more statements (16 for a batch of 200) rather than n, and a batch
+ * rarely holds more than one. The halves keep the batch's order. A failure that is not about
+ * content (the database went away meanwhile) fails the events of the part that raised it and of
+ * every part not yet sent; parts already committed keep their results.
+ */
+async function storeIsolatingContentErrors(
+  pool: pg.Pool,
+  inputs: readonly WebhookEventToEnqueue[],
+  timeoutMs: number,
+): Promise<Map<string, StoreOutcome>> {
+  const outcomes = new Map<string, StoreOutcome>();
+  let unavailable: { error: unknown } | undefined;
+  const store = async (part: readonly WebhookEventToEnqueue[]): Promise<void> => {
+    if (unavailable !== undefined) {
+      for (const input of part) outcomes.set(input.webhookId, unavailable);
+      return;
+    }
+    try {
+      const results = await storeBatch(pool, part, timeoutMs);
+      for (const input of part) outcomes.set(input.webhookId, results.get(input.webhookId) ?? { stored: false, due: false });
+    } catch (error) {
+      if (!isContentError(error)) {
+        unavailable = { error };
+        for (const input of part) outcomes.set(input.webhookId, unavailable);
+      } else if (part.length === 1) {
+        outcomes.set(part[0]!.webhookId, { error });
+      } else {
+        const middle = Math.ceil(part.length / 2);
+        await store(part.slice(0, middle));
+        await store(part.slice(middle));
+      }
+    }
+  };
+  await store(inputs);
+  return outcomes;
 }
 
 /** One statement for events of one kind; the result per inserted webhook id (absent: duplicate). */

@@ -30,15 +30,15 @@ export interface WebhookTestApp {
   readonly logs: string[];
 }
 
-/** The whole app (buildApp) over `database`, silent unless `captureLogs` asks for warn and above. */
+/** The whole app (buildApp) over `database`, silent unless `captureLogs` asks for `logLevel` (default warn) and above. */
 export async function createWebhookTestApp(
   database: Database,
-  options: { captureLogs?: boolean; previousApiSecrets?: readonly string[] } = {},
+  options: { captureLogs?: boolean; logLevel?: 'info' | 'warn'; previousApiSecrets?: readonly string[] } = {},
 ): Promise<WebhookTestApp> {
   const logs: string[] = [];
   const logger: Logger = options.captureLogs
     ? createLogger({
-        level: 'warn',
+        level: options.logLevel ?? 'warn',
         destination: new Writable({
           write(chunk, _encoding, callback) {
             logs.push(String(chunk));

@@ -1,10 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { startSilentServer } from '../helpers/silent-server.ts';
+import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../src/db/client.ts';
 import { MAX_WEBHOOK_BODY_BYTES } from '../../src/http/webhooks.ts';
+import { MAX_WEBHOOK_JSON_DEPTH } from '../../src/stream/webhook-events.ts';
 import type { Metrics } from '../../src/metrics.ts';
 import { SESSIONS_DUE_CHANNEL } from '../../src/queue/enqueue.ts';
 import { signWebhook } from '../../src/stream/signature.ts';
@@ -321,6 +323,76 @@ describe('POST /webhooks/stream: refused', () => {
     expect(logs.slice(logged).join('')).toContain('webhook event cannot be stored');
   });
 
+  it(`400 for signed JSON nested deeper than ${MAX_WEBHOOK_JSON_DEPTH}, before any database work; ${MAX_WEBHOOK_JSON_DEPTH} itself is stored`, async () => {
+    const nested = (depth: number) => {
+      const sessionId = randomUUID();
+      return { sessionId, body: `${JSON.stringify(buildStatsReportReadyEvent({ sessionId })).slice(0, -1)},"deep":${'['.repeat(depth - 1)}"[{\\"}"${']'.repeat(depth - 1)}}` };
+    };
+    for (const depth of [MAX_WEBHOOK_JSON_DEPTH + 1, 100_000]) {
+      const { sessionId, body } = nested(depth);
+      const res = await deliverWebhook(app, body);
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toEqual({ error: `JSON nested deeper than ${MAX_WEBHOOK_JSON_DEPTH}` });
+      expect(await count('call_sessions', 'call_session_id', sessionId)).toBe(0);
+    }
+    // The root object is level 1 and its depth - 1 arrays the rest: exactly the limit is stored.
+    const { sessionId, body } = nested(MAX_WEBHOOK_JSON_DEPTH);
+    expect((await deliverWebhook(app, body)).statusCode).toBe(200);
+    expect(await count('call_sessions', 'call_session_id', sessionId)).toBe(1);
+  });
+
+  it('answers 200 to 60 concurrent deliveries and 400 to the one nested 100,000 deep among them', async () => {
+    const bodies: (string | Record<string, unknown>)[] = Array.from({ length: 60 }, () => buildStatsReportReadyEvent());
+    bodies.splice(30, 0, `${JSON.stringify(buildStatsReportReadyEvent()).slice(0, -1)},"deep":${'['.repeat(100_000)}${']'.repeat(100_000)}}`);
+    const answers = await Promise.all(bodies.map((body) => deliverWebhook(app, body)));
+    expect(answers.map((a) => a.statusCode)).toEqual([...Array(30).fill(200), 400, ...Array(30).fill(200)]);
+  });
+
+  it.each([
+    ['session_id', (id: string) => ({ session_id: id })],
+    ['call_cid (call id)', (id: string) => ({ call_cid: `default:${id}` })],
+    ['call_cid (call type)', (id: string) => ({ call_cid: `${id}:call-1` })],
+  ])('400 for a %s holding invalid UTF-8 bytes, instead of storing U+FFFD in their place', async (_, change) => {
+    const marker = randomUUID();
+    for (const body of [buildStatsReportReadyEvent(), buildSessionEndedEvent()]) {
+      const text = JSON.stringify({ ...body, ...change(`${marker}-BAD`) });
+      const [before, after] = text.split('BAD') as [string, string];
+      // 0xC3 0x28: a lead byte followed by one that cannot continue it.
+      const raw = Buffer.concat([Buffer.from(before), Buffer.from([0xc3, 0x28]), Buffer.from(after)]);
+      const res = await deliverWebhook(app, raw);
+      expect(res.statusCode).toBe(400);
+      expect(res.json()).toEqual({ error: 'call_cid or session_id holds invalid characters' });
+    }
+    const { rows } = await testDb.current.database.pool.query('select count(*)::int as n from webhook_events where session_id like $1 or call_cid like $1', [`%${marker}%`]);
+    expect(rows[0].n).toBe(0);
+  });
+
+  it.each([
+    ['session_id', 'session_id', '"cs-\\ud800-x"'],
+    ['session_id', 'session_id', '"cs-\\udc00\\ud800-x"'],
+    ['call_cid', 'call_cid', '"default:call-\\udfff"'],
+  ])('400 for a %s holding a lone surrogate escape (%#), which could only be stored altered', async (_, key, value) => {
+    const webhookId = randomUUID();
+    const base = buildStatsReportReadyEvent();
+    const body = JSON.stringify(base).replace(`"${key}":${JSON.stringify(base[key])}`, `"${key}":${value}`);
+    expect(body).toContain(value);
+    const res = await deliverWebhook(app, body, { webhookId });
+    expect(res.statusCode).toBe(400);
+    expect(await count('webhook_events', 'webhook_id', webhookId)).toBe(0);
+  });
+
+  it('stores ids exactly when they hold a real U+FFFD or a surrogate pair, and a payload with invalid UTF-8 outside the ids', async () => {
+    const sessionId = `cs-\ufffd-🎧-${randomUUID()}`;
+    expect((await deliverWebhook(app, buildStatsReportReadyEvent({ sessionId, callCid: 'default:call-\ufffd' }))).statusCode).toBe(200);
+    expect(await count('call_sessions', 'call_session_id', sessionId)).toBe(1);
+    const plain = buildStatsReportReadyEvent();
+    const [before, after] = JSON.stringify({ ...plain, note: 'BAD' }).split('BAD') as [string, string];
+    const webhookId = randomUUID();
+    const res = await deliverWebhook(app, Buffer.concat([Buffer.from(before), Buffer.from([0xff]), Buffer.from(after)]), { webhookId });
+    expect(res.statusCode).toBe(200);
+    expect(await count('call_sessions', 'call_session_id', plain.session_id as string)).toBe(1);
+  });
+
   it('400 for an X-WEBHOOK-ID longer than any Stream sends', async () => {
     expect((await deliverWebhook(app, buildStatsReportReadyEvent(), { webhookId: 'w'.repeat(300) })).statusCode).toBe(400);
   });
@@ -378,6 +450,35 @@ describe('POST /webhooks/stream: database unavailable', () => {
     } finally {
       await test.app.close();
       await database.close();
+    }
+  });
+
+  it('logs an outage as its first refusal in full, then summaries, then one line when the database is back', async () => {
+    const target = new URL(testDb.current.url);
+    const proxy = await startTcpProxy(target.hostname, Number(target.port || 5432));
+    const viaProxy = new URL(testDb.current.url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    const database = createDatabase(viaProxy.toString(), { connectionTimeoutMillis: 1_000, onError: () => undefined });
+    const test = await createWebhookTestApp(database, { captureLogs: true, logLevel: 'info' });
+    try {
+      await proxy.cut();
+      const refused = await Promise.all(Array.from({ length: 40 }, () => deliverWebhook(test.app, buildStatsReportReadyEvent())));
+      expect(refused.map((r) => r.statusCode)).toEqual(Array(40).fill(503));
+      for (let i = 0; i < 20; i++) expect((await deliverWebhook(test.app, buildStatsReportReadyEvent())).statusCode).toBe(503);
+      const outage = test.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => String(line.msg).startsWith('webhooks not stored'));
+      // 60 refusals within the 10 s interval: one line, with the error and its stack.
+      expect(outage).toHaveLength(1);
+      expect(outage[0]).toMatchObject({ level: 50, reason: 'ECONNREFUSED', err: { code: 'ECONNREFUSED', stack: expect.any(String) } });
+
+      await proxy.restore();
+      expect((await deliverWebhook(test.app, buildStatsReportReadyEvent())).statusCode).toBe(200);
+      const recovered = test.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'webhooks not stored: database unavailable (recovered)');
+      expect(recovered).toEqual([expect.objectContaining({ level: 30, total: 60, reasons: { ECONNREFUSED: 60 } })]);
+    } finally {
+      await test.app.close();
+      await database.close();
+      await proxy.close();
     }
   });
 

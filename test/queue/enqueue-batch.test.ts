@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '../../src/db/client.ts';
 import { EnqueueTimeoutError, SESSIONS_DUE_CHANNEL, createWebhookEnqueuer, type WebhookEventToEnqueue } from '../../src/queue/enqueue.ts';
-import { parseWebhookEvent, type HandledWebhookEvent } from '../../src/stream/webhook-events.ts';
+import { MAX_WEBHOOK_JSON_DEPTH, parseWebhookEvent, type HandledWebhookEvent } from '../../src/stream/webhook-events.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { buildSessionEndedEvent, buildStatsReportReadyEvent, createWebhookTestApp, deliverWebhook, listenForNotifications } from '../helpers/webhooks.ts';
 
@@ -123,8 +123,9 @@ describe('createWebhookEnqueuer: group commit', () => {
     );
     expect(rows).toHaveLength(1);
     const row = rows[0]!;
-    // The last report delivered wins; the first session_ended sets the end, and the 90 days count from it.
-    expect(row.stats_report_ready_at.toISOString()).toBe('2026-04-08T14:30:00.000Z');
+    // The newest report wins (a later delivery of an older one would be a replay); the first
+    // session_ended sets the end, and the 90 days count from it.
+    expect(row.stats_report_ready_at.toISOString()).toBe('2026-04-08T15:00:00.000Z');
     expect(row.session_ended_at.toISOString()).toBe('2026-04-08T13:00:00.000Z');
     expect(row.retention_expires_at.toISOString()).toBe('2026-07-07T13:00:00.000Z');
     expect(row.status).toBe('pending');
@@ -154,6 +155,50 @@ describe('createWebhookEnqueuer: group commit', () => {
     expect((outcomes[0] as PromiseRejectedResult).reason).toMatchObject({ code: expect.stringMatching(/^22/) });
     expect(outcomes.slice(1).every((o) => o.status === 'fulfilled' && o.value.stored)).toBe(true);
     expect(await count('select count(*)::int as n from webhook_events where webhook_id = any($1)', [good.map((g) => g.webhookId)])).toBe(4);
+  });
+});
+
+/** A stats_report_ready input whose stored body nests `depth` arrays: valid JSON that Postgres refuses with 54001 when deep enough. */
+function deeplyNested(depth: number): WebhookEventToEnqueue {
+  const body = buildStatsReportReadyEvent();
+  const bodyText = `${JSON.stringify(body).slice(0, -1)},"deep":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+  return { webhookId: randomUUID(), attempt: 1, event: parseWebhookEvent(body) as HandledWebhookEvent, bodyText, payload: JSON.parse(bodyText) };
+}
+
+describe('createWebhookEnqueuer: an event Postgres refuses for its content fails alone', () => {
+  it('answers the other events of the batch stored when one is nested 100,000 deep (54001), splitting rather than one statement each', async () => {
+    const { pool, statements } = countingPool();
+    const enqueuer = createWebhookEnqueuer(pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
+    const deep = deeplyNested(100_000);
+    const good = Array.from({ length: 60 }, () => toEnqueue(buildStatsReportReadyEvent()));
+    // Enqueued in one turn of the event loop, so all 61 share one batch.
+    const outcomes = await Promise.allSettled([good[0]!, deep, ...good.slice(1)].map((input) => enqueuer.enqueue(input)));
+    expect(outcomes[1]!.status).toBe('rejected');
+    expect((outcomes[1] as PromiseRejectedResult).reason).toMatchObject({ code: expect.stringMatching(/^54/) });
+    const others = [outcomes[0]!, ...outcomes.slice(2)];
+    expect(others.filter((o) => o.status === 'fulfilled' && o.value.stored && o.value.due)).toHaveLength(60);
+    expect(await count('select count(*)::int as n from webhook_events where webhook_id = any($1)', [good.map((g) => g.webhookId)])).toBe(60);
+    expect(await count('select count(*)::int as n from webhook_events where webhook_id = $1', [deep.webhookId])).toBe(0);
+    // The failed batch, then about 2·log2(61) halves, not 61 statements.
+    expect(statements()).toBeLessThanOrEqual(1 + 2 * Math.ceil(Math.log2(61)));
+  });
+
+  it('fails exactly the two refused events of a batch holding a 54001 and a 22021, and stores the rest', async () => {
+    const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
+    const first = toEnqueue(buildStatsReportReadyEvent());
+    const deep = deeplyNested(100_000);
+    const nul = toEnqueue(buildStatsReportReadyEvent({ sessionId: 'cs-\u0000-bad' }));
+    const good = Array.from({ length: 20 }, () => toEnqueue(buildStatsReportReadyEvent()));
+    const inputs = [first, ...good.slice(0, 7), deep, ...good.slice(7, 15), nul, ...good.slice(15)];
+    const outcomes = await Promise.allSettled(inputs.map((input) => enqueuer.enqueue(input)));
+    const rejected = inputs.filter((_, i) => outcomes[i]!.status === 'rejected');
+    expect(rejected).toEqual([deep, nul]);
+    expect(await count('select count(*)::int as n from webhook_events where webhook_id = any($1)', [[first, ...good].map((g) => g.webhookId)])).toBe(21);
+  });
+
+  it('accepts an event nested at the intake limit: only deeper nesting is refused', async () => {
+    const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS });
+    expect((await enqueuer.enqueue(deeplyNested(MAX_WEBHOOK_JSON_DEPTH - 1))).stored).toBe(true);
   });
 });
 

@@ -114,8 +114,9 @@ describe('enqueueWebhookEvent: call.stats_report_ready', () => {
     const created = wholeSeconds(offsetMs);
     await enqueue(buildStatsReportReadyEvent({ sessionId, createdAt: created.toISOString() }));
     const row = await session(sessionId);
-    // The event's time is still recorded as it came; only the retention estimate ignores a wrong one.
-    expect(row!.stats_report_ready_at).toEqual(created);
+    // The event's time is recorded as it came, unless more than an hour ahead: such a time says
+    // nothing about which report is newer (see REPORTED_AT), so the receive time stands in.
+    expect(row!.stats_report_ready_at).toEqual(offsetMs <= HOUR_MS ? created : row!.next_attempt_at);
     const from = plausible ? created : row!.next_attempt_at;
     expect(row!.retention_expires_at).toEqual(new Date(from.getTime() + 90 * DAY_MS));
 
@@ -164,6 +165,69 @@ describe('enqueueWebhookEvent: call.stats_report_ready', () => {
       retention_expires_at: new Date(Date.parse('2026-04-01T10:00:00Z') + 90 * DAY_MS),
     });
     expect(row!.next_attempt_at.getTime()).toBeLessThanOrEqual(row!.db_now.getTime());
+  });
+
+  // X-WEBHOOK-ID is not signed: a captured body re-sent under fresh ids must change nothing (design.md, "Signature first").
+  it.each(['complete', 'dead', 'expired', 'retrying', 'running', 'pending'])(
+    'leaves a %s session alone for a replayed or older report under a new webhook id, storing the event',
+    async (status) => {
+      const sessionId = randomUUID();
+      const createdAt = '2026-04-01T10:05:00Z';
+      await enqueue(buildStatsReportReadyEvent({ sessionId, createdAt }));
+      await setSession(
+        sessionId,
+        `status = '${status}', attempts = 4, cursor = 'page-3', lease_owner = 'worker-a', updated_at = '2020-01-01Z',
+         lease_expires_at = now() + interval '1 minute', next_attempt_at = now() + interval '1 day'`,
+      );
+      const before = await session(sessionId);
+      for (const replayed of [createdAt, '2026-04-01T10:04:59Z', '2026-04-01T10:05:00.000000000Z']) {
+        const webhookId = randomUUID();
+        expect(await enqueue(buildStatsReportReadyEvent({ sessionId, createdAt: replayed }), webhookId)).toEqual({ stored: true, due: false });
+        const { rows } = await testDb.current.database.pool.query('select count(*)::int as n from webhook_events where webhook_id = $1', [webhookId]);
+        expect(rows[0].n).toBe(1);
+      }
+      expect({ ...(await session(sessionId)), db_now: null }).toEqual({ ...before, db_now: null });
+    },
+  );
+
+  it('re-archives a complete session for a genuinely newer report, once, and not for its replays', async () => {
+    const sessionId = randomUUID();
+    await enqueue(buildStatsReportReadyEvent({ sessionId, createdAt: '2026-04-01T10:05:00Z' }));
+    await setSession(sessionId, `status = 'complete', attempts = 2, next_attempt_at = now() + interval '1 day'`);
+    const newer = buildStatsReportReadyEvent({ sessionId, createdAt: '2026-04-01T10:05:00.001Z' });
+    expect(await enqueue(newer)).toEqual({ stored: true, due: true });
+    expect(await session(sessionId)).toMatchObject({ status: 'pending', attempts: 0, stats_report_ready_at: new Date('2026-04-01T10:05:00.001Z') });
+    await setSession(sessionId, `status = 'complete', attempts = 2, next_attempt_at = now() + interval '1 day'`);
+    for (let i = 0; i < 5; i++) expect(await enqueue(newer)).toEqual({ stored: true, due: false });
+    expect((await session(sessionId))!.status).toBe('complete');
+  });
+
+  it.each([
+    ['absent', undefined],
+    ['two days ahead', 2 * DAY_MS],
+  ])('acts on a report whose created_at is %s only when no report was acted on yet, recording the receive time', async (_, offsetMs) => {
+    const sessionId = randomUUID();
+    const body = buildStatsReportReadyEvent({ sessionId, ...(offsetMs === undefined ? {} : { createdAt: wholeSeconds(offsetMs).toISOString() }) });
+    if (offsetMs === undefined) delete body.created_at;
+    expect(await enqueue(body)).toEqual({ stored: true, due: true });
+    const first = await session(sessionId);
+    expect(first!.stats_report_ready_at).toEqual(first!.next_attempt_at);
+    await setSession(sessionId, `status = 'complete', next_attempt_at = now() + interval '1 day'`);
+    // Its replays, later (so a later now()), are not newer.
+    for (let i = 0; i < 3; i++) expect(await enqueue(body)).toEqual({ stored: true, due: false });
+    expect((await session(sessionId))!.stats_report_ready_at).toEqual(first!.stats_report_ready_at);
+    // A report with a plausible time after the recorded receive time is.
+    expect(await enqueue(buildStatsReportReadyEvent({ sessionId, createdAt: wholeSeconds(30 * 60_000).toISOString() }))).toEqual({ stored: true, due: true });
+  });
+
+  it('treats a recorded report time more than an hour ahead (written before the replay rule) as none, once', async () => {
+    const sessionId = randomUUID();
+    await enqueue(buildStatsReportReadyEvent({ sessionId, createdAt: '2026-04-01T10:05:00Z' }));
+    await setSession(sessionId, `status = 'complete', stats_report_ready_at = now() + interval '10 days', next_attempt_at = now() + interval '1 day'`);
+    const body = buildStatsReportReadyEvent({ sessionId, createdAt: '2026-04-01T10:05:00Z' });
+    expect(await enqueue(body)).toEqual({ stored: true, due: true });
+    expect((await session(sessionId))!.stats_report_ready_at).toEqual(new Date('2026-04-01T10:05:00Z'));
+    expect(await enqueue(body)).toEqual({ stored: true, due: false });
   });
 
   it('sends a NOTIFY with the session id once the statement commits', async () => {

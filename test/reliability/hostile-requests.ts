@@ -1,6 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { MAX_WEBHOOK_BODY_BYTES } from '../../src/http/webhooks.ts';
+import { MAX_WEBHOOK_JSON_DEPTH } from '../../src/stream/webhook-events.ts';
 import type { Random } from '../../src/simulator/random.ts';
 import { signWebhook } from '../../src/stream/signature.ts';
 
@@ -47,7 +48,8 @@ const json = (value: unknown) => Buffer.from(JSON.stringify(value));
  * At least `count` hostile webhooks, in a shuffled order, covering every way the issue lists:
  * signatures missing, wrong, truncated, upper-case, for another body or another secret; API key
  * missing or wrong; bodies truncated, oversized, not JSON, wrongly typed; gzip bombs; ids with SQL
- * and control characters; and requests that bend HTTP itself. Nothing here may be stored.
+ * and control characters; signed bodies nested too deep, and ids holding invalid UTF-8 or lone
+ * surrogates; and requests that bend HTTP itself. Nothing here may be stored.
  */
 export function generateHostileRequests(random: Random, keys: HostileKeys, count: number): HostileRequest[] {
   const sign = (body: Buffer, secret = keys.apiSecret) => signWebhook(body, secret);
@@ -119,6 +121,34 @@ export function generateHostileRequests(random: Random, keys: HostileKeys, count
     ['signed SQL ids without call_cid', 1, () => {
       const b = json(eventBody(random, { type: 'call.stats_report_ready', session_id: random.pick(SQL_IDS), call_cid: undefined }));
       return { kind: 'signed SQL ids without call_cid', expect: [400], body: b, headers: headers(b, { 'x-webhook-id': random.pick(SQL_IDS) }) };
+    }],
+    ['signed JSON nested 100,000 deep', 0.3, () => {
+      // Postgres refuses jsonb this deep (54001); it used to fail every event of its batch with 503.
+      const b = Buffer.from(`${JSON.stringify(eventBody(random)).slice(0, -1)},"deep":${'['.repeat(100_000)}${']'.repeat(100_000)}}`);
+      return { kind: 'signed JSON nested 100,000 deep', expect: [400], body: b, headers: headers(b) };
+    }],
+    ['signed JSON nested one past the limit', 0.5, () => {
+      const depth = MAX_WEBHOOK_JSON_DEPTH;
+      const b = Buffer.from(`${JSON.stringify(eventBody(random)).slice(0, -1)},"custom":${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}}`);
+      return { kind: 'signed JSON nested one past the limit', expect: [400], body: b, headers: headers(b) };
+    }],
+    ['signed invalid UTF-8 in ids', 1, () => {
+      // Decoding would put U+FFFD where the bytes were, and the worker would ask Stream about another id.
+      const field = random.pick(['session_id', 'call id', 'call type']);
+      const body = eventBody(random);
+      const marker = 'INVALID-UTF8';
+      if (field === 'session_id') body.session_id = `${randomUUID()}-${marker}`;
+      else if (field === 'call id') body.call_cid = `default:call-${marker}`;
+      else body.call_cid = `${marker}:call-1`;
+      const [before, after] = JSON.stringify(body).split(marker) as [string, string];
+      const bad = random.pick([[0xff], [0xc3, 0x28], [0xed, 0xa0, 0x80], [0xe2, 0x82]]);
+      const b = Buffer.concat([Buffer.from(before), Buffer.from(bad), Buffer.from(after)]);
+      return { kind: 'signed invalid UTF-8 in ids', expect: [400], body: b, headers: headers(b) };
+    }],
+    ['signed lone surrogate in ids', 0.5, () => {
+      const body = eventBody(random, random.chance(0.5) ? { session_id: `s-${randomUUID()}-\ud800` } : { call_cid: 'default:\udfff-call' });
+      const b = json(body);
+      return { kind: 'signed lone surrogate in ids', expect: [400], body: b, headers: headers(b) };
     }],
     ['raw: control character in a header', 0.3, () => ({ kind: 'raw: control character in a header', expect: [400], raw: rawRequest(['X-Webhook-Id: abc\u0001def', 'X-Api-Key: k'], '{}') })],
     ['raw: bad Content-Length', 0.3, () => ({ kind: 'raw: bad Content-Length', expect: [400], raw: rawRequest(['Content-Length: 12abc'], '{}', false) })],

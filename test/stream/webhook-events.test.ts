@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidWebhookEventError, parseCallCid, parseWebhookEvent } from '../../src/stream/webhook-events.ts';
+import { exceedsJsonDepth, InvalidWebhookEventError, MAX_WEBHOOK_JSON_DEPTH, nestsDeeperThan, parseCallCid, parseWebhookEvent } from '../../src/stream/webhook-events.ts';
 import { buildSessionEndedEvent, buildStatsReportReadyEvent } from '../helpers/webhooks.ts';
 
 describe('parseWebhookEvent', () => {
@@ -130,5 +130,100 @@ describe('event times', () => {
     const event = parseWebhookEvent(buildSessionEndedEvent({ endedAt: 1775656800000000000 }));
     expect(event).toMatchObject({ sessionEndedAt: new Date(1775656800000) });
     expect(parseWebhookEvent(buildSessionEndedEvent({ endedAt: 'soon' }))).toMatchObject({ sessionEndedAt: null });
+  });
+});
+
+describe('ids that are not what the event said', () => {
+  const withIds = (callCid: string, sessionId: string) => ({ type: 'call.stats_report_ready', call_cid: callCid, session_id: sessionId });
+
+  it.each([
+    ['a lone high surrogate in session_id', withIds('default:a', 's-\ud800')],
+    ['a lone low surrogate in session_id', withIds('default:a', '\udc00-s')],
+    ['a reversed pair in the call id', withIds('default:\udc00\ud800', 's')],
+    ['a lone surrogate in the call type', withIds('de\udbffault:a', 's')],
+  ])('refuses %s', (_, body) => {
+    expect(() => parseWebhookEvent(body)).toThrow(InvalidWebhookEventError);
+    expect(() => parseWebhookEvent({ ...body, type: 'call.session_ended' })).toThrow('call_cid or session_id holds invalid characters');
+  });
+
+  it('refuses U+FFFD in an id only when the body was not valid UTF-8 (then it stands for bytes the sender wrote)', () => {
+    const body = withIds('default:call-\ufffd', 's-\ufffd');
+    expect(parseWebhookEvent(body)).toMatchObject({ callId: 'call-\ufffd', callSessionId: 's-\ufffd' });
+    expect(parseWebhookEvent(body, { bodyWasUtf8: true })).toMatchObject({ callSessionId: 's-\ufffd' });
+    expect(() => parseWebhookEvent(body, { bodyWasUtf8: false })).toThrow(InvalidWebhookEventError);
+    expect(() => parseWebhookEvent(withIds('default:a', 's-\ufffd'), { bodyWasUtf8: false })).toThrow(InvalidWebhookEventError);
+    expect(parseWebhookEvent(withIds('default:a', 's'), { bodyWasUtf8: false })).toMatchObject({ callSessionId: 's' });
+  });
+
+  it('keeps surrogate pairs, dots and slashes: only invalid characters are refused', () => {
+    expect(parseWebhookEvent(withIds('default:🎧/..', '../s.1'))).toMatchObject({ callId: '🎧/..', callSessionId: '../s.1' });
+  });
+
+  it('does not look at the ids of ignored event types', () => {
+    expect(parseWebhookEvent({ type: 'call.created', call_cid: 'a:\ud800', session_id: '\ud800' })).toEqual({ kind: 'ignored', type: 'call.created' });
+  });
+});
+
+describe('exceedsJsonDepth', () => {
+  const deep = (depth: number) => Buffer.from(`{"a":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`);
+
+  it('counts objects and arrays, the root included', () => {
+    expect(exceedsJsonDepth(deep(MAX_WEBHOOK_JSON_DEPTH), MAX_WEBHOOK_JSON_DEPTH)).toBe(false);
+    expect(exceedsJsonDepth(deep(MAX_WEBHOOK_JSON_DEPTH + 1), MAX_WEBHOOK_JSON_DEPTH)).toBe(true);
+    expect(exceedsJsonDepth(Buffer.from('[[{"a":{}}],[[]]]'), 4)).toBe(false);
+    expect(exceedsJsonDepth(Buffer.from('[[{"a":{}}],[[]]]'), 3)).toBe(true);
+  });
+
+  it('ignores brackets inside strings, escaped quotes included', () => {
+    const inString = Buffer.from(`{"a":"${'[{'.repeat(100)}","b":"\\"${'['.repeat(100)}\\\\","c":[1]}`);
+    expect(JSON.parse(String(inString))).toBeTruthy();
+    expect(exceedsJsonDepth(inString, 2)).toBe(false);
+    expect(exceedsJsonDepth(inString, 1)).toBe(true);
+  });
+
+  it('passes multi-byte UTF-8 through untouched', () => {
+    expect(exceedsJsonDepth(Buffer.from('{"🎧":["é",{"ü":"[[["}]}'), 3)).toBe(false);
+  });
+
+  it('finds 100,000 levels in a few milliseconds, stopping at the limit', () => {
+    const body = Buffer.from(`${'['.repeat(100_000)}${']'.repeat(100_000)}`);
+    const started = performance.now();
+    expect(exceedsJsonDepth(body, MAX_WEBHOOK_JSON_DEPTH)).toBe(true);
+    expect(performance.now() - started).toBeLessThan(50);
+  });
+});
+
+describe('nestsDeeperThan', () => {
+  const deep = (depth: number) => JSON.parse(`{"a":${'['.repeat(depth - 1)}${']'.repeat(depth - 1)}}`) as unknown;
+
+  it('counts objects and arrays, the root included, and nothing else', () => {
+    expect(nestsDeeperThan(deep(MAX_WEBHOOK_JSON_DEPTH), MAX_WEBHOOK_JSON_DEPTH)).toBe(false);
+    expect(nestsDeeperThan(deep(MAX_WEBHOOK_JSON_DEPTH + 1), MAX_WEBHOOK_JSON_DEPTH)).toBe(true);
+    const value = JSON.parse('[[{"a":{}}],[[]],"[[[[",7,null]');
+    expect(nestsDeeperThan(value, 4)).toBe(false);
+    expect(nestsDeeperThan(value, 3)).toBe(true);
+    expect(nestsDeeperThan('[[[[', 0)).toBe(false);
+    expect(nestsDeeperThan(null, 0)).toBe(false);
+  });
+
+  it('finds the deep path among shallow siblings, in objects as in arrays', () => {
+    const value = { a: 1, b: [1, 2, { c: 'x' }], d: { e: { f: { g: [[[]]] } } } };
+    expect(nestsDeeperThan(value, 7)).toBe(false);
+    expect(nestsDeeperThan(value, 6)).toBe(true);
+  });
+
+  it('agrees with the byte scan on Stream-shaped events', () => {
+    for (const body of [buildStatsReportReadyEvent(), buildSessionEndedEvent()]) {
+      for (const max of [1, 2, 3, 4, 5, 64]) {
+        expect(nestsDeeperThan(body, max)).toBe(exceedsJsonDepth(Buffer.from(JSON.stringify(body)), max));
+      }
+    }
+  });
+
+  it('stops at the limit: 500,000 levels cost next to nothing once parsed', () => {
+    const value = JSON.parse(`${'['.repeat(500_000)}${']'.repeat(500_000)}`) as unknown;
+    const started = performance.now();
+    expect(nestsDeeperThan(value, MAX_WEBHOOK_JSON_DEPTH)).toBe(true);
+    expect(performance.now() - started).toBeLessThan(20);
   });
 });
