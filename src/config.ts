@@ -17,9 +17,52 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   readonly stream: StreamConfig;
   readonly http: { readonly port: number; readonly host: string };
+  /** Request body bytes held in memory at once, over every connection (HTTP_BODY_BUDGET_MIB). */
+  readonly bodyBudgetBytes: number;
+  readonly database: DatabasePoolsConfig;
   readonly logLevel: LogLevel;
   readonly worker: { readonly concurrency: number };
   readonly reconcile: { readonly intervalMinutes: number; readonly lookbackDays: number };
+}
+
+/**
+ * DATABASE_POOL_SIZE split into pools no other path can take from: a webhook never waits behind an
+ * archive query or a worker's page write. The three shares add up to `poolSize`.
+ */
+export interface DatabasePoolsConfig {
+  readonly poolSize: number;
+  /** Webhook intake and /readyz: a quarter, at least 2 (intake's group commit uses one at a time). */
+  readonly intakeConnections: number;
+  /** The archive API: an eighth, at least 1; requests past it queue briefly, then get 503. */
+  readonly apiConnections: number;
+  /** The rest: worker (one per session in flight), heartbeat, claims, reconciler, gauge refresher. */
+  readonly backgroundConnections: number;
+}
+
+/** The smallest DATABASE_POOL_SIZE the default gives; larger when WORKER_CONCURRENCY needs it. */
+export const DEFAULT_DATABASE_POOL_SIZE = 16;
+export const DEFAULT_HTTP_BODY_BUDGET_MIB = 32;
+// Besides one connection per session in flight, the worker's heartbeat and claims, the reconciler's
+// sweep (held for the whole sweep) and the gauge refresher / Stream-health writes each take one.
+const BACKGROUND_OVERHEAD_CONNECTIONS = 4;
+
+/** How a DATABASE_POOL_SIZE of `poolSize` is split (documented in the README's configuration table). */
+export function splitDatabasePool(poolSize: number): DatabasePoolsConfig {
+  const intakeConnections = Math.max(2, Math.round(poolSize / 4));
+  const apiConnections = Math.max(1, Math.round(poolSize / 8));
+  return { poolSize, intakeConnections, apiConnections, backgroundConnections: poolSize - intakeConnections - apiConnections };
+}
+
+/** The smallest DATABASE_POOL_SIZE whose background share fits WORKER_CONCURRENCY sessions and the overhead. */
+export function minimumDatabasePoolSize(workerConcurrency: number): number {
+  let size = 4;
+  while (splitDatabasePool(size).backgroundConnections < workerConcurrency + BACKGROUND_OVERHEAD_CONNECTIONS) size++;
+  return size;
+}
+
+/** The default DATABASE_POOL_SIZE: 16, or more when WORKER_CONCURRENCY needs it. */
+export function defaultDatabasePoolSize(workerConcurrency: number): number {
+  return Math.max(DEFAULT_DATABASE_POOL_SIZE, minimumDatabasePoolSize(workerConcurrency));
 }
 
 export interface LoadConfigOptions {
@@ -79,7 +122,22 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(rawLevel)})`);
   }
 
+  // 32 MiB: 32 bodies at the 1 MiB limit, or thousands of Stream's few-kilobyte webhooks, at once.
+  // Past it requests get 503 before their body is read: 800 uploads of 1 MiB at once took RSS from
+  // 416 to 923 MiB without it (issue 15). The parser briefly holds a body twice (its chunks and
+  // their concatenation), so the peak is about idle + 2 × budget: with 64 MiB the 800 uploads
+  // peaked at 229–276 MiB, too close to the 300 MiB target (test/reliability/body-memory.test.ts).
+  const bodyBudgetMiB = integer('HTTP_BODY_BUDGET_MIB', DEFAULT_HTTP_BODY_BUDGET_MIB, 2, 4096);
+
   const concurrency = integer('WORKER_CONCURRENCY', 4, 1, 256);
+  const poolSize = integer('DATABASE_POOL_SIZE', defaultDatabasePoolSize(concurrency), 4, 1000);
+  const pools = splitDatabasePool(poolSize);
+  if (text('DATABASE_POOL_SIZE') !== undefined && pools.backgroundConnections < concurrency + BACKGROUND_OVERHEAD_CONNECTIONS) {
+    problems.push(
+      `DATABASE_POOL_SIZE ${poolSize} leaves ${pools.backgroundConnections} connections for the worker, fewer than WORKER_CONCURRENCY (${concurrency}) + ${BACKGROUND_OVERHEAD_CONNECTIONS}: ` +
+        `set DATABASE_POOL_SIZE to at least ${minimumDatabasePoolSize(concurrency)} or lower WORKER_CONCURRENCY`,
+    );
+  }
   const intervalMinutes = integer('RECONCILE_INTERVAL_MINUTES', 15, 0, 1440);
   // How far back the first sweep of an empty archive looks. By default all 90 days Stream keeps
   // (stream-api.md §8), so a new install archives everything Stream still holds, nearest expiry
@@ -92,6 +150,8 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     databaseUrl,
     stream: { apiKey: apiKey ?? '', apiSecret: apiSecret ?? '', previousApiSecrets, baseUrl: baseUrl.replace(/\/+$/, '') },
     http: { port, host },
+    bodyBudgetBytes: bodyBudgetMiB * 1024 * 1024,
+    database: pools,
     logLevel,
     worker: { concurrency },
     reconcile: { intervalMinutes, lookbackDays },

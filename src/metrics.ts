@@ -1,16 +1,42 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** Prometheus scrapes every 15 s or so; a second of reuse is invisible to it. */
+export const RENDER_REUSE_MS = 1_000;
+
 /**
  * Every Prometheus metric the service exposes, on one registry per process (no global default
  * registry, so tests can build several apps side by side). Gauges about the database
- * (sessions by status, at risk, oldest due) are set by `refreshQueueGauges` when /metrics is scraped.
+ * (sessions by status, at risk, oldest due, Stream health, the sweep) are set on an interval by
+ * `startGaugeRefresher` (src/health/gauge-refresher.ts), so a scrape reads no table.
  */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'attendance_process_' });
   const registers = [registry];
+  let rendered: { readonly at: number; readonly text: Promise<string> } | undefined;
   return {
     registry,
+    /**
+     * The registry as Prometheus text; calls within RENDER_REUSE_MS of a rendering share it.
+     * Rendering runs the default process collectors synchronously (prom-client reads
+     * /proc/self/fd, which grows with open sockets): 600 parallel scrapes each rendering their own
+     * blocked the event loop for seconds, and 4 webhooks of 1,051 timed out into 503s
+     * (test/reliability/starvation.test.ts, p99 1.1 s vs 0.5 s with the reuse).
+     */
+    render(): Promise<string> {
+      const now = performance.now();
+      if (rendered === undefined || now - rendered.at >= RENDER_REUSE_MS) {
+        const text = registry.metrics();
+        // A failed rendering is not reused.
+        text.catch(() => (rendered = undefined));
+        rendered = { at: now, text };
+      }
+      return rendered.text;
+    },
+    /** The next render() reads the registry afresh (the gauge refresher calls it after a refresh). */
+    invalidateRendering(): void {
+      rendered = undefined;
+    },
     webhooksTotal: new Counter({
       name: 'attendance_webhooks_total',
       help: 'Webhook deliveries by event type and outcome (stored, duplicate, ignored, rejected_*, error)',
@@ -105,6 +131,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       name: 'attendance_stream_health',
       help: "Stream API health as last recorded by any replica: 1 for the current state (ok, unauthorized, unreachable, unknown), 0 for the others",
       labelNames: ['state'] as const,
+      registers,
+    }),
+    queueGaugesRefreshed: new Gauge({
+      name: 'attendance_queue_gauges_refreshed_timestamp_seconds',
+      help: 'When the gauges read from the database (sessions, at risk, oldest due, Stream health, sweep) were last refreshed (Unix seconds; 0 = never); refreshed every 15 s',
+      registers,
+    }),
+    httpRefused: new Counter({
+      name: 'attendance_http_refused_total',
+      help: 'Requests answered 503 with Retry-After because a bounded resource was full: body_budget (request bytes in memory), archive_api (its connections and queue), database_pool (a pool share)',
+      labelNames: ['reason'] as const,
       registers,
     }),
     streamLastSuccess: new Gauge({

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_STREAM_BASE_URL, loadConfig } from '../src/config.ts';
+import { DEFAULT_STREAM_BASE_URL, loadConfig, splitDatabasePool } from '../src/config.ts';
 import { ConfigError } from '../src/errors.ts';
 
 const FULL = {
@@ -33,6 +33,9 @@ describe('loadConfig', () => {
       databaseUrl: FULL.DATABASE_URL,
       stream: { apiKey: 'key123', apiSecret: 'super-secret-value', previousApiSecrets: ['old-one', 'older-two'], baseUrl: 'http://127.0.0.1:4000' },
       http: { port: 9090, host: '127.0.0.1' },
+      bodyBudgetBytes: 32 * 1024 * 1024,
+      // WORKER_CONCURRENCY 8 needs 12 background connections, so the default grows past 16.
+      database: { poolSize: 19, intakeConnections: 5, apiConnections: 2, backgroundConnections: 12 },
       logLevel: 'debug',
       worker: { concurrency: 8 },
       reconcile: { intervalMinutes: 0, lookbackDays: 30 },
@@ -50,6 +53,28 @@ describe('loadConfig', () => {
     expect(config.logLevel).toBe('info');
     expect(config.worker.concurrency).toBe(4);
     expect(config.reconcile).toEqual({ intervalMinutes: 15, lookbackDays: 90 });
+    expect(config.database).toEqual({ poolSize: 16, intakeConnections: 4, apiConnections: 2, backgroundConnections: 10 });
+    expect(config.bodyBudgetBytes).toBe(32 * 1024 * 1024);
+  });
+
+  it('splits DATABASE_POOL_SIZE between intake, the archive API and the rest', () => {
+    const at = (size: string) => loadConfig({ STREAM_API_KEY: 'k', STREAM_API_SECRET: 's', DATABASE_POOL_SIZE: size, WORKER_CONCURRENCY: '1' }).database;
+    expect(at('8')).toEqual({ poolSize: 8, intakeConnections: 2, apiConnections: 1, backgroundConnections: 5 });
+    expect(at('40')).toEqual({ poolSize: 40, intakeConnections: 10, apiConnections: 5, backgroundConnections: 25 });
+    for (const size of [4, 7, 16, 33, 100, 1000]) {
+      const pools = splitDatabasePool(size);
+      expect(pools.intakeConnections + pools.apiConnections + pools.backgroundConnections).toBe(size);
+      expect(pools.intakeConnections).toBeGreaterThanOrEqual(2);
+      expect(pools.apiConnections).toBeGreaterThanOrEqual(1);
+    }
+    expect(loadConfig({ STREAM_API_KEY: 'k', STREAM_API_SECRET: 's', HTTP_BODY_BUDGET_MIB: '8' }).bodyBudgetBytes).toBe(8 * 1024 * 1024);
+  });
+
+  it('refuses a DATABASE_POOL_SIZE that leaves the worker too few connections, naming the size that fits', () => {
+    const problems = problemsOf({ ...FULL, DATABASE_POOL_SIZE: '12' });
+    expect(problems).toEqual([
+      'DATABASE_POOL_SIZE 12 leaves 7 connections for the worker, fewer than WORKER_CONCURRENCY (8) + 4: set DATABASE_POOL_SIZE to at least 19 or lower WORKER_CONCURRENCY',
+    ]);
   });
 
   it.each([
@@ -64,6 +89,9 @@ describe('loadConfig', () => {
     ['WORKER_CONCURRENCY', '2.5', /WORKER_CONCURRENCY must be a whole number/],
     ['RECONCILE_INTERVAL_MINUTES', '-1', /RECONCILE_INTERVAL_MINUTES must be a whole number/],
     ['RECONCILE_LOOKBACK_DAYS', '365', /RECONCILE_LOOKBACK_DAYS must be a whole number/],
+    ['DATABASE_POOL_SIZE', '3', /DATABASE_POOL_SIZE must be a whole number from 4 to 1000/],
+    ['DATABASE_POOL_SIZE', 'lots', /DATABASE_POOL_SIZE must be a whole number/],
+    ['HTTP_BODY_BUDGET_MIB', '1', /HTTP_BODY_BUDGET_MIB must be a whole number from 2 to 4096/],
   ])('rejects %s=%j naming the variable', (name, value, message) => {
     const problems = problemsOf({ ...FULL, [name]: value });
     expect(problems).toHaveLength(1);

@@ -2,10 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { loadConfig, type Config } from '../config.ts';
-import type { Database } from '../db/client.ts';
+import { createDatabase, type Database } from '../db/client.ts';
 import { migrationsApplied, runMigrations } from '../db/migrate.ts';
 import { verifyMigrated } from '../db/verify.ts';
+import { withDeadline } from '../deadline.ts';
 import { AppError, ConfigError, coerceError } from '../errors.ts';
+import { startGaugeRefresher, type GaugeRefresher } from '../health/gauge-refresher.ts';
 import { createStreamHealthRecorder, readStreamHealth, type StreamHealthRecorder } from '../health/stream-health.ts';
 import { startStreamProbe, type StreamProbe } from '../health/stream-probe.ts';
 import { buildApp } from '../http/app.ts';
@@ -17,12 +19,21 @@ import { createStreamClient, type StreamClient } from '../stream/client.ts';
 import { withDatabase } from './database.ts';
 import type { CommandContext } from './types.ts';
 
+// How long the start waits for the gauges to show its own Stream verdict.
+const FIRST_REFRESH_WAIT_MS = 2_000;
+
 /** SIGTERM to exit: Kubernetes and compose give 10–30 s; we promise 10. */
 export const SHUTDOWN_DEADLINE_MS = 9_000;
 
 export interface ServiceOptions {
   readonly config: Config;
+  /** Intake's pool (webhooks, /readyz), also used to check the migrations. */
   readonly database: Database;
+  /**
+   * The other shares of DATABASE_POOL_SIZE: the archive API's, and the background one (worker,
+   * reconciler, gauge refresher, Stream health). Without them everything runs on `database`.
+   */
+  readonly pools?: { readonly api: Database; readonly background: Database };
   readonly logger: Logger;
   readonly http: boolean;
   readonly worker: boolean;
@@ -57,6 +68,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   }
 
   const metrics = options.metrics ?? createMetrics();
+  const background = options.pools?.background ?? database;
+  let refresher: GaugeRefresher | undefined;
   let stream: StreamClient | undefined;
   let health: StreamHealthRecorder | undefined;
   let probe: StreamProbe | undefined;
@@ -69,6 +82,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     const steps: [string, () => Promise<unknown> | undefined][] = [
       // Fastify's close stops accepting and waits for in-flight requests (webhooks commit, then answer).
       ['http', () => app?.close()],
+      ['gauge refresher', () => refresher?.stop()],
       ['worker', () => worker?.stop()],
       ['reconciler', () => reconciler?.stop()],
       ['stream probe', () => probe?.stop()],
@@ -93,12 +107,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   try {
     // The port first: a port in use must fail before a worker claims anything or a sweep starts.
     if (options.http) {
-      app = await buildApp({ config, database, logger, metrics, readiness });
+      app = await buildApp({ config, database, apiDatabase: options.pools?.api, logger, metrics, readiness });
       url = await listen(app, config);
+      // One refresher per process, on the background pool: /metrics serves what it last read.
+      refresher = startGaugeRefresher({ database: background, metrics, logger });
     }
     // Intake verifies webhooks with the same secret the worker signs with, so every replica
     // checks the credentials, intake-only ones too.
-    health = createStreamHealthRecorder({ pool: database.pool, logger, baseUrl: config.stream.baseUrl });
+    health = createStreamHealthRecorder({ pool: background.pool, logger, baseUrl: config.stream.baseUrl });
     stream = (options.createStream ?? createStreamClient)({
       baseUrl: config.stream.baseUrl,
       apiKey: config.stream.apiKey,
@@ -111,17 +127,17 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     const verdict = await probe.first;
     if (verdict === 'unauthorized') {
       await health.flush();
-      const recorded = await readStreamProblem(database);
+      const recorded = await readStreamProblem(background);
       throw new ConfigError([recorded ?? 'Stream refused the API credentials: check STREAM_API_KEY and STREAM_API_SECRET']);
     }
     // Unreachable: intake needs no Stream, so the service runs on; the probe keeps trying and the
     // state shows in /readyz, `status` and /metrics until Stream answers.
     if (options.worker) {
       const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-      worker = startWorker({ database, logger, metrics, stream, concurrency: config.worker.concurrency, workerId });
+      worker = startWorker({ database: background, logger, metrics, stream, concurrency: config.worker.concurrency, workerId });
       if (config.reconcile.intervalMinutes > 0) {
         reconciler = startReconciler({
-          database,
+          database: background,
           logger,
           metrics,
           stream,
@@ -129,6 +145,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
           lookbackDays: config.reconcile.lookbackDays,
         });
       }
+    }
+    // The gauges /metrics serves show this start's verdict as soon as it reports ready, not the
+    // one read before the probe answered; bounded, so a slow database cannot hold the start.
+    if (refresher) {
+      const current = refresher;
+      await withDeadline(health.flush().then(() => current.refresh()), FIRST_REFRESH_WAIT_MS, () => new Error('first gauge refresh')).catch(() => undefined);
     }
     readiness.started = true;
     if (options.http) logger.info({ url, worker: options.worker, stream: verdict }, 'listening');
@@ -167,18 +189,29 @@ export async function runServiceCommand(ctx: CommandContext, parts: { http: bool
   const logger = createLogger({ level: config.logLevel });
   return withDatabase(
     config,
-    async ({ database, embedded }) => {
-      const service = await startService({ config, database, logger, ...parts, migrate: embedded !== undefined });
-      await untilAborted(ctx.stopSignal);
-      logger.info('stopping');
-      await service.stop();
-      logger.info('stopped');
-      return 0;
+    async ({ database, embedded, url }) => {
+      // DATABASE_POOL_SIZE split three ways (config.ts, splitDatabasePool): with one shared pool of
+      // 10, 100 parallel archive summaries or 600 parallel /metrics made webhooks answer 503 (issue 15).
+      const onError = (err: Error) => logger.warn({ err }, 'idle database connection lost');
+      const pools = {
+        api: createDatabase(url, { max: config.database.apiConnections, applicationName: 'stream-attendance-api', onError }),
+        background: createDatabase(url, { max: config.database.backgroundConnections, applicationName: 'stream-attendance-background', onError }),
+      };
+      try {
+        const service = await startService({ config, database, pools, logger, ...parts, migrate: embedded !== undefined });
+        await untilAborted(ctx.stopSignal);
+        logger.info('stopping');
+        await service.stop();
+        logger.info('stopped');
+        return 0;
+      } finally {
+        await Promise.all([pools.api.close(), pools.background.close()]);
+      }
     },
     {
-      // One connection per session being archived, plus intake, the heartbeat and claims, the
-      // reconciler's sweep (held for the whole sweep) and the HTTP reads; never fewer than 10.
-      max: Math.max(10, config.worker.concurrency + 6),
+      // Intake's share; the others are opened above on the same URL.
+      max: config.database.intakeConnections,
+      applicationName: 'stream-attendance-intake',
       stderr: ctx.stderr,
       onError: (err) => logger.warn({ err }, 'idle database connection lost'),
     },

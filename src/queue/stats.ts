@@ -42,9 +42,16 @@ export interface DeadSession {
   readonly updatedAt: Date;
 }
 
+// Sessions that may still be due, at risk or waiting: everything the second half of the summary
+// looks at. Listed (not `not in`) so the claim index's leading status column can serve it.
+const OPEN_STATUSES = SESSION_STATUSES.filter((s) => s !== 'complete' && s !== 'expired');
+
 /**
- * What `status` prints and `/metrics` exports. Four statements, all on indexes of call_sessions;
- * the lists are capped so a large backlog cannot make a scrape slow.
+ * What `status` prints and `/metrics` exports (refreshed every 15 s by the gauge refresher). Four
+ * statements; the lists are capped so a large backlog cannot make a read slow. The counts by status
+ * read every row (a seq or index-only scan); the rest reads only open sessions, through the claim
+ * index. At 1M rows (97% complete) the first statement took 447 ms before and the whole report
+ * now takes 170 ms (bench/metrics-scrape.ts, same run).
  */
 export async function readQueueStats(pool: pg.Pool, options: { listLimit?: number } = {}): Promise<QueueStats> {
   const limit = options.listLimit ?? 20;
@@ -62,10 +69,9 @@ export async function readQueueStats(pool: pg.Pool, options: { listLimit?: numbe
      select null, 0,
             extract(epoch from now() - min(next_attempt_at) filter (where status in ('pending', 'retrying') and next_attempt_at <= now()))::float8,
             min(created_at) filter (where status = 'pending'),
-            (count(*) filter (where status not in ('complete', 'expired')
-                               and retention_expires_at < now() + make_interval(days => $1)))::int
-       from call_sessions`,
-    [AT_RISK_DAYS],
+            (count(*) filter (where retention_expires_at < now() + make_interval(days => $1)))::int
+       from call_sessions where status = any($2::text[])`,
+    [AT_RISK_DAYS, OPEN_STATUSES],
   );
   const counts = Object.fromEntries(SESSION_STATUSES.map((s) => [s, 0])) as Record<SessionStatus, number>;
   let oldestDueSeconds: number | null = null;

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.ts';
 import { createDatabase, type Database } from '../../src/db/client.ts';
+import { startGaugeRefresher, type GaugeRefresher } from '../../src/health/gauge-refresher.ts';
 import { buildApp } from '../../src/http/app.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
@@ -16,6 +17,8 @@ describe('health and metrics routes', () => {
   let proxy: TcpProxy;
   let database: Database;
   let app: FastifyInstance;
+  let refresher: GaugeRefresher;
+  let viaProxyUrl: string;
 
   beforeAll(async () => {
     const target = new URL(test.current.url);
@@ -23,11 +26,16 @@ describe('health and metrics routes', () => {
     const viaProxy = new URL(test.current.url);
     viaProxy.hostname = '127.0.0.1';
     viaProxy.port = String(proxy.port);
-    database = createDatabase(viaProxy.toString(), { connectionTimeoutMillis: 1_000, onError: () => undefined });
-    app = await buildApp({ config, database, logger: createLogger({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }) });
+    viaProxyUrl = viaProxy.toString();
+    database = createDatabase(viaProxyUrl, { connectionTimeoutMillis: 1_000, onError: () => undefined });
+    const metrics = createMetrics({ defaultMetrics: false });
+    app = await buildApp({ config, database, logger: createLogger({ level: 'silent' }), metrics });
+    // An interval far past the test's length: every refresh here is the test's own.
+    refresher = startGaugeRefresher({ database, metrics, logger: createLogger({ level: 'silent' }), intervalMs: 3_600_000 });
   });
 
   afterAll(async () => {
+    await refresher?.stop();
     await app?.close();
     await database?.close();
     await proxy?.close();
@@ -69,12 +77,13 @@ describe('health and metrics routes', () => {
     }
   });
 
-  it('/metrics exports sessions by status, at-risk count and oldest due age from the database', async () => {
+  it('/metrics exports sessions by status, at-risk count and oldest due age from the database, as last refreshed', async () => {
     await insertSessions(test.current.database.pool, [
       { call_session_id: 'm1', status: 'pending', next_attempt_at: new Date(Date.now() - 120_000), retention_expires_at: daysFromNow(80) },
       { call_session_id: 'm2', status: 'retrying', retention_expires_at: daysFromNow(2), next_attempt_at: daysFromNow(1) },
       { call_session_id: 'm3', status: 'complete', retention_expires_at: daysFromNow(1) },
     ]);
+    expect(await refresher.refresh()).toBe(true);
     const res = await app.inject({ method: 'GET', url: '/metrics' });
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toContain('text/plain');
@@ -87,5 +96,58 @@ describe('health and metrics routes', () => {
     const age = Number(/^attendance_oldest_due_session_age_seconds (\S+)$/m.exec(body)?.[1]);
     expect(age).toBeGreaterThanOrEqual(119);
     expect(age).toBeLessThan(600);
+    const refreshedAt = Number(/^attendance_queue_gauges_refreshed_timestamp_seconds (\S+)$/m.exec(body)?.[1]);
+    expect(Math.abs(refreshedAt - Date.now() / 1000)).toBeLessThan(60);
+  });
+
+  // Fails on the scrape-time read this replaced: that scrape would count m4 and need the database.
+  it('a scrape reads no table: it serves the last refresh, even with the database away', async () => {
+    expect(await refresher.refresh()).toBe(true);
+    const before = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+    const refreshedAt = /^attendance_queue_gauges_refreshed_timestamp_seconds (\S+)$/m.exec(before)?.[1];
+    expect(Number(refreshedAt)).toBeGreaterThan(0);
+    await insertSessions(test.current.database.pool, [
+      { call_session_id: 'm4', status: 'dead', retention_expires_at: daysFromNow(50) },
+    ]);
+
+    await proxy.cut();
+    try {
+      const started = performance.now();
+      const res = await app.inject({ method: 'GET', url: '/metrics' });
+      expect(performance.now() - started).toBeLessThan(500);
+      expect(res.statusCode).toBe(200);
+      expect(res.body).toMatch(/^attendance_sessions\{status="dead"\} 0$/m);
+      // A refresh that fails keeps the last values and the time they were read.
+      expect(await refresher.refresh()).toBe(false);
+      const stale = (await app.inject({ method: 'GET', url: '/metrics' })).body;
+      expect(/^attendance_queue_gauges_refreshed_timestamp_seconds (\S+)$/m.exec(stale)?.[1]).toBe(refreshedAt);
+    } finally {
+      await proxy.restore();
+    }
+
+    let refreshed = false;
+    for (let i = 0; i < 20 && !refreshed; i++) {
+      refreshed = await refresher.refresh();
+      if (!refreshed) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(refreshed).toBe(true);
+    expect((await app.inject({ method: 'GET', url: '/metrics' })).body).toMatch(/^attendance_sessions\{status="dead"\} 1$/m);
+  });
+
+  // Fails without the shared check: each probe then runs its own two queries on intake's pool.
+  it('concurrent /readyz probes share one check', async () => {
+    const counted = createDatabase(viaProxyUrl, { max: 10, onError: () => undefined });
+    const probeApp = await buildApp({ config, database: counted, logger: createLogger({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }) });
+    try {
+      let connects = 0;
+      counted.pool.on('acquire', () => connects++);
+      const answers = await Promise.all(Array.from({ length: 50 }, () => probeApp.inject({ method: 'GET', url: '/readyz' })));
+      expect(answers.every((r) => r.statusCode === 200)).toBe(true);
+      // Two queries per check; a probe arriving after a check finished starts the next one.
+      expect(connects).toBeLessThanOrEqual(10);
+    } finally {
+      await probeApp.close();
+      await counted.close();
+    }
   });
 });
