@@ -1,18 +1,42 @@
-import { and, eq, inArray, sql, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, type SQL } from 'drizzle-orm';
 import { participantSessions } from '../db/schema.ts';
 import type { ParticipantFilter, ParticipantFilterField } from '../stream/filters.ts';
 
 /**
- * filter_conditions (already parsed by parseParticipantFilter) as a WHERE condition on
- * participant_sessions; undefined when there is nothing to filter.
+ * Which of Stream's filter fields (stream-api.md §1) the archive can evaluate exactly as Stream
+ * would, from what it holds. The others are refused (400) rather than answered wrongly.
  *
- * user_id, session_id (read as user_session_id) and publisher_type are columns. Stream filters on
- * published_tracks, is_live and is_tech_user but does not return them in the entry
- * (stream-api.md §1, §9.7), so the archive can only know them when the stored raw entry has them:
- * - published_tracks: raw.published_tracks as an array of kinds (["audio", "video"]) or as an
- *   object of flags ({"audio": true}); an entry without it has published nothing;
- * - is_live, is_tech_user: raw's JSON `true`; anything else, or nothing, is false.
- * These are the defaults the simulator's in-memory matcher (matchesParticipantFilter) uses too.
+ * - user_id, publisher_type: columns, taken from the entry Stream returned.
+ * - session_id: the entry's user_session_id. Stream does not document it (§9.7); it is read so
+ *   because the same six filter fields serve QueryCallSessionParticipantStats (§7), whose
+ *   sessions are keyed by user_session_id, and the call session is already fixed by the path.
+ * - published_tracks, is_live, is_tech_user: Stream filters on them but never returns them in a
+ *   ParticipantSessionDetails entry (§2), so no archived entry holds them. Before this rule the
+ *   archive read them as "none"/false on real data: `is_live $eq true` answered 0 entries where
+ *   Stream (and the simulator) had 1, `published_tracks $in ["video"]` 0 where it had 87.
+ */
+export const ARCHIVE_FILTER_FIELDS = {
+  user_id: { evaluated: true },
+  session_id: { evaluated: true },
+  publisher_type: { evaluated: true },
+  published_tracks: { evaluated: false, why: 'Stream filters on it but does not return it in participant entries, so the archive does not hold it' },
+  is_live: { evaluated: false, why: 'Stream filters on it but does not return it in participant entries, so the archive does not hold it' },
+  is_tech_user: { evaluated: false, why: 'Stream filters on it but does not return it in participant entries, so the archive does not hold it' },
+} as const satisfies Record<ParticipantFilterField, { evaluated: boolean; why?: string }>;
+
+/** The first condition the archive cannot evaluate, with why; undefined when it can evaluate them all. */
+export function unevaluableFilter(filters: readonly ParticipantFilter[]): { field: ParticipantFilterField; why: string } | undefined {
+  for (const filter of filters) {
+    const rule = ARCHIVE_FILTER_FIELDS[filter.field];
+    if (!rule.evaluated) return { field: filter.field, why: rule.why };
+  }
+  return undefined;
+}
+
+/**
+ * filter_conditions (already parsed by parseParticipantFilter, and checked with unevaluableFilter)
+ * as a WHERE condition on participant_sessions; undefined when there is nothing to filter.
+ * Throws on a field the archive cannot evaluate, so a caller that skipped the check fails loudly.
  */
 export function participantFilterCondition(filters: readonly ParticipantFilter[]): SQL | undefined {
   if (filters.length === 0) return undefined;
@@ -20,28 +44,16 @@ export function participantFilterCondition(filters: readonly ParticipantFilter[]
 }
 
 function conditionFor(filter: ParticipantFilter): SQL | undefined {
-  const values = filter.values;
   switch (filter.field) {
     case 'user_id':
     case 'session_id':
     case 'publisher_type': {
       const column = COLUMNS[filter.field];
-      const strings = values.map(String);
+      const strings = filter.values.map(String);
       return strings.length === 1 ? eq(column, strings[0]!) : inArray(column, strings);
     }
-    case 'published_tracks': {
-      const kinds = sql`array[${sql.join(values.map((v) => sql`${String(v)}`), sql`, `)}]::text[]`;
-      const tracks = sql`(${participantSessions.raw} -> 'published_tracks')`;
-      return sql`(case jsonb_typeof(${tracks})
-        when 'array' then ${tracks} ?| ${kinds}
-        when 'object' then exists (select 1 from jsonb_each(${tracks}) as t(kind, flag) where t.kind = any (${kinds}) and t.flag = 'true'::jsonb)
-        else false end)`;
-    }
-    case 'is_live':
-    case 'is_tech_user': {
-      const flag = sql`coalesce((${participantSessions.raw} -> ${filter.field}) = 'true'::jsonb, false)`;
-      return sql`${flag} = ${values[0] === true}`;
-    }
+    default:
+      throw new Error(`filter field ${filter.field} cannot be evaluated by the archive`);
   }
 }
 

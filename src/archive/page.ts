@@ -2,20 +2,20 @@ import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm
 import type { Db } from '../db/client.ts';
 import { participantSessions } from '../db/schema.ts';
 import type { ParticipantFilter } from '../stream/filters.ts';
+import { timestampNanosText } from '../stream/schemas.ts';
 import type { ArchiveCursor } from './cursor.ts';
 import { participantFilterCondition } from './filter-sql.ts';
 
-/** One entry of participants_sessions as the archive answers it: Stream's fields, then any others the raw entry had. */
-export type ParticipantSessionJson = Record<string, unknown> & {
-  user_id: string;
-  user_session_id: string;
-  publisher_type: string;
-  roles: string[];
-};
+/** One entry of participants_sessions as the archive answers it. */
+export interface ParticipantEntryJson {
+  readonly userSessionId: string;
+  /** The entry as JSON text: timestamps as integer nanoseconds written digit for digit. */
+  readonly json: string;
+}
 
 export interface ParticipantPage {
   /** In user_session_id order, whichever way the page was read. */
-  readonly entries: ParticipantSessionJson[];
+  readonly entries: ParticipantEntryJson[];
   /** Whether matching rows exist before the first / after the last entry of this page. */
   readonly hasBefore: boolean;
   readonly hasAfter: boolean;
@@ -28,10 +28,17 @@ export interface ReadParticipantPageOptions {
   readonly cursor?: ArchiveCursor;
 }
 
+/** The fields the entry is written from columns; everything else raw had comes along as stored. */
+const KNOWN_FIELDS = ['user_id', 'user_session_id', 'publisher_type', 'roles', 'joined_at', 'left_at', 'duration_in_seconds'] as const;
+
 /**
  * One page of a session's entries by keyset on user_session_id (the primary key's second column, so
  * each page is one index range scan whatever its depth). One extra row tells whether the page's far
  * side continues; an EXISTS probe answers for the side the cursor came from.
+ *
+ * Nothing of raw passes through a JS number: node-postgres reads jsonb with JSON.parse, which
+ * would round a 19-digit nanosecond integer, so the timestamps and the other fields come as
+ * jsonb text (exact decimals) and the entry's JSON is assembled from text.
  */
 export async function readParticipantPage(db: Db, options: ReadParticipantPageOptions): Promise<ParticipantPage> {
   if (options.limit === 0) return { entries: [], hasBefore: false, hasAfter: false };
@@ -47,10 +54,13 @@ export async function readParticipantPage(db: Db, options: ReadParticipantPageOp
       userSessionId: p.userSessionId,
       publisherType: p.publisherType,
       roles: p.roles,
-      joinedAt: rfc3339(p.joinedAt),
-      leftAt: rfc3339(p.leftAt),
+      joinedAt: rfc3339Micros(p.joinedAt),
+      leftAt: rfc3339Micros(p.leftAt),
+      rawJoinedAt: sql<string | null>`(${p.raw} -> 'joined_at')::text`,
+      rawLeftAt: sql<string | null>`(${p.raw} -> 'left_at')::text`,
+      hasDuration: sql<boolean>`coalesce(${p.raw} ? 'duration_in_seconds', false)`,
       durationInSeconds: p.durationInSeconds,
-      raw: p.raw,
+      others: sql<string | null>`case when jsonb_typeof(${p.raw}) = 'object' then (${p.raw} - ${sql.raw(`array[${KNOWN_FIELDS.map((f) => `'${f}'`).join(', ')}]`)}::text[])::text end`,
     })
     .from(p)
     .where(and(base, range))
@@ -69,57 +79,64 @@ export async function readParticipantPage(db: Db, options: ReadParticipantPageOp
     behind = probe.length > 0;
   }
   return {
-    entries: kept.map(toEntryJson),
+    entries: kept.map((row) => ({ userSessionId: row.userSessionId, json: toEntryJson(row) })),
     hasBefore: backwards ? more : behind,
     hasAfter: backwards ? behind : more,
   };
 }
 
-/** Postgres keeps microseconds; Stream writes RFC 3339 with trailing fractional zeros trimmed (Go's RFC3339Nano). */
-function rfc3339(column: typeof participantSessions.joinedAt): SQL<string | null> {
+/** Postgres keeps microseconds; this text is what timestampNanosText reads when raw has no value. */
+export function rfc3339Micros(column: SQL | typeof participantSessions.joinedAt): SQL<string | null> {
   return sql<string | null>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 }
 
-const OPTIONAL_FIELDS = ['joined_at', 'left_at', 'duration_in_seconds'] as const;
-
-interface EntryRow {
+export interface EntryRow {
   userId: string;
   userSessionId: string;
   publisherType: string;
   roles: string[];
+  /** The column, RFC 3339 to the microsecond. */
   joinedAt: string | null;
   leftAt: string | null;
+  /** raw's value as jsonb text: null when raw lacks the key, 'null', a quoted string or digits. */
+  rawJoinedAt: string | null;
+  rawLeftAt: string | null;
+  hasDuration: boolean;
   durationInSeconds: number | null;
-  raw: unknown;
+  /** raw without the known fields, as jsonb text; null when raw is not an object. */
+  others: string | null;
 }
 
 /**
- * The stored columns in Stream's shape. An optional field the raw entry had as null stays null and
- * one it did not have stays absent, so clients see the entry as Stream sent it; fields Stream may
- * add later come along from raw.
+ * The stored entry in Stream's shape, as JSON text. Timestamps are integer nanoseconds, the
+ * instant Stream sent digit for digit (from raw, whichever form it came in; from the microsecond
+ * column only when raw lacks it). An optional field raw had as null stays null and one it did not
+ * have stays absent; fields Stream may add later come along from raw.
  */
-export function toEntryJson(row: EntryRow): ParticipantSessionJson {
-  const raw = row.raw !== null && typeof row.raw === 'object' && !Array.isArray(row.raw) ? (row.raw as Record<string, unknown>) : {};
-  const entry: ParticipantSessionJson = {
-    user_id: row.userId,
-    user_session_id: row.userSessionId,
-    publisher_type: row.publisherType,
-    roles: row.roles,
-  };
-  const values = {
-    joined_at: row.joinedAt === null ? null : trimFraction(row.joinedAt),
-    left_at: row.leftAt === null ? null : trimFraction(row.leftAt),
-    duration_in_seconds: row.durationInSeconds,
-  };
-  for (const field of OPTIONAL_FIELDS) {
-    if (values[field] !== null || Object.hasOwn(raw, field)) entry[field] = values[field];
-  }
-  for (const [field, value] of Object.entries(raw)) {
-    if (!Object.hasOwn(entry, field)) entry[field] = value;
-  }
-  return entry;
+export function toEntryJson(row: EntryRow): string {
+  let json = `{"user_id":${JSON.stringify(row.userId)},"user_session_id":${JSON.stringify(row.userSessionId)},"publisher_type":${JSON.stringify(row.publisherType)},"roles":${JSON.stringify(row.roles)}`;
+  json += timestampField('joined_at', row.rawJoinedAt, row.joinedAt);
+  json += timestampField('left_at', row.rawLeftAt, row.leftAt);
+  if (row.durationInSeconds !== null) json += `,"duration_in_seconds":${row.durationInSeconds}`;
+  else if (row.hasDuration) json += ',"duration_in_seconds":null';
+  if (row.others !== null && row.others !== '{}') json += `,${row.others.slice(1, -1)}`;
+  return `${json}}`;
 }
 
-function trimFraction(timestamp: string): string {
-  return timestamp.replace(/\.?0+Z$/, 'Z');
+function timestampField(name: string, raw: string | null, column: string | null): string {
+  const nanos = entryNanos(raw, column);
+  if (nanos === undefined) return '';
+  return `,"${name}":${nanos}`;
+}
+
+/** Digits of the instant, 'null' for JSON null, undefined to leave the field out. */
+function entryNanos(raw: string | null, column: string | null): string | undefined {
+  if (raw === 'null') return 'null';
+  if (raw !== null) {
+    const text = raw.charCodeAt(0) === 34 ? (JSON.parse(raw) as string) : raw;
+    const nanos = timestampNanosText(text);
+    if (nanos !== undefined) return nanos;
+  }
+  if (column !== null) return timestampNanosText(column);
+  return raw === null ? undefined : 'null';
 }

@@ -1,14 +1,23 @@
-import { and, count, eq, sql } from 'drizzle-orm';
+import { and, eq } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { callSessions, participantSessions } from '../db/schema.ts';
+import { callSessions, type SessionStatus } from '../db/schema.ts';
 
 export interface ArchivedSession {
   readonly callType: string;
   readonly callId: string;
   readonly callSessionId: string;
-  /** For the whole session whatever the filter: Stream's totals, or what the archive holds when Stream's are not known yet. */
-  readonly totalParticipantSessions: number;
-  readonly totalParticipantDuration: number;
+  readonly status: SessionStatus;
+  /** Stream's totals for the whole session, as its last page reported them; null until the worker has read one. */
+  readonly totalParticipantSessions: number | null;
+  readonly totalParticipantDuration: number | null;
+  /** Rows held, as counted when the last run ended. */
+  readonly archivedParticipantSessions: number;
+  /**
+   * The rows held are every entry of the session, verified against Stream's total: the session is
+   * complete, or it was verified complete before and is being archived again (upserts only add or
+   * refresh rows, so a verified set stays whole while the run goes on).
+   */
+  readonly whole: boolean;
 }
 
 /** The call session if the archive knows it under this call, else undefined (the route's 404). */
@@ -18,22 +27,28 @@ export async function findArchivedSession(
 ): Promise<ArchivedSession | undefined> {
   const [session] = await db
     .select({
+      status: callSessions.status,
       totalParticipantSessions: callSessions.totalParticipantSessions,
       totalParticipantDuration: callSessions.totalParticipantDuration,
+      archivedParticipantSessions: callSessions.archivedParticipantSessions,
+      archivedAt: callSessions.archivedAt,
     })
     .from(callSessions)
     .where(
       and(eq(callSessions.callSessionId, ids.callSessionId), eq(callSessions.callType, ids.callType), eq(callSessions.callId, ids.callId)),
     );
   if (!session) return undefined;
-  let { totalParticipantSessions, totalParticipantDuration } = session;
-  if (totalParticipantSessions === null || totalParticipantDuration === null) {
-    const [held] = await db
-      .select({ rows: count(), seconds: sql<number>`coalesce(sum(${participantSessions.durationInSeconds}), 0)::bigint` })
-      .from(participantSessions)
-      .where(eq(participantSessions.callSessionId, ids.callSessionId));
-    totalParticipantSessions ??= held?.rows ?? 0;
-    totalParticipantDuration ??= Number(held?.seconds ?? 0);
-  }
-  return { ...ids, totalParticipantSessions, totalParticipantDuration };
+  const totalsKnown = session.totalParticipantSessions !== null && session.totalParticipantDuration !== null;
+  const verifiedBefore =
+    session.archivedAt !== null &&
+    ['pending', 'running', 'retrying'].includes(session.status) &&
+    session.archivedParticipantSessions === session.totalParticipantSessions;
+  return {
+    ...ids,
+    status: session.status,
+    totalParticipantSessions: session.totalParticipantSessions,
+    totalParticipantDuration: session.totalParticipantDuration,
+    archivedParticipantSessions: session.archivedParticipantSessions,
+    whole: totalsKnown && (session.status === 'complete' || verifiedBefore),
+  };
 }

@@ -2,6 +2,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
 import { participantSessions } from '../db/schema.ts';
 import type { ParticipantFilter } from '../stream/filters.ts';
+import { timestampNanosText } from '../stream/schemas.ts';
 import { participantFilterCondition } from './filter-sql.ts';
 
 /** Totals of the entries a filter keeps, the thing Stream's API makes you page through everything for. */
@@ -12,6 +13,7 @@ export interface ParticipantSessionsSummary {
   /** Per user, the union of the kept entries' intervals (overlapping or touching merged), summed over users. */
   readonly attended_seconds: number;
   readonly peak_concurrent_participants: number;
+  /** Integer nanoseconds as decimal text (beyond 2^53: write it into JSON as is, never through a number). */
   readonly first_joined_at: string | null;
   readonly last_left_at: string | null;
 }
@@ -37,9 +39,12 @@ export async function summarizeParticipantSessions(
     peak_concurrent_participants: number;
     first_joined_at: string | null;
     last_left_at: string | null;
+    first_raw: string[] | null;
+    last_raw: string[] | null;
   }>(sql`
     with bounds as (
       select ${p.userId} as user_id, ${p.durationInSeconds} as duration_in_seconds,
+        ${p.joinedAt} as joined_at, ${p.leftAt} as left_at, ${p.raw} as raw,
         coalesce(${p.joinedAt}, ${p.leftAt} - make_interval(secs => ${p.durationInSeconds})) as start_at,
         coalesce(${p.leftAt}, ${p.joinedAt} + make_interval(secs => ${p.durationInSeconds})) as end_at
       from ${p} where ${where}
@@ -72,18 +77,37 @@ export async function summarizeParticipantSessions(
         as attended_seconds,
       coalesce((select max(present) from sweep), 0)::integer as peak_concurrent_participants,
       to_char(min(start_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as first_joined_at,
-      to_char(max(end_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as last_left_at
+      to_char(max(end_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as last_left_at,
+      array(select (b.raw -> 'joined_at')::text from bounds b where b.joined_at = (select min(start_at) from bounds)) as first_raw,
+      array(select (b.raw -> 'left_at')::text from bounds b where b.left_at = (select max(end_at) from bounds)) as last_raw
     from ordered
   `);
   const row = result.rows[0];
-  const trim = (value: string | null | undefined) => (value ? value.replace(/\.?0+Z$/, 'Z') : null);
   return {
     participant_sessions: row?.participant_sessions ?? 0,
     participants: row?.participants ?? 0,
     summed_seconds: Number(row?.summed_seconds ?? 0),
     attended_seconds: row?.attended_seconds ?? 0,
     peak_concurrent_participants: row?.peak_concurrent_participants ?? 0,
-    first_joined_at: trim(row?.first_joined_at),
-    last_left_at: trim(row?.last_left_at),
+    first_joined_at: exactInstant(row?.first_joined_at ?? null, row?.first_raw ?? [], 'first'),
+    last_left_at: exactInstant(row?.last_left_at ?? null, row?.last_raw ?? [], 'last'),
   };
+}
+
+/**
+ * The window's end as Stream sent it, to the nanosecond: the column (microseconds) found the
+ * instant, and the raw values of the entries at that microsecond give its last digits; a window
+ * end derived from duration_in_seconds has only the column's precision.
+ */
+function exactInstant(column: string | null, raws: readonly string[], pick: 'first' | 'last'): string | null {
+  if (column === null) return null;
+  let best: bigint | undefined;
+  for (const raw of raws) {
+    if (raw === null || raw === 'null') continue;
+    const nanos = timestampNanosText(raw.charCodeAt(0) === 34 ? (JSON.parse(raw) as string) : raw);
+    if (nanos === undefined) continue;
+    const value = BigInt(nanos);
+    if (best === undefined || (pick === 'first' ? value < best : value > best)) best = value;
+  }
+  return best === undefined ? (timestampNanosText(column) ?? null) : best.toString();
 }

@@ -1,10 +1,11 @@
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import { createCursorScope, CursorError, encodeArchiveCursor, parseArchiveCursor, type ArchiveCursor } from '../archive/cursor.ts';
+import { unevaluableFilter } from '../archive/filter-sql.ts';
 import { readParticipantPage } from '../archive/page.ts';
 import { findArchivedSession, type ArchivedSession } from '../archive/session.ts';
 import { summarizeParticipantSessions } from '../archive/summary.ts';
 import { apiErrorBody, STREAM_ERROR_CODES } from '../stream/api-error.ts';
-import { FilterError, parseParticipantFilter, type ParticipantFilter } from '../stream/filters.ts';
+import { FilterError, parseFilterConditionsQuery, type ParticipantFilter } from '../stream/filters.ts';
 import { isValidServerToken } from '../stream/token.ts';
 import { isDataError } from '../db/sqlstate.ts';
 import type { AppDeps } from './app.ts';
@@ -26,18 +27,25 @@ interface ArchiveRoute {
   Querystring: Record<string, unknown>;
 }
 
+/** Says where a session's archive stands on every answer about it (see docs/sql.md). */
+export const ARCHIVE_STATUS_HEADER = 'x-attendance-archive-status';
+
 /** A 4xx this route answers in Stream's APIError shape. */
 class ArchiveRequestError extends Error {
   readonly status: number;
   readonly code: number;
   readonly field: string | undefined;
+  readonly unrecoverable: boolean | undefined;
+  readonly headers: Record<string, string>;
 
-  constructor(status: number, code: number, message: string, field?: string) {
+  constructor(status: number, code: number, message: string, field?: string, extra: { unrecoverable?: boolean; headers?: Record<string, string> } = {}) {
     super(message);
     this.name = 'ArchiveRequestError';
     this.status = status;
     this.code = code;
     this.field = field;
+    this.unrecoverable = extra.unrecoverable;
+    this.headers = extra.headers ?? {};
   }
 }
 
@@ -61,7 +69,8 @@ export const archivePlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       const exceptionFields = error.field ? { [error.field]: error.message } : undefined;
       return reply
         .code(error.status)
-        .send(apiErrorBody(error.status, error.code, error.message, { startedAt: startedAt(request), exceptionFields }));
+        .headers(error.headers)
+        .send(apiErrorBody(error.status, error.code, error.message, { startedAt: startedAt(request), exceptionFields, unrecoverable: error.unrecoverable }));
     }
     // A value Postgres refuses for its content (SQLSTATE class 22, e.g. a NUL in text) is the
     // caller's input, not our failure: refuseNul catches the known paths first; this is the backstop.
@@ -89,41 +98,74 @@ export const archivePlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
   app.get<ArchiveRoute>(BASE_PATH, async (request, reply) => {
     await verifyStreamAuth(request, deps.config.stream.apiKey, secrets);
     refuseNul(request.params);
-    const filters = parseFilter(request.query.filter_conditions);
+    const filters = parseFilter(request);
     const limit = parseLimit(request.query.limit);
     const scope = createCursorScope(request.params.session, filters);
     const cursor = parseCursorParams(request.query, scope);
     if (cursor) refuseNul({ [cursor.direction]: cursor.key });
     const session = await findSession(request);
+    verifyWhole(session);
     const page = await readParticipantPage(db, { callSessionId: session.callSessionId, filters, limit, cursor });
 
-    const body: Record<string, unknown> = { ...sessionFields(session), participants_sessions: page.entries };
+    // Written as text: the entries' nanosecond timestamps exceed 2^53 and must not pass through a
+    // JS number (JSON.stringify would print 1775658215879421674 as …879421700).
+    let body = `${sessionFieldsJson(session)},"participants_sessions":[${page.entries.map((e) => e.json).join(',')}]`;
     const first = page.entries[0];
     const last = page.entries.at(-1);
-    if (last && page.hasAfter) body.next = encodeArchiveCursor({ direction: 'next', key: last.user_session_id, scope });
-    if (first && page.hasBefore) body.prev = encodeArchiveCursor({ direction: 'prev', key: first.user_session_id, scope });
-    body.duration = Math.round(elapsedMs(request));
-    return reply.send(body);
+    if (last && page.hasAfter) body += `,"next":${JSON.stringify(encodeArchiveCursor({ direction: 'next', key: last.userSessionId, scope }))}`;
+    if (first && page.hasBefore) body += `,"prev":${JSON.stringify(encodeArchiveCursor({ direction: 'prev', key: first.userSessionId, scope }))}`;
+    body += `,"duration":${Math.round(elapsedMs(request))}}`;
+    return reply.header(ARCHIVE_STATUS_HEADER, session.status).type('application/json; charset=utf-8').send(body);
   });
 
   app.get<ArchiveRoute>(`${BASE_PATH}/summary`, async (request, reply) => {
     await verifyStreamAuth(request, deps.config.stream.apiKey, secrets);
     refuseNul(request.params);
-    const filters = parseFilter(request.query.filter_conditions);
+    const filters = parseFilter(request);
     const session = await findSession(request);
     const summary = await summarizeParticipantSessions(db, { callSessionId: session.callSessionId, filters });
-    return reply.send({ ...sessionFields(session), ...summary, duration: Math.round(elapsedMs(request)) });
+    // The summary answers whatever is held, and says how much that is: archive_status, and the
+    // rows held next to Stream's totals (null while the worker has not read them).
+    const { first_joined_at, last_left_at, ...counts } = summary;
+    const body =
+      `${sessionFieldsJson(session)},"archive_status":${JSON.stringify(session.status)},` +
+      `"archive_complete":${session.whole},"archived_participant_sessions":${session.archivedParticipantSessions},` +
+      `${JSON.stringify(counts).slice(1, -1)},"first_joined_at":${first_joined_at ?? 'null'},"last_left_at":${last_left_at ?? 'null'},` +
+      `"duration":${Math.round(elapsedMs(request))}}`;
+    return reply.header(ARCHIVE_STATUS_HEADER, session.status).type('application/json; charset=utf-8').send(body);
   });
 };
 
-function sessionFields(session: ArchivedSession) {
-  return {
-    call_type: session.callType,
-    call_id: session.callId,
-    call_session_id: session.callSessionId,
-    total_participant_sessions: session.totalParticipantSessions,
-    total_participant_duration: session.totalParticipantDuration,
-  };
+/**
+ * Stream's totals always describe the whole session (stream-api.md §1), and an SDK user reads the
+ * list as all of it: the Go and Python SDKs drop headers and unknown fields, so a 200 for a
+ * partial archive would be taken as whole. Until the rows are verified against Stream's total,
+ * the list answers as Stream does while its analytics are not ready: 404, code 16, which code
+ * written against Stream already treats as "try again later", here with a message, an
+ * exception_fields entry and a header saying where the archive stands. An expired session (its
+ * detail gone at Stream before it was archived in full) will never be whole: unrecoverable.
+ */
+function verifyWhole(session: ArchivedSession): void {
+  if (session.whole) return;
+  const held = session.totalParticipantSessions === null
+    ? `${session.archivedParticipantSessions} participant sessions archived, Stream's total not read yet`
+    : `${session.archivedParticipantSessions} of ${session.totalParticipantSessions} participant sessions archived`;
+  const message = `call session archive is not complete (status ${session.status}: ${held}); ${
+    session.status === 'expired' ? "Stream's detail expired before the archive was complete; the rows held are in participant_sessions" : 'try again once it is complete'
+  }`;
+  throw new ArchiveRequestError(404, STREAM_ERROR_CODES.notFound, message, 'session', {
+    unrecoverable: session.status === 'expired',
+    headers: { [ARCHIVE_STATUS_HEADER]: session.status },
+  });
+}
+
+/** The response's opening: ids and Stream's whole-session totals (null only on /summary, before the worker read them). */
+function sessionFieldsJson(session: ArchivedSession): string {
+  return (
+    `{"call_type":${JSON.stringify(session.callType)},"call_id":${JSON.stringify(session.callId)},` +
+    `"call_session_id":${JSON.stringify(session.callSessionId)},` +
+    `"total_participant_sessions":${session.totalParticipantSessions ?? 'null'},"total_participant_duration":${session.totalParticipantDuration ?? 'null'}`
+  );
 }
 
 /**
@@ -161,18 +203,32 @@ async function verifyStreamAuth(request: FastifyRequest<ArchiveRoute>, apiKey: s
   if (!(await isValidServerToken(token, secrets))) throw fail('JWT token is not valid');
 }
 
-function parseFilter(raw: unknown): ParticipantFilter[] {
-  if (raw !== undefined && typeof raw !== 'string') {
-    throw new ArchiveRequestError(400, STREAM_ERROR_CODES.input, 'filter_conditions must be given once, as URL-encoded JSON', 'filter_conditions');
-  }
+/**
+ * filter_conditions in either encoding (JSON, or the bracket form), read from the raw query string
+ * by the same parser as the simulator's; then refused when it names a field the archive cannot
+ * evaluate exactly (archive/filter-sql.ts), since answering it would be a wrong 200.
+ */
+function parseFilter(request: FastifyRequest<ArchiveRoute>): ParticipantFilter[] {
+  const url = request.raw.url ?? '';
+  const q = url.indexOf('?');
+  let filters: ParticipantFilter[];
   try {
-    const filters = parseParticipantFilter(raw);
-    refuseNul({ filter_conditions: filters });
-    return filters;
+    filters = parseFilterConditionsQuery(new URLSearchParams(q === -1 ? '' : url.slice(q + 1)));
   } catch (error) {
     if (error instanceof FilterError) throw new ArchiveRequestError(400, STREAM_ERROR_CODES.input, error.message, 'filter_conditions');
     throw error;
   }
+  refuseNul({ filter_conditions: filters });
+  const refused = unevaluableFilter(filters);
+  if (refused) {
+    throw new ArchiveRequestError(
+      400,
+      STREAM_ERROR_CODES.input,
+      `filter field "${refused.field}" cannot be evaluated by the archive: ${refused.why}`,
+      'filter_conditions',
+    );
+  }
+  return filters;
 }
 
 function parseLimit(raw: unknown): number {

@@ -86,6 +86,8 @@ export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => 
     const status = error.statusCode ?? 500;
     if (status === 413) return answer(reply, 413, 'rejected_too_large', 'unknown', { error: 'payload too large' });
     if (status >= 400 && status < 500) return answer(reply, status, 'rejected_invalid', 'unknown', { error: 'bad request' });
+    // A capacity refusal (the body budget, overload.ts) is not a failure: the app adds Retry-After.
+    if (status === 503) return answer(reply, 503, 'error', 'unknown', { error: 'service busy' });
     request.log.error({ err: error }, 'webhook failed');
     return answer(reply, 500, 'error', 'unknown', { error: 'internal error' });
   });

@@ -112,7 +112,8 @@ function queryCallSessionStats(
     if (start > 0 && first) response.prev = encodeCursor({ s: scope, k: keyOf(first, sort), d: 'prev' });
     else if (emptyEnd) response.prev = '';
     response.duration = `${(performance.now() - startedAt).toFixed(2)}ms`;
-    return { status: 200, body: JSON.stringify(response) };
+    // The spec lists 201 as QueryCallSessionStats' success status (a POST query); clients must accept any 2xx.
+    return { status: 201, body: JSON.stringify(response) };
   } catch (error) {
     if (!(error instanceof QueryError)) throw error;
     return { status: 400, body: JSON.stringify(apiErrorBody(400, STREAM_ERROR_CODES.input, error.message, { startedAt })) };

@@ -8,6 +8,13 @@ export interface SimParticipant {
   roles: string[];
   joined_at: Date | null;
   left_at: Date | null;
+  /**
+   * Nanoseconds past joined_at's / left_at's millisecond (0–999,999), as Stream's clock has them
+   * (`…35.879421674Z`, `1775658215879421674`); absent means 0. Only sessions generated with
+   * `subMillisecond` have them, so precision is tested end to end without changing other seeds.
+   */
+  joined_at_sub_ms_ns?: number;
+  left_at_sub_ms_ns?: number;
   duration_in_seconds: number | null;
   /** Filter-only fields: Stream filters on them but does not return them in the entry. */
   published_tracks: string[];
@@ -55,6 +62,8 @@ export interface GenerateSessionOptions {
   readonly callId?: string;
   readonly callSessionId?: string;
   readonly statsRow?: SimStatsRowQuirks;
+  /** Give every timestamp nanoseconds past its millisecond (seeded, most non-zero). */
+  readonly subMillisecond?: boolean;
 }
 
 export const MAX_SESSION_SIZE = 1_000_000;
@@ -153,6 +162,14 @@ export function generateSession(options: GenerateSessionOptions): SimSession {
   }
   participants.sort(byJoinThenId);
   leaveSomeEntriesIncomplete(random, participants);
+  if (options.subMillisecond) {
+    // Its own stream, so the same seed gives the same attendance with or without the digits.
+    const digits = createRandom(`session-sub-ms:${options.seed}`);
+    for (const p of participants) {
+      p.joined_at_sub_ms_ns = digits.int(0, 999_999);
+      if (p.left_at !== null) p.left_at_sub_ms_ns = digits.int(0, 999_999);
+    }
+  }
 
   let totalParticipantDuration = 0;
   for (const p of participants) totalParticipantDuration += p.duration_in_seconds ?? 0;
@@ -186,6 +203,8 @@ export interface GenerateDatasetOptions {
   readonly withoutWindowShare?: number;
   /** Share of sessions whose row names no usable session (half without call_session_id, half with a numeric call_id). */
   readonly unusableShare?: number;
+  /** Share (0–1) of sessions whose timestamps carry nanoseconds past the millisecond (seeded, own stream). */
+  readonly subMillisecondShare?: number;
 }
 
 /**
@@ -196,6 +215,7 @@ export interface GenerateDatasetOptions {
 export function generateDataset(options: GenerateDatasetOptions): SimSession[] {
   const random = createRandom(`dataset:${options.seed}`);
   const quirks = createRandom(`dataset-rows:${options.seed}`);
+  const precision = createRandom(`dataset-sub-ms:${options.seed}`);
   const newestMs = (options.endedAt ?? wholeSecondsNow()).getTime();
   const count = options.sizes.length;
   const spreadMs = options.spreadDays === undefined ? undefined : options.spreadDays * DAY_MS;
@@ -218,6 +238,7 @@ export function generateDataset(options: GenerateDatasetOptions): SimSession[] {
       endedAt: new Date(endMs),
       ...(sameCall ? { callType: previous.callType, callId: previous.callId } : {}),
       ...(statsRow ? { statsRow } : {}),
+      ...(precision.next() < (options.subMillisecondShare ?? 0) ? { subMillisecond: true } : {}),
     });
     sessions.push(session);
     endMs = session.startedAt.getTime() - random.int(1, 60) * MINUTE_MS;

@@ -1,5 +1,5 @@
 import { apiErrorBody, STREAM_ERROR_CODES } from '../stream/api-error.ts';
-import { FilterError, matchesParticipantFilter, parseParticipantFilter, type ParticipantFilter } from '../stream/filters.ts';
+import { FilterError, matchesParticipantFilter, parseFilterConditionsQuery, type ParticipantFilter } from '../stream/filters.ts';
 import { cursorScope, decodeCursor, encodeCursor } from './cursor.ts';
 import type { SessionStore } from './session-store.ts';
 import type { MissingFieldStyle, TimestampFormat } from './wire.ts';
@@ -48,7 +48,8 @@ export function queryParticipantSessions(
   if (limit === undefined) return fail(400, STREAM_ERROR_CODES.input, `limit must be a whole number from 0 to ${MAX_PAGE_LIMIT}`);
   let filters: ParticipantFilter[];
   try {
-    filters = parseParticipantFilter(query.get('filter_conditions') ?? undefined);
+    // JSON (what the SDKs send) or the bracket form, read by the parser the archive route uses.
+    filters = parseFilterConditionsQuery(query);
   } catch (error) {
     if (error instanceof FilterError) return fail(400, STREAM_ERROR_CODES.input, error.message);
     throw error;

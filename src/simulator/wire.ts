@@ -20,10 +20,21 @@ export function timestampValue(date: Date, format: TimestampFormat): string | nu
   return rfc3339(date);
 }
 
-/** The same value as JSON text, for responses assembled from pieces. */
-export function timestampJson(date: Date, format: TimestampFormat): string {
-  if (format === 'nanoseconds') return `${date.getTime()}000000`;
-  return `"${rfc3339(date)}"`;
+/**
+ * The same value as JSON text, for responses assembled from pieces. `subMsNs` (0–999,999) are the
+ * nanoseconds past the Date's millisecond, which a JS number could not carry: as an integer the
+ * value has 19 digits, as RFC 3339 up to nine fractional digits (trailing zeros trimmed).
+ */
+export function timestampJson(date: Date, format: TimestampFormat, subMsNs = 0): string {
+  if (format === 'nanoseconds') return `${date.getTime()}${String(subMsNs).padStart(6, '0')}`;
+  if (subMsNs === 0) return `"${rfc3339(date)}"`;
+  const fraction = `${String(date.getUTCMilliseconds()).padStart(3, '0')}${String(subMsNs).padStart(6, '0')}`.replace(/0+$/, '');
+  return `"${date.toISOString().slice(0, 19)}.${fraction}Z"`;
+}
+
+/** The decimal text of an entry timestamp's Unix nanoseconds: what every answer should carry, digit for digit. */
+export function timestampNanos(date: Date, subMsNs = 0): string {
+  return `${date.getTime()}${String(subMsNs).padStart(6, '0')}`;
 }
 
 function rfc3339(date: Date): string {
@@ -41,8 +52,8 @@ function rfc3339(date: Date): string {
  */
 export function participantJson(p: SimParticipant, format: TimestampFormat, missing: MissingFieldStyle): string {
   let json = `{"user_id":${JSON.stringify(p.user_id)},"user_session_id":${JSON.stringify(p.user_session_id)},"publisher_type":${JSON.stringify(p.publisher_type)},"roles":${JSON.stringify(p.roles)}`;
-  json += optionalField('joined_at', p.joined_at === null ? null : timestampJson(p.joined_at, format), missing);
-  json += optionalField('left_at', p.left_at === null ? null : timestampJson(p.left_at, format), missing);
+  json += optionalField('joined_at', p.joined_at === null ? null : timestampJson(p.joined_at, format, p.joined_at_sub_ms_ns), missing);
+  json += optionalField('left_at', p.left_at === null ? null : timestampJson(p.left_at, format, p.left_at_sub_ms_ns), missing);
   json += optionalField('duration_in_seconds', p.duration_in_seconds === null ? null : String(p.duration_in_seconds), missing);
   return `${json}}`;
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { StreamApiError, failureForStatus, type RateLimitInfo } from './errors.ts';
 import type { RateLimiter } from './rate-limiter.ts';
+import { parseStreamJson } from './schemas.ts';
 import { createServerToken } from './token.ts';
 
 export const REQUEST_TIMEOUT_MS = 10_000;
@@ -194,7 +195,8 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
     const text = raw.toString('utf8');
     if (status >= 200 && status < 300) {
       try {
-        return { status, body: JSON.parse(text) as unknown, rateLimit };
+        // Not JSON.parse: integer-nanosecond entry timestamps would lose their last digits.
+        return { status, body: parseStreamJson(text), rateLimit };
       } catch (error) {
         throw new StreamApiError(`Stream ${req.operation} answered ${status} with a body that is not JSON (${raw.length} bytes)`, {
           operation: req.operation,

@@ -12,6 +12,7 @@ import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
 import { participantJson } from '../../src/simulator/wire.ts';
 import { createServerToken } from '../../src/stream/token.ts';
 import { createCursorScope, encodeArchiveCursor } from '../../src/archive/cursor.ts';
+import { parseStreamJson } from '../../src/stream/schemas.ts';
 import { expectedSession, insertCallSession, insertEntries, type WireEntry } from '../helpers/attendance-data.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 
@@ -56,7 +57,8 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     app = await buildApp({ config, database: db.current.database, logger: createLogger({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }) });
     await app.listen({ port: 0, host: '127.0.0.1' });
     baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-    sim = await startSimulator({ apiKey: API_KEY, apiSecret: API_SECRET });
+    // Integer nanoseconds, the form the archive answers in, so both decode through the same SDK path.
+    sim = await startSimulator({ apiKey: API_KEY, apiSecret: API_SECRET, timestampFormat: 'nanoseconds' });
     sim.addSession(big);
     archive = new StreamClient(API_KEY, API_SECRET, { basePath: baseUrl });
     stream = new StreamClient(API_KEY, API_SECRET, { basePath: sim.url });
@@ -92,6 +94,13 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     const res = await fetch(`${baseUrl}${path}?${query}`, {
       headers: headers ?? { authorization: token, 'stream-auth-type': 'jwt' },
     });
+    const text = await res.text();
+    return { status: res.status, headers: res.headers, text, body: JSON.parse(text) as Record<string, any> };
+  }
+  /** Raw HTTP with a query string written by hand (the bracket form). */
+  async function getQuery(path: string, query: string) {
+    const token = await createServerToken(API_SECRET);
+    const res = await fetch(`${baseUrl}${path}?api_key=${API_KEY}&${query}`, { headers: { authorization: token, 'stream-auth-type': 'jwt' } });
     return { status: res.status, body: (await res.json()) as Record<string, any> };
   }
   const pathOf = (s: SimSession, suffix = '') => `/api/v2/video/call/${s.callType}/${s.callId}/session/${s.callSessionId}/participant_sessions${suffix}`;
@@ -116,8 +125,14 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
       expect(entry.user_session_id).toBe(truth.user_session_id);
       expect(entry.user_id).toBe(truth.user_id);
       expect(entry.roles).toEqual(truth.roles);
-      expect(entry.joined_at).toEqual(truth.joined_at ?? undefined);
-      expect(entry.left_at).toEqual(truth.left_at ?? undefined);
+      // stream-node decodes an integer as new Date(Math.floor(n / 1e6)) on a double, which can land
+      // 1 ms early (1796043052282000000 is held as …281999872); the exact digits are checked below.
+      for (const field of ['joined_at', 'left_at'] as const) {
+        const got = entry[field] as Date | undefined;
+        const want = truth[field];
+        if (want === null) expect(got).toBeUndefined();
+        else expect(want.getTime() - got!.getTime()).toBeOneOf([0, 1]);
+      }
       expect(entry.duration_in_seconds).toBe(truth.duration_in_seconds ?? undefined);
     });
   });
@@ -161,15 +176,21 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     ).rejects.toMatchObject({ code: 4, metadata: { responseCode: 400 } });
   });
 
-  it('answers in Stream’s shape: integer duration in ms, omitted next/prev at the ends', async () => {
+  it('answers in Stream’s shape: integer duration in ms, integer-nanosecond timestamps, omitted next/prev at the ends', async () => {
     const first = await get(pathOf(big), { limit: '10' });
     expect(first.status).toBe(200);
+    expect(first.headers.get('x-attendance-archive-status')).toBe('complete');
     expect(Object.keys(first.body).sort()).toEqual(
       ['call_id', 'call_session_id', 'call_type', 'duration', 'next', 'participants_sessions', 'total_participant_duration', 'total_participant_sessions'].sort(),
     );
     expect(Number.isInteger(first.body.duration)).toBe(true);
     expect(first.body).toMatchObject({ call_type: 'default', call_id: 'archive-call', call_session_id: big.callSessionId, total_participant_sessions: 3_000 });
-    expect(first.body.participants_sessions[0].joined_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+    // Stored as RFC 3339 (the simulator's default form), answered as the integer every SDK decodes.
+    const truth = new Map(big.participants.map((p) => [p.user_session_id, p]));
+    const firstEntry = first.body.participants_sessions[0];
+    expect(first.text).toMatch(/"joined_at":\d{19}[,}]/);
+    expect(first.text).not.toMatch(/"(joined|left)_at":"/);
+    expect(firstEntry.joined_at).toBe(truth.get(firstEntry.user_session_id)!.joined_at!.getTime() * 1e6);
 
     const single = await get(pathOf(big), { limit: '10', filter_conditions: JSON.stringify({ session_id: big.participants[5]!.user_session_id }) });
     expect(single.body.participants_sessions).toHaveLength(1);
@@ -255,6 +276,83 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     expect(again.body.participants_sessions[0].user_session_id).not.toBe(page.body.participants_sessions[0].user_session_id);
   });
 
+  it('reads the bracket form of filter_conditions like the JSON form, on the archive and in the simulator', async () => {
+    const users = [...new Set(big.participants.map((p) => p.user_id))].slice(0, 3);
+    const token = await createServerToken(API_SECRET);
+    const fromSimulator = async (query: string) => {
+      const res = await fetch(`${sim.url}${pathOf(big)}?api_key=${API_KEY}&limit=100&${query}`, { headers: { authorization: token, 'stream-auth-type': 'jwt' } });
+      return { status: res.status, body: (await res.json()) as Record<string, any> };
+    };
+    const ids = (body: Record<string, any>) => (body.participants_sessions as SdkEntry[]).map((e) => e.user_session_id).sort();
+    const enc = encodeURIComponent;
+    const rtmpUsers = [...new Set(big.participants.filter((p) => p.publisher_type !== 'webrtc').map((p) => p.user_id))].slice(0, 3);
+    const cases: [string, (p: SimSession['participants'][number]) => boolean][] = [
+      // The seed document's own curl example.
+      [`filter_conditions%5Buser_id%5D%5B%24eq%5D=${enc(users[0]!)}`, (p) => p.user_id === users[0]],
+      [`filter_conditions[user_id]=${enc(users[1]!)}`, (p) => p.user_id === users[1]],
+      [users.map((u) => `filter_conditions[user_id][$in][]=${enc(u)}`).join('&'), (p) => users.includes(p.user_id)],
+      [users.map((u, i) => `filter_conditions[user_id][$in][${i}]=${enc(u)}`).join('&'), (p) => users.includes(p.user_id)],
+      [
+        `filter_conditions[publisher_type][$in][1]=srt&filter_conditions[publisher_type][$in][0]=rtmp&${rtmpUsers.map((u) => `filter_conditions[user_id][$in][]=${enc(u)}`).join('&')}`,
+        (p) => p.publisher_type !== 'webrtc' && rtmpUsers.includes(p.user_id),
+      ],
+    ];
+    for (const [query, keep] of cases) {
+      const truth = big.participants.filter(keep).map((p) => p.user_session_id).sort();
+      expect(truth.length, query).toBeGreaterThan(0);
+      expect(truth.length, query).toBeLessThanOrEqual(100);
+      const archived = await getQuery(pathOf(big), `limit=100&${query}`);
+      expect(archived.status, query).toBe(200);
+      expect(ids(archived.body), query).toEqual(truth);
+      const simulated = await fromSimulator(query);
+      expect(simulated.status, query).toBe(200);
+      expect(ids(simulated.body), query).toEqual(truth);
+    }
+    // A cursor from the JSON form serves the same filter written in brackets.
+    const json = await get(pathOf(big), { limit: '1', filter_conditions: JSON.stringify({ user_id: { $in: users } }) });
+    const bracket = await getQuery(pathOf(big), `limit=1&next=${json.body.next}&${users.map((u) => `filter_conditions[user_id][$in][]=${enc(u)}`).join('&')}`);
+    expect(bracket.status).toBe(200);
+    for (const query of [
+      `filter_conditions={}&filter_conditions[user_id]=a`,
+      `filter_conditions[email]=a`,
+      `filter_conditions[user_id][$gt]=a`,
+      `filter_conditions[user_id][$eq][0]=a`,
+      `filter_conditions[user_id][$eq]=a&filter_conditions[user_id][$eq]=b`,
+      `filter_conditions[__proto__][$eq]=a`,
+    ]) {
+      expect((await getQuery(pathOf(big), query)).body, query).toMatchObject({ code: 4, StatusCode: 400 });
+      expect((await fromSimulator(query)).status, query).toBe(400);
+    }
+  });
+
+  it('refuses published_tracks, is_live and is_tech_user with a 400 naming the field, where the simulator answers', async () => {
+    const token = await createServerToken(API_SECRET);
+    const filters: Record<string, unknown>[] = [
+      { is_live: true },
+      { is_live: { $eq: false } },
+      { published_tracks: { $in: ['video'] } },
+      { published_tracks: 'audio' },
+      { is_tech_user: true, user_id: 'x' },
+    ];
+    for (const filter of filters) {
+      const res = await get(pathOf(big), { filter_conditions: JSON.stringify(filter) });
+      const field = Object.keys(filter).find((f) => f !== 'user_id')!;
+      expect(res.status, JSON.stringify(filter)).toBe(400);
+      expect(res.body).toMatchObject({ code: 4, StatusCode: 400, exception_fields: { filter_conditions: expect.stringContaining(`"${field}"`) } });
+      expect(res.body.message).toContain('does not return it');
+      expect((await get(pathOf(big, '/summary'), { filter_conditions: JSON.stringify(filter) })).status).toBe(400);
+      // Stream (the simulator) knows these fields and answers.
+      const simulated = await fetch(`${sim.url}${pathOf(big)}?api_key=${API_KEY}&filter_conditions=${encodeURIComponent(JSON.stringify(filter))}`, {
+        headers: { authorization: token, 'stream-auth-type': 'jwt' },
+      });
+      expect(simulated.status).toBe(200);
+    }
+    expect((await getQuery(pathOf(big), 'filter_conditions[is_live][$eq]=true')).body).toMatchObject({ code: 4, message: expect.stringContaining('"is_live"') });
+    await expect(
+      archive.video.queryCallParticipantSessions({ type: big.callType, id: big.callId, session: big.callSessionId, filter_conditions: { is_live: true } }),
+    ).rejects.toMatchObject({ code: 4, metadata: { responseCode: 400 } });
+  });
+
   it('refuses bad filter_conditions with a 400 in Stream’s error shape', async () => {
     for (const filter of ['{not json', '[]', JSON.stringify({ email: 'a' }), JSON.stringify({ user_id: { $gt: 'a' } }), JSON.stringify({ is_live: 'yes' })]) {
       const res = await get(pathOf(big), { filter_conditions: filter });
@@ -329,40 +427,79 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     const shaped = { call_session_id: 'shaped-session', call_type: 'default', call_id: 'shaped-call' };
     const raws: WireEntry[] = [
       { user_id: 'a', user_session_id: 's1', publisher_type: 'webrtc', roles: ['user'], joined_at: '2026-03-10T10:00:00.5Z', left_at: null, duration_in_seconds: null },
-      { user_id: 'b', user_session_id: 's2', publisher_type: 'rtmp', roles: [], joined_at: '2026-03-10T10:00:00.123456Z' },
-      { user_id: 'c', user_session_id: 's3', publisher_type: 'webrtc', roles: ['admin'], joined_at: '2026-03-10T10:00:00Z', left_at: '2026-03-10T10:30:00Z', duration_in_seconds: 1800, published_tracks: ['audio', 'video'], is_live: true, future_field: { x: 1 } },
-      { user_id: 'd', user_session_id: 's4', publisher_type: 'webrtc', roles: ['user'], joined_at: '2026-03-10T10:10:00Z', left_at: '2026-03-10T10:20:00Z', duration_in_seconds: 600, published_tracks: { audio: true, video: false }, is_tech_user: true },
+      { user_id: 'b', user_session_id: 's2', publisher_type: 'rtmp', roles: [], joined_at: '2026-03-10T10:00:00.123456789Z' },
+      { user_id: 'c', user_session_id: 's3', publisher_type: 'webrtc', roles: ['admin'], joined_at: '2026-03-10T11:00:00.000000001+01:00', left_at: '2026-03-10T10:30:00Z', duration_in_seconds: 1800, published_tracks: ['audio', 'video'], is_live: true, future_field: { x: 1 } },
+      { user_id: 'd', user_session_id: 's4', publisher_type: 'webrtc', roles: ['user'], joined_at: '2026-03-10T10:10:00Z', left_at: '2026-03-10T10:20:00.999999999Z', duration_in_seconds: 600 },
     ];
+    const running = { call_session_id: 'running-session', call_type: 'default', call_id: 'shaped-call' };
 
     beforeAll(async () => {
-      // Stream's totals not read yet: the route falls back to what the archive holds.
-      await insertCallSession(pool(), { ...shaped, status: 'running' });
+      await insertCallSession(pool(), { ...shaped, status: 'complete', total_participant_sessions: 4, total_participant_duration: 2400, archived_participant_sessions: 4 });
       await insertEntries(pool(), shaped, raws);
+      // Being archived: 2 of Stream's 5 entries held so far.
+      await insertCallSession(pool(), { ...running, status: 'running', total_participant_sessions: 5, total_participant_duration: 3000, archived_participant_sessions: 2 });
+      await insertEntries(pool(), running, raws.slice(0, 2));
     });
     const path = `/api/v2/video/call/default/shaped-call/session/shaped-session/participant_sessions`;
+    const runningPath = `/api/v2/video/call/default/shaped-call/session/running-session/participant_sessions`;
+    const ns = (iso: string, extra: bigint) => (BigInt(Date.parse(iso)) * 1_000_000n + extra).toString();
 
-    it('keeps null as null, absent as absent, extra fields, and the timestamp precision', async () => {
+    it('keeps null as null, absent as absent, extra fields, and every timestamp as integer nanoseconds to the digit', async () => {
       const res = await get(path);
       expect(res.body.total_participant_sessions).toBe(4);
       expect(res.body.total_participant_duration).toBe(2400);
-      expect(res.body.participants_sessions).toEqual([
-        { user_id: 'a', user_session_id: 's1', publisher_type: 'webrtc', roles: ['user'], joined_at: '2026-03-10T10:00:00.5Z', left_at: null, duration_in_seconds: null },
-        { user_id: 'b', user_session_id: 's2', publisher_type: 'rtmp', roles: [], joined_at: '2026-03-10T10:00:00.123456Z' },
-        { ...raws[2] },
-        { ...raws[3] },
+      // Read without JSON numbers: the digits past 2^53 are the point.
+      const entries = (parseStreamJson(res.text) as { participants_sessions: unknown[] }).participants_sessions;
+      expect(entries).toEqual([
+        { user_id: 'a', user_session_id: 's1', publisher_type: 'webrtc', roles: ['user'], joined_at: ns('2026-03-10T10:00:00.5Z', 0n), left_at: null, duration_in_seconds: null },
+        { user_id: 'b', user_session_id: 's2', publisher_type: 'rtmp', roles: [], joined_at: ns('2026-03-10T10:00:00Z', 123_456_789n) },
+        { ...raws[2], joined_at: ns('2026-03-10T10:00:00Z', 1n), left_at: ns('2026-03-10T10:30:00Z', 0n) },
+        { ...raws[3], joined_at: ns('2026-03-10T10:10:00Z', 0n), left_at: ns('2026-03-10T10:20:00Z', 999_999_999n) },
       ]);
+      expect(res.text).toContain('"joined_at":1773136800123456789');
       expect(Object.keys(res.body.participants_sessions[1])).not.toContain('left_at');
     });
 
-    it('reads published_tracks, is_live and is_tech_user from raw when it has them', async () => {
-      const ids = async (filter: object) =>
-        (await get(path, { filter_conditions: JSON.stringify(filter) })).body.participants_sessions.map((e: SdkEntry) => e.user_session_id);
-      expect(await ids({ published_tracks: 'video' })).toEqual(['s3']);
-      expect(await ids({ published_tracks: { $in: ['audio'] } })).toEqual(['s3', 's4']);
-      expect(await ids({ is_live: true })).toEqual(['s3']);
-      expect(await ids({ is_live: false })).toEqual(['s1', 's2', 's4']);
-      expect(await ids({ is_tech_user: { $eq: true } })).toEqual(['s4']);
-      expect(await ids({ is_tech_user: false, publisher_type: 'webrtc' })).toEqual(['s1', 's3']);
+    it('answers a session still being archived with 404 code 16 saying so, never a partial 200', async () => {
+      const res = await get(runningPath);
+      expect(res.status).toBe(404);
+      expect(res.headers.get('x-attendance-archive-status')).toBe('running');
+      expect(res.body).toMatchObject({
+        code: 16,
+        StatusCode: 404,
+        message: expect.stringContaining('not complete (status running: 2 of 5 participant sessions archived)'),
+        exception_fields: { session: expect.stringContaining('running') },
+      });
+      await expect(
+        archive.video.queryCallParticipantSessions({ type: 'default', id: 'shaped-call', session: 'running-session' }),
+      ).rejects.toMatchObject({ code: 16, metadata: { responseCode: 404 } });
+      // Stream's totals unknown yet, and expired for good: the same refusal; expired is unrecoverable.
+      await pool().query(`update call_sessions set status = 'pending', total_participant_sessions = null, total_participant_duration = null where call_session_id = 'running-session'`);
+      expect((await get(runningPath)).body.message).toContain("Stream's total not read yet");
+      await pool().query(`update call_sessions set status = 'expired', total_participant_sessions = 5 where call_session_id = 'running-session'`);
+      expect((await get(runningPath)).body).toMatchObject({ code: 16, unrecoverable: true });
+      // Verified whole before and being archived again: still whole.
+      await pool().query(`update call_sessions set status = 'running', archived_at = now(), total_participant_sessions = 2, total_participant_duration = 0 where call_session_id = 'running-session'`);
+      const again = await get(runningPath);
+      expect(again.status).toBe(200);
+      expect(again.body).toMatchObject({ total_participant_sessions: 2, participants_sessions: [{ user_session_id: 's1' }, { user_session_id: 's2' }] });
+      await pool().query(`update call_sessions set status = 'running', archived_at = null, total_participant_sessions = 5, total_participant_duration = 3000 where call_session_id = 'running-session'`);
+    });
+
+    it('summarises a partial archive with its status and Stream’s totals, not the rows held as totals', async () => {
+      const res = await get(runningPath.replace(/$/, '/summary'));
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-attendance-archive-status')).toBe('running');
+      expect(res.body).toMatchObject({
+        archive_status: 'running',
+        archive_complete: false,
+        archived_participant_sessions: 2,
+        total_participant_sessions: 5,
+        total_participant_duration: 3000,
+        participant_sessions: 2,
+      });
+      const text = res.text;
+      expect(text).toContain(`"first_joined_at":${ns('2026-03-10T10:00:00Z', 123_456_789n)}`);
     });
   });
 
@@ -399,8 +536,9 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
         peak_concurrent_participants: expected.peak_concurrent_participants,
         total_participant_sessions: 3_000,
       });
-      expect(Date.parse(res.body.first_joined_at)).toBe(expected.session_started_at);
-      expect(Date.parse(res.body.last_left_at)).toBe(expected.session_ended_at);
+      // Integer nanoseconds, like every timestamp the archive answers.
+      expect(res.text).toContain(`"first_joined_at":${expected.session_started_at}000000,`);
+      expect(res.text).toContain(`"last_left_at":${expected.session_ended_at}000000,`);
       expect(res.body.attended_seconds).toBeCloseTo(expected.attended_seconds, 6);
       const paged = await readAll(archive, big, filter, 100);
       expect(paged.entries).toHaveLength(res.body.participant_sessions);

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { writePage } from '../../src/ingest/write-page.ts';
 import { LeaseLostError } from '../../src/queue/fence.ts';
-import type { ParticipantEntry } from '../../src/stream/schemas.ts';
+import { parseParticipantSessionsPage, parseStreamJson, type ParticipantEntry } from '../../src/stream/schemas.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { insertQueueRow, readQueueRow } from '../queue/session-rows.ts';
 
@@ -19,6 +19,8 @@ function entry(n: number, overrides: Partial<ParticipantEntry> = {}): Participan
     roles: ['user', `r${n % 3}`],
     joinedAt: new Date('2026-01-01T10:00:00.123Z'),
     leftAt: n % 4 === 0 ? null : new Date('2026-01-01T10:30:00Z'),
+    joinedAtMicros: '2026-01-01T10:00:00.123Z',
+    leftAtMicros: n % 4 === 0 ? null : '2026-01-01T10:30:00Z',
     durationInSeconds: n % 4 === 0 ? null : 1800,
     raw,
     ...overrides,
@@ -82,11 +84,11 @@ describe('writePage', () => {
   });
 
   it('overwrites a row with what Stream says now (excluded.*), keyed on the user session', async () => {
-    await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [entry(1, { leftAt: null, durationInSeconds: null })], resumeCursor: 'c1' });
+    await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [entry(1, { leftAt: null, leftAtMicros: null, durationInSeconds: null })], resumeCursor: 'c1' });
     await writePage(pool(), lease, {
       callType: 'default',
       callId: 's1',
-      entries: [entry(1, { leftAt: new Date('2026-01-01T11:00:00Z'), durationInSeconds: 3600, roles: ['host'] })],
+      entries: [entry(1, { leftAt: new Date('2026-01-01T11:00:00Z'), leftAtMicros: '2026-01-01T11:00:00Z', durationInSeconds: 3600, roles: ['host'] })],
       resumeCursor: 'c2',
     });
     const rows = await pool().query('select left_at, duration_in_seconds, roles from participant_sessions');
@@ -112,6 +114,33 @@ describe('writePage', () => {
     expect(rows[0]?.user_id).toBe('nuluser');
     expect(rows[0]?.raw).toMatchObject({ user_id: 'nuluser', note: 'half an emoji \ufffd', ok: 'whole \ud83d\ude00' });
     expect((await readQueueRow(pool(), 's1')).cursor).toBe('c2');
+  });
+
+  it('keeps integer nanoseconds digit for digit in raw and microseconds in the columns, whichever form Stream used', async () => {
+    // As Stream sends them: 19-digit integers (beyond 2^53) and RFC 3339 with nine fractional digits.
+    const text = `{"call_type":"default","call_id":"s1","call_session_id":"s1","duration":3,"total_participant_sessions":3,"total_participant_duration":60,"participants_sessions":[
+      {"user_id":"n","user_session_id":"ns-1","publisher_type":"webrtc","roles":[],"joined_at":1775658215879421674,"left_at":1775658245000000999,"duration_in_seconds":29,"future":12345678901234567890},
+      {"user_id":"s","user_session_id":"ns-2","publisher_type":"webrtc","roles":[],"joined_at":"2026-04-08T14:23:35.879421674Z","left_at":"2026-04-08T16:23:45.0000009+02:00","duration_in_seconds":30},
+      {"user_id":"o","user_session_id":"ns-3","publisher_type":"webrtc","roles":[],"joined_at":"2026-04-08T14:23:35.5Z","left_at":null}]}`;
+    const page = parseParticipantSessionsPage(parseStreamJson(text));
+    await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: page.entries, resumeCursor: 'c3' });
+    const { rows } = await pool().query<{ id: string; raw: string; joined: string; left: string | null }>(
+      `select user_session_id as id, raw::text as raw,
+              to_char(joined_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') as joined,
+              to_char(left_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') as left
+         from participant_sessions order by user_session_id`,
+    );
+    expect(rows.map((r) => [r.id, r.joined, r.left])).toEqual([
+      ['ns-1', '2026-04-08T14:23:35.879421', '2026-04-08T14:24:05.000000'],
+      ['ns-2', '2026-04-08T14:23:35.879421', '2026-04-08T14:23:45.000000'],
+      ['ns-3', '2026-04-08T14:23:35.500000', null],
+    ]);
+    // jsonb keeps the integers exact (numeric), and the strings as sent.
+    expect(rows[0]!.raw).toContain('"joined_at": 1775658215879421674');
+    expect(rows[0]!.raw).toContain('"left_at": 1775658245000000999');
+    expect(rows[1]!.raw).toContain('"joined_at": "2026-04-08T14:23:35.879421674Z"');
+    expect(rows[1]!.raw).toContain('"left_at": "2026-04-08T16:23:45.0000009+02:00"');
+    expect(rows[2]!.raw).toContain('"left_at": null');
   });
 
   it('an empty page still stores its cursor', async () => {

@@ -109,4 +109,24 @@ describe('simulator: generator', () => {
     expect(new Set(dataset.map((s) => `${s.callType}:${s.callId}`)).size).toBeLessThan(30);
     for (const session of dataset) checkInvariants(session);
   });
+
+  it('adds nanoseconds past the millisecond to a seeded share of a dataset, changing nothing else', () => {
+    const sizes = Array.from({ length: 40 }, () => 12);
+    const plain = generateDataset({ seed: 'sub-ms', sizes, endedAt: ENDED_AT });
+    const precise = generateDataset({ seed: 'sub-ms', sizes, endedAt: ENDED_AT, subMillisecondShare: 0.5 });
+    const strip = (s: SimSession) => ({ ...s, participants: s.participants.map(({ joined_at_sub_ms_ns: _j, left_at_sub_ms_ns: _l, ...rest }) => rest) });
+    expect(precise.map(strip)).toEqual(plain);
+    const withDigits = precise.filter((s) => s.participants.some((p) => (p.joined_at_sub_ms_ns ?? 0) > 0));
+    expect(withDigits.length).toBeGreaterThan(10);
+    expect(withDigits.length).toBeLessThan(30);
+    for (const session of withDigits) {
+      for (const p of session.participants) {
+        expect(p.joined_at_sub_ms_ns).toBeGreaterThanOrEqual(0);
+        expect(p.joined_at_sub_ms_ns).toBeLessThan(1_000_000);
+        // An entry without left_at has no digits to add to it.
+        if (p.left_at === null) expect(p.left_at_sub_ms_ns).toBeUndefined();
+      }
+    }
+    expect(plain.every((s) => s.participants.every((p) => p.joined_at_sub_ms_ns === undefined))).toBe(true);
+  });
 });

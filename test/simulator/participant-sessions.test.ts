@@ -2,6 +2,8 @@ import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSession, type SimParticipant, type SimSession } from '../../src/simulator/generate.ts';
 import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import { parseStreamJson } from '../../src/stream/schemas.ts';
+import { timestampNanos } from '../../src/simulator/wire.ts';
 import { createSimClient } from './helpers.ts';
 
 const DAY_MS = 86_400_000;
@@ -229,6 +231,44 @@ describe('simulator: participant_sessions', () => {
     }
   });
 
+  it('serves nanoseconds past the millisecond for a subMillisecond session, the same instant in both forms', async () => {
+    const precise = generateSession({ seed: 'precise', size: 40, endedAt: ENDED_AT, subMillisecond: true });
+    // The same attendance as without the option: only the digits are added.
+    const plain = generateSession({ seed: 'precise', size: 40, endedAt: ENDED_AT });
+    expect(precise.participants.map((p) => [p.user_session_id, p.joined_at, p.left_at])).toEqual(plain.participants.map((p) => [p.user_session_id, p.joined_at, p.left_at]));
+    expect(precise.participants.filter((p) => (p.joined_at_sub_ms_ns ?? 0) % 1_000 !== 0).length).toBeGreaterThan(30);
+    sim.addSession(precise);
+    const read = async (format: 'nanoseconds' | 'rfc3339') => {
+      sim.setOptions({ timestampFormat: format });
+      try {
+        const reply = await client.participantSessions(precise, { limit: '100' });
+        return (parseStreamJson(reply.text) as { participants_sessions: Record<string, string>[] }).participants_sessions;
+      } finally {
+        sim.setOptions({ timestampFormat: 'rfc3339' });
+      }
+    };
+    const asIntegers = await read('nanoseconds');
+    const asStrings = await read('rfc3339');
+    precise.participants.forEach((p, i) => {
+      const want = timestampNanos(p.joined_at!, p.joined_at_sub_ms_ns);
+      expect(asIntegers[i]!.joined_at).toBe(want);
+      expect(asIntegers[i]!.joined_at).toMatch(/^\d{19}$/);
+      // RFC 3339 with up to nine fractional digits, Go's RFC3339Nano (trailing zeros trimmed).
+      expect(asStrings[i]!.joined_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,8}[1-9])?Z$/);
+      const [, fraction = ''] = /\.(\d+)Z$/.exec(asStrings[i]!.joined_at!) ?? [];
+      expect(BigInt(Date.parse(asStrings[i]!.joined_at!.replace(/\.\d+Z$/, 'Z'))) * 1_000_000n + BigInt(fraction.padEnd(9, '0') || '0')).toBe(BigInt(want));
+    });
+  });
+
+  it('reads filter_conditions in the bracket form like the JSON form', async () => {
+    const users = [...new Set(session.participants.map((p) => p.user_id))].slice(0, 2);
+    const json = await client.readAll(session, { limit: '100', filter_conditions: JSON.stringify({ user_id: { $in: users } }) });
+    const reply = await client.participantSessions(session, { limit: '100', ...Object.fromEntries(users.map((u, i) => [`filter_conditions[user_id][$in][${i}]`, u])) });
+    expect(reply.status).toBe(200);
+    expect(json.entries.length).toBeGreaterThan(0);
+    expect((reply.json.participants_sessions as { user_session_id: string }[]).map((e) => e.user_session_id)).toEqual(json.entries.map((e) => e.user_session_id));
+  });
+
   it('writes RFC 3339 the way Go does: trailing fractional zeros trimmed', async () => {
     const s = generateSession({ seed: 'fractions', size: 1, endedAt: ENDED_AT });
     const p = s.participants[0] as SimParticipant;
@@ -314,7 +354,7 @@ describe('simulator: authentication and rate limits', () => {
     expect((await client.participantSessions(session)).status).toBe(200);
     expect((await client.participantSessions(session)).status).toBe(429);
     const stats = await client.callStats({});
-    expect(stats.status).toBe(200);
+    expect(stats.status).toBe(201);
     expect(stats.headers.get('x-ratelimit-remaining')).toBe('1');
   });
 

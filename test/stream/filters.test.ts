@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { FilterError, matchesParticipantFilter, parseParticipantFilter, type FilterableEntry } from '../../src/stream/filters.ts';
+import { FilterError, matchesParticipantFilter, parseFilterConditionsQuery, parseParticipantFilter, type FilterableEntry } from '../../src/stream/filters.ts';
 
 const alice: FilterableEntry = { user_id: 'alice', user_session_id: 's-1', publisher_type: 'webrtc', published_tracks: ['audio', 'video'], is_live: false, is_tech_user: false };
 const bot: FilterableEntry = { user_id: 'egress bot', user_session_id: 's-2', publisher_type: 'rtmp', published_tracks: [], is_live: true, is_tech_user: true };
@@ -75,5 +75,47 @@ describe('participant filter_conditions', () => {
   it('names the field and the allowed choices in its messages', () => {
     expect(() => parseParticipantFilter('{"name":"x"}')).toThrow(/"name".*user_id/);
     expect(() => parseParticipantFilter('{"is_live":{"$in":[true]}}')).toThrow(/\$in.*is_live.*\$eq/);
+  });
+
+  describe('the bracket form, read from the whole query string', () => {
+    const q = (query: string) => parseFilterConditionsQuery(new URLSearchParams(query));
+
+    it('gives the same conditions as the JSON form', () => {
+      const same: [string, string][] = [
+        ['filter_conditions%5Buser_id%5D%5B%24eq%5D=alice', '{"user_id":{"$eq":"alice"}}'],
+        ['filter_conditions[user_id]=alice', '{"user_id":"alice"}'],
+        ['filter_conditions[user_id][$in][]=a&filter_conditions[user_id][$in][]=b', '{"user_id":{"$in":["a","b"]}}'],
+        ['filter_conditions[user_id][$in][1]=b&filter_conditions[user_id][$in][0]=a', '{"user_id":{"$in":["a","b"]}}'],
+        ['filter_conditions[user_id][$in]=a', '{"user_id":{"$in":["a"]}}'],
+        ['filter_conditions[is_live][$eq]=true&filter_conditions[publisher_type]=rtmp', '{"is_live":{"$eq":true},"publisher_type":"rtmp"}'],
+        ['filter_conditions[is_tech_user]=false', '{"is_tech_user":false}'],
+        ['filter_conditions[user_id]=a%2Cb%20c', '{"user_id":"a,b c"}'],
+        ['', '{}'],
+        ['limit=10', '{}'],
+      ];
+      for (const [bracket, json] of same) expect(q(bracket), bracket).toEqual(parseParticipantFilter(json));
+      expect(q(`filter_conditions=${encodeURIComponent('{"user_id":"alice"}')}`)).toEqual([{ field: 'user_id', op: '$eq', values: ['alice'] }]);
+    });
+
+    it('refuses what the JSON form refuses, mixed forms, and keys it cannot read', () => {
+      const refused = [
+        'filter_conditions={}&filter_conditions={}',
+        'filter_conditions={}&filter_conditions[user_id]=a',
+        'filter_conditions[name]=a',
+        'filter_conditions[__proto__][$eq]=a',
+        'filter_conditions[constructor]=a',
+        'filter_conditions[user_id][$ne]=a',
+        'filter_conditions[user_id][__proto__]=a',
+        'filter_conditions[is_live]=yes',
+        'filter_conditions[is_live][$in][]=true',
+        'filter_conditions[user_id][$eq][0]=a',
+        'filter_conditions[user_id][$eq]=a&filter_conditions[user_id][$eq]=b',
+        'filter_conditions[user_id][$in][x]=a',
+        'filter_conditions[]=a',
+        'filter_conditions[user_id]x=a',
+      ];
+      for (const query of refused) expect(() => q(query), query).toThrow(FilterError);
+      expect(({} as Record<string, unknown>).$eq).toBeUndefined();
+    });
   });
 });

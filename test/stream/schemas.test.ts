@@ -3,7 +3,11 @@ import {
   ResponseShapeError,
   parseCallSessionStatsPage,
   parseParticipantSessionsPage,
+  isoMillis,
+  parseEntryInstant,
+  parseStreamJson,
   parseStreamTimestamp,
+  timestampNanosText,
 } from '../../src/stream/schemas.ts';
 
 const entry = {
@@ -29,6 +33,65 @@ function page(overrides: Record<string, unknown> = {}) {
     ...overrides,
   };
 }
+
+describe('nanosecond timestamps, digit for digit', () => {
+  it('parseStreamJson keeps integer joined_at/left_at as digit strings and leaves everything else to JSON.parse', () => {
+    const text = '{"participants_sessions":[{"user_id":"\\"joined_at\\":1","joined_at":1775658215879421674,"left_at" : -5 ,"duration_in_seconds":12},{"joined_at":"2026-04-08T14:23:35Z","left_at":null,"x":{"joined_at":1.5e18}}],"duration":3}';
+    expect(JSON.parse(text).participants_sessions[0].joined_at).toBe(1775658215879421700);
+    expect(parseStreamJson(text)).toEqual({
+      participants_sessions: [
+        { user_id: '"joined_at":1', joined_at: '1775658215879421674', left_at: '-5', duration_in_seconds: 12 },
+        { joined_at: '2026-04-08T14:23:35Z', left_at: null, x: { joined_at: 1.5e18 } },
+      ],
+      duration: 3,
+    });
+    // Nothing to quote: the same result as JSON.parse.
+    const plain = JSON.stringify(page());
+    expect(parseStreamJson(plain)).toEqual(JSON.parse(plain));
+  });
+
+  it('parseEntryInstant truncates to the microsecond, in either form', () => {
+    expect(parseEntryInstant('1775658215879421674')).toBe('2026-04-08T14:23:35.879421Z');
+    expect(parseEntryInstant('2026-04-08T14:23:35.879421674Z')).toBe('2026-04-08T14:23:35.879421Z');
+    expect(parseEntryInstant('2026-04-08T16:23:35.8794219+02:00')).toBe('2026-04-08T16:23:35.879421+02:00');
+    expect(parseEntryInstant('2026-04-08T14:23:35Z')).toBe('2026-04-08T14:23:35Z');
+    expect(parseEntryInstant('-1')).toBe('1969-12-31T23:59:59.999999Z');
+    expect(parseEntryInstant('999')).toBe('1970-01-01T00:00:00.000000Z');
+    expect(parseEntryInstant(1778198400000000000)).toBe('2026-05-08T00:00:00.000000Z');
+    expect(parseEntryInstant(null)).toBeNull();
+    expect(() => parseEntryInstant('2026-04-31T10:00:00Z')).toThrow(ResponseShapeError);
+    expect(() => parseEntryInstant('99999999999999999999999')).toThrow(/out of range/);
+  });
+
+  it('isoMillis writes what Date#toISOString writes, for any millisecond in years 1000–9999 and outside them', () => {
+    const samples = [0, -1, 951_782_400_000, 1_775_658_215_879, -30_610_224_000_000, 253_402_300_799_999, 253_402_300_800_000, -62_198_755_200_000];
+    let seed = 7;
+    for (let i = 0; i < 5_000; i++) {
+      seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648;
+      samples.push(Math.floor((seed / 2_147_483_648 - 0.2) * 253_402_300_799_999));
+      samples.push(1_775_658_215_879 + (seed % 200_000_000));
+    }
+    for (const ms of samples) expect(isoMillis(ms), String(ms)).toBe(new Date(ms).toISOString().slice(0, -1));
+  });
+
+  it('timestampNanosText gives back the instant Stream sent, whichever form it was stored in', () => {
+    expect(timestampNanosText('1775658215879421674')).toBe('1775658215879421674');
+    expect(timestampNanosText('2026-04-08T14:23:35.879421674Z')).toBe('1775658215879421674');
+    expect(timestampNanosText('2026-04-08T16:23:35.879421674+02:00')).toBe('1775658215879421674');
+    expect(timestampNanosText('2026-04-08 14:23:35.5z')).toBe('1775658215500000000');
+    expect(timestampNanosText('2026-04-08T14:23:35.879421Z')).toBe('1775658215879421000');
+    expect(timestampNanosText('1775658215879421674.0')).toBe('1775658215879421674');
+    expect(timestampNanosText('yesterday')).toBeUndefined();
+  });
+
+  it('the page reader hands the columns microseconds and keeps raw as received', () => {
+    const text = JSON.stringify(page()).replace('"2026-04-08T14:23:35.879421674Z"', '1775658215879421674');
+    const parsed = parseParticipantSessionsPage(parseStreamJson(text));
+    expect(parsed.entries[0]).toMatchObject({ joinedAtMicros: '2026-04-08T14:23:35.879421Z', leftAtMicros: '2026-04-08T15:00:00Z' });
+    expect(parsed.entries[0]?.joinedAt?.toISOString()).toBe('2026-04-08T14:23:35.879Z');
+    expect(parsed.entries[0]?.raw.joined_at).toBe('1775658215879421674');
+  });
+});
 
 describe('parseStreamTimestamp', () => {
   it('reads RFC 3339 with up to nine fractional digits and offsets', () => {
@@ -88,6 +151,8 @@ describe('parseParticipantSessionsPage', () => {
       roles: ['user', 'host'],
       joinedAt: new Date('2026-04-08T14:23:35.879Z'),
       leftAt: new Date('2026-04-08T15:00:00Z'),
+      joinedAtMicros: '2026-04-08T14:23:35.879421Z',
+      leftAtMicros: '2026-04-08T15:00:00Z',
       durationInSeconds: 2184,
       raw: { ...entry, future_field: { x: 1 } },
     });
