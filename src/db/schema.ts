@@ -152,3 +152,31 @@ export const serviceHealth = pgTable(
   },
   (t) => [check('service_health_state_check', sql`${t.state} in ('ok', 'unauthorized', 'unreachable', 'unknown')`)],
 );
+
+/**
+ * Stream's last QueryCallParticipantSessions answer for a session without its entries (`session`,
+ * totals, `duration` and any top-level field Stream adds), so the archive route can answer with
+ * every field Stream's own response had. Kept beside call_sessions, whose columns are the design's.
+ */
+export const streamResponses = pgTable(
+  'stream_responses',
+  {
+    callSessionId: text('call_session_id').primaryKey(),
+    response: jsonb('response').notNull(),
+    updatedAt: tstz('updated_at').notNull().defaultNow(),
+  },
+  (t) => [foreignKey({ name: 'stream_responses_call_session_fk', columns: [t.callSessionId], foreignColumns: [callSessions.callSessionId] }).onDelete('cascade')],
+);
+
+/**
+ * One row per `attendance forget --user` run that removed something: when, which user (as a
+ * SHA-256 hex digest, so the audit trail does not keep the id it erased), and how much went.
+ */
+export const erasureLog = pgTable('erasure_log', {
+  id: bigint('id', { mode: 'number' }).primaryKey().generatedAlwaysAsIdentity(),
+  erasedAt: tstz('erased_at').notNull().defaultNow(),
+  userIdSha256: text('user_id_sha256').notNull(),
+  participantSessionsDeleted: integer('participant_sessions_deleted').notNull(),
+  webhookEventsScrubbed: integer('webhook_events_scrubbed').notNull(),
+  callSessionsAdjusted: integer('call_sessions_adjusted').notNull(),
+});
