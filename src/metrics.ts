@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import packageJson from '../package.json' with { type: 'json' };
 
 /** Prometheus scrapes every 15 s or so; a second of reuse is invisible to it. */
 export const RENDER_REUSE_MS = 1_000;
@@ -11,8 +12,17 @@ export const RENDER_REUSE_MS = 1_000;
  */
 export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry();
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'attendance_process_' });
+  // Node's and the process's own metrics under their standard names (process_cpu_seconds_total,
+  // nodejs_heap_size_used_bytes …), so stock dashboards and alerts for Node services work as they are.
+  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  const buildInfo = new Gauge({
+    name: 'attendance_build_info',
+    help: 'Always 1; the labels say which version runs on which Node.js',
+    labelNames: ['version', 'node'] as const,
+    registers,
+  });
+  buildInfo.set({ version: packageJson.version, node: process.versions.node }, 1);
   let rendered: { readonly at: number; readonly text: Promise<string> } | undefined;
   return {
     registry,
