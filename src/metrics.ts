@@ -66,6 +66,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['status'] as const,
       registers,
     }),
+    archiveRunDuration: new Histogram({
+      name: 'attendance_archive_run_duration_seconds',
+      help: 'One archive run of one session, from claim to its end, by how it ended (complete, retrying, dead, expired, released, lease_lost)',
+      labelNames: ['status'] as const,
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900],
+      registers,
+    }),
     pagesArchived: new Counter({ name: 'attendance_pages_archived_total', help: 'Pages of participant sessions written', registers }),
     rowsArchived: new Counter({ name: 'attendance_rows_archived_total', help: 'Participant session rows upserted', registers }),
     sessionsFinished: new Counter({

@@ -100,6 +100,7 @@ export function startWorker(options: WorkerOptions): Worker {
 
   const begin = (session: ClaimedSession): void => {
     const controller = new AbortController();
+    const started = performance.now();
     const done = archiveSession({
       pool,
       stream: options.stream,
@@ -111,7 +112,10 @@ export function startWorker(options: WorkerOptions): Worker {
       backoff: options.backoff,
       pageRetry: options.pageRetry,
     })
-      .then((result) => options.onResult?.(session, result))
+      .then((result) => {
+        options.metrics.archiveRunDuration.observe({ status: result.status }, (performance.now() - started) / 1000);
+        options.onResult?.(session, result);
+      })
       .catch((error: unknown) => log.error({ err: coerceError(error), callSessionId: session.callSessionId }, 'archive run failed unexpectedly'))
       .finally(() => {
         if (held.get(session.callSessionId) === entry) held.delete(session.callSessionId);
