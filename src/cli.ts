@@ -10,6 +10,8 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
   backfill: { summary: 'enqueue sessions from Stream for a window or one session', load: async () => (await import('./commands/backfill.ts')).backfillCommand },
   status: { summary: 'counts by status, oldest pending, sessions at risk, dead sessions', load: async () => (await import('./commands/status.ts')).statusCommand },
   redrive: { summary: 'move dead sessions back to pending', load: async () => (await import('./commands/redrive.ts')).redriveCommand },
+  prune: { summary: 'delete inbox events (and archived attendance, if ARCHIVE_RETENTION_DAYS) past their retention now', load: async () => (await import('./commands/prune.ts')).pruneCommand },
+  forget: { summary: "erase one user's attendance and every stored copy of their id (--user <id> [--dry-run])", load: async () => (await import('./commands/forget.ts')).forgetCommand },
   demo: { summary: 'embedded Postgres + local simulator + serve, end to end, then a report', load: async () => (await import('./commands/demo.ts')).demoCommand },
   simulate: { summary: 'run the local Stream simulator alone', load: async () => (await import('./commands/simulate.ts')).simulateCommand },
 };

@@ -23,6 +23,15 @@ export interface Config {
   readonly logLevel: LogLevel;
   readonly worker: { readonly concurrency: number };
   readonly reconcile: { readonly intervalMinutes: number; readonly lookbackDays: number };
+  readonly retention: RetentionConfig;
+}
+
+/** How long stored data is kept (WEBHOOK_EVENTS_RETENTION_DAYS, ARCHIVE_RETENTION_DAYS). */
+export interface RetentionConfig {
+  /** Inbox events older than this many days are pruned; 0 keeps them for ever. */
+  readonly webhookEventsDays: number;
+  /** Archived attendance of sessions that ended longer ago is deleted; undefined keeps it for ever. */
+  readonly archiveDays: number | undefined;
 }
 
 /**
@@ -42,9 +51,19 @@ export interface DatabasePoolsConfig {
 /** The smallest DATABASE_POOL_SIZE the default gives; larger when WORKER_CONCURRENCY needs it. */
 export const DEFAULT_DATABASE_POOL_SIZE = 16;
 export const DEFAULT_HTTP_BODY_BUDGET_MIB = 32;
+/**
+ * 30 days of inbox: Stream retries a delivery for only ~15 s (stream-api.md §5) and nothing reads
+ * webhook_events after intake has acted on it (the replay guard compares with
+ * call_sessions.stats_report_ready_at, not the inbox), so a month is ample for debugging a
+ * delivery while keeping the table (a few KiB per event) from growing for ever.
+ */
+export const DEFAULT_WEBHOOK_EVENTS_RETENTION_DAYS = 30;
+/** 100 years: the upper bound of both retention settings, so a typo cannot overflow an interval. */
+const MAX_RETENTION_DAYS = 36_500;
 // Besides one connection per session in flight, the worker's heartbeat and claims, the reconciler's
-// sweep (held for the whole sweep) and the gauge refresher / Stream-health writes each take one.
-const BACKGROUND_OVERHEAD_CONNECTIONS = 4;
+// sweep (held for the whole sweep), the pruner (held for a whole prune run) and the gauge
+// refresher / Stream-health writes each take one.
+const BACKGROUND_OVERHEAD_CONNECTIONS = 5;
 
 /** How a DATABASE_POOL_SIZE of `poolSize` is split (documented in the README's configuration table). */
 export function splitDatabasePool(poolSize: number): DatabasePoolsConfig {
@@ -143,6 +162,11 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   // (stream-api.md §8), so a new install archives everything Stream still holds, nearest expiry
   // first, with no manual backfill; later sweeps only cover what ended since, with an overlap.
   const lookbackDays = integer('RECONCILE_LOOKBACK_DAYS', 90, 1, 90);
+  // 0 keeps the inbox for ever, like RECONCILE_INTERVAL_MINUTES' 0 turns the sweep off.
+  const webhookEventsDays = integer('WEBHOOK_EVENTS_RETENTION_DAYS', DEFAULT_WEBHOOK_EVENTS_RETENTION_DAYS, 0, MAX_RETENTION_DAYS);
+  // Unset keeps the archive for ever (the product's point); there is no 0, which would read as
+  // "delete everything at once".
+  const archiveDays = text('ARCHIVE_RETENTION_DAYS') === undefined ? undefined : integer('ARCHIVE_RETENTION_DAYS', 0, 1, MAX_RETENTION_DAYS);
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -155,6 +179,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     logLevel,
     worker: { concurrency },
     reconcile: { intervalMinutes, lookbackDays },
+    retention: { webhookEventsDays, archiveDays },
   });
 }
 

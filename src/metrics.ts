@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type pg from 'pg';
 import packageJson from '../package.json' with { type: 'json' };
 
 /** Prometheus scrapes every 15 s or so; a second of reuse is invisible to it. */
@@ -16,6 +17,21 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   // nodejs_heap_size_used_bytes …), so stock dashboards and alerts for Node services work as they are.
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  // Read when scraped: pg keeps these counts on the pool object, so reporting them costs nothing.
+  const pools = new Map<string, pg.Pool>();
+  new Gauge({
+    name: 'attendance_db_pool_connections',
+    help: "Postgres connections of this process by pool (intake, api, background; shared when there is one) and state: total open, idle, and callers waiting for one",
+    labelNames: ['pool', 'state'] as const,
+    registers,
+    collect() {
+      for (const [pool, p] of pools) {
+        this.set({ pool, state: 'total' }, p.totalCount);
+        this.set({ pool, state: 'idle' }, p.idleCount);
+        this.set({ pool, state: 'waiting' }, p.waitingCount);
+      }
+    },
+  });
   const buildInfo = new Gauge({
     name: 'attendance_build_info',
     help: 'Always 1; the labels say which version runs on which Node.js',
@@ -26,6 +42,10 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   let rendered: { readonly at: number; readonly text: Promise<string> } | undefined;
   return {
     registry,
+    /** Reports `pool`'s connections as attendance_db_pool_connections{pool: name}. */
+    observePool(name: string, pool: pg.Pool): void {
+      pools.set(name, pool);
+    },
     /**
      * The registry as Prometheus text; calls within RENDER_REUSE_MS of a rendering share it.
      * Rendering runs the default process collectors synchronously (prom-client reads

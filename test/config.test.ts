@@ -14,6 +14,8 @@ const FULL = {
   WORKER_CONCURRENCY: '8',
   RECONCILE_INTERVAL_MINUTES: '0',
   RECONCILE_LOOKBACK_DAYS: '30',
+  WEBHOOK_EVENTS_RETENTION_DAYS: '7',
+  ARCHIVE_RETENTION_DAYS: '730',
 };
 
 function problemsOf(env: Record<string, string | undefined>, options?: Parameters<typeof loadConfig>[1]): string[] {
@@ -34,11 +36,12 @@ describe('loadConfig', () => {
       stream: { apiKey: 'key123', apiSecret: 'super-secret-value', previousApiSecrets: ['old-one', 'older-two'], baseUrl: 'http://127.0.0.1:4000' },
       http: { port: 9090, host: '127.0.0.1' },
       bodyBudgetBytes: 32 * 1024 * 1024,
-      // WORKER_CONCURRENCY 8 needs 12 background connections, so the default grows past 16.
-      database: { poolSize: 19, intakeConnections: 5, apiConnections: 2, backgroundConnections: 12 },
+      // WORKER_CONCURRENCY 8 needs 13 background connections, so the default grows past 16.
+      database: { poolSize: 21, intakeConnections: 5, apiConnections: 3, backgroundConnections: 13 },
       logLevel: 'debug',
       worker: { concurrency: 8 },
       reconcile: { intervalMinutes: 0, lookbackDays: 30 },
+      retention: { webhookEventsDays: 7, archiveDays: 730 },
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.stream)).toBe(true);
@@ -55,11 +58,18 @@ describe('loadConfig', () => {
     expect(config.reconcile).toEqual({ intervalMinutes: 15, lookbackDays: 90 });
     expect(config.database).toEqual({ poolSize: 16, intakeConnections: 4, apiConnections: 2, backgroundConnections: 10 });
     expect(config.bodyBudgetBytes).toBe(32 * 1024 * 1024);
+    // The inbox for 30 days, the archive for ever.
+    expect(config.retention).toEqual({ webhookEventsDays: 30, archiveDays: undefined });
+  });
+
+  it('reads 0 as keep the inbox for ever, and an empty ARCHIVE_RETENTION_DAYS as unset', () => {
+    const config = loadConfig({ STREAM_API_KEY: 'k', STREAM_API_SECRET: 's', WEBHOOK_EVENTS_RETENTION_DAYS: '0', ARCHIVE_RETENTION_DAYS: ' ' });
+    expect(config.retention).toEqual({ webhookEventsDays: 0, archiveDays: undefined });
   });
 
   it('splits DATABASE_POOL_SIZE between intake, the archive API and the rest', () => {
     const at = (size: string) => loadConfig({ STREAM_API_KEY: 'k', STREAM_API_SECRET: 's', DATABASE_POOL_SIZE: size, WORKER_CONCURRENCY: '1' }).database;
-    expect(at('8')).toEqual({ poolSize: 8, intakeConnections: 2, apiConnections: 1, backgroundConnections: 5 });
+    expect(at('9')).toEqual({ poolSize: 9, intakeConnections: 2, apiConnections: 1, backgroundConnections: 6 });
     expect(at('40')).toEqual({ poolSize: 40, intakeConnections: 10, apiConnections: 5, backgroundConnections: 25 });
     for (const size of [4, 7, 16, 33, 100, 1000]) {
       const pools = splitDatabasePool(size);
@@ -73,7 +83,7 @@ describe('loadConfig', () => {
   it('refuses a DATABASE_POOL_SIZE that leaves the worker too few connections, naming the size that fits', () => {
     const problems = problemsOf({ ...FULL, DATABASE_POOL_SIZE: '12' });
     expect(problems).toEqual([
-      'DATABASE_POOL_SIZE 12 leaves 7 connections for the worker, fewer than WORKER_CONCURRENCY (8) + 4: set DATABASE_POOL_SIZE to at least 19 or lower WORKER_CONCURRENCY',
+      'DATABASE_POOL_SIZE 12 leaves 7 connections for the worker, fewer than WORKER_CONCURRENCY (8) + 5: set DATABASE_POOL_SIZE to at least 21 or lower WORKER_CONCURRENCY',
     ]);
   });
 
@@ -92,6 +102,11 @@ describe('loadConfig', () => {
     ['DATABASE_POOL_SIZE', '3', /DATABASE_POOL_SIZE must be a whole number from 4 to 1000/],
     ['DATABASE_POOL_SIZE', 'lots', /DATABASE_POOL_SIZE must be a whole number/],
     ['HTTP_BODY_BUDGET_MIB', '1', /HTTP_BODY_BUDGET_MIB must be a whole number from 2 to 4096/],
+    ['WEBHOOK_EVENTS_RETENTION_DAYS', '-1', /WEBHOOK_EVENTS_RETENTION_DAYS must be a whole number from 0 to 36500/],
+    ['WEBHOOK_EVENTS_RETENTION_DAYS', '30d', /WEBHOOK_EVENTS_RETENTION_DAYS must be a whole number/],
+    ['ARCHIVE_RETENTION_DAYS', '0', /ARCHIVE_RETENTION_DAYS must be a whole number from 1 to 36500/],
+    ['ARCHIVE_RETENTION_DAYS', '36501', /ARCHIVE_RETENTION_DAYS must be a whole number from 1 to 36500/],
+    ['ARCHIVE_RETENTION_DAYS', 'forever', /ARCHIVE_RETENTION_DAYS must be a whole number/],
   ])('rejects %s=%j naming the variable', (name, value, message) => {
     const problems = problemsOf({ ...FULL, [name]: value });
     expect(problems).toHaveLength(1);
@@ -99,8 +114,15 @@ describe('loadConfig', () => {
   });
 
   it('reports every problem at once', () => {
-    const problems = problemsOf({ PORT: 'x', LOG_LEVEL: 'nope' });
-    expect(problems.map((p) => p.split(' ')[0])).toEqual(['STREAM_API_KEY', 'STREAM_API_SECRET', 'PORT', 'LOG_LEVEL']);
+    const problems = problemsOf({ PORT: 'x', LOG_LEVEL: 'nope', WEBHOOK_EVENTS_RETENTION_DAYS: 'x', ARCHIVE_RETENTION_DAYS: '-5' });
+    expect(problems.map((p) => p.split(' ')[0])).toEqual([
+      'STREAM_API_KEY',
+      'STREAM_API_SECRET',
+      'PORT',
+      'LOG_LEVEL',
+      'WEBHOOK_EVENTS_RETENTION_DAYS',
+      'ARCHIVE_RETENTION_DAYS',
+    ]);
   });
 
   it('lets the demo run without Stream credentials', () => {

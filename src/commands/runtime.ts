@@ -12,6 +12,8 @@ import { createStreamHealthRecorder, readStreamHealth, type StreamHealthRecorder
 import { startStreamProbe, type StreamProbe } from '../health/stream-probe.ts';
 import { buildApp } from '../http/app.ts';
 import { startWorker, type Worker } from '../ingest/worker.ts';
+import { pruningEnabled } from '../lifecycle/prune.ts';
+import { startPruner, type Pruner } from '../lifecycle/pruner.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { startReconciler, type Reconciler } from '../reconcile/reconciler.ts';
@@ -69,12 +71,20 @@ export async function startService(options: ServiceOptions): Promise<Service> {
 
   const metrics = options.metrics ?? createMetrics();
   const background = options.pools?.background ?? database;
+  if (options.pools) {
+    metrics.observePool('intake', database.pool);
+    metrics.observePool('api', options.pools.api.pool);
+    metrics.observePool('background', options.pools.background.pool);
+  } else {
+    metrics.observePool('shared', database.pool);
+  }
   let refresher: GaugeRefresher | undefined;
   let stream: StreamClient | undefined;
   let health: StreamHealthRecorder | undefined;
   let probe: StreamProbe | undefined;
   let worker: Worker | undefined;
   let reconciler: Reconciler | undefined;
+  let pruner: Pruner | undefined;
   let app: FastifyInstance | undefined;
   let url: string | undefined;
 
@@ -85,6 +95,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       ['gauge refresher', () => refresher?.stop()],
       ['worker', () => worker?.stop()],
       ['reconciler', () => reconciler?.stop()],
+      ['pruner', () => pruner?.stop()],
       ['stream probe', () => probe?.stop()],
       ['stream client', () => stream?.close()],
       ['stream health', () => health?.flush()],
@@ -145,6 +156,9 @@ export async function startService(options: ServiceOptions): Promise<Service> {
           lookbackDays: config.reconcile.lookbackDays,
         });
       }
+      // Retention runs where the worker does (serve, worker), on the background pool; replicas
+      // take turns through an advisory lock (lifecycle/prune.ts).
+      if (pruningEnabled(config.retention)) pruner = startPruner({ database: background, logger, retention: config.retention });
     }
     // The gauges /metrics serves show this start's verdict as soon as it reports ready, not the
     // one read before the probe answered; bounded, so a slow database cannot hold the start.

@@ -250,6 +250,9 @@ describe('startService checks Stream before it reports ready', () => {
       expect(body).toEqual({ status: 'ready', stream: 'ok' });
       const metrics = await (await fetch(`${service.url}/metrics`)).text();
       expect(metrics).toMatch(/^attendance_stream_health\{state="ok"\} 1$/m);
+      // The pool this service runs on, as pg counts it: open connections, idle ones, waiters.
+      expect(Number(/^attendance_db_pool_connections\{pool="shared",state="total"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+      expect(metrics).toMatch(/^attendance_db_pool_connections\{pool="shared",state="waiting"\} 0$/m);
       const last = Number(/^attendance_stream_last_success_timestamp_seconds (\S+)$/m.exec(metrics)?.[1]);
       expect(last * 1000).toBeGreaterThanOrEqual(before - 1_000);
     } finally {

@@ -102,9 +102,9 @@ describe('overload answers 503 with Retry-After, never 500', () => {
 
   // Fails without the gate: every request waits in pg-pool's unbounded queue.
   it('archive requests past the gate’s queue are refused at once, and none gets 500', async () => {
-    // DATABASE_POOL_SIZE 8: the archive API gets 1 connection, so 1 running and 16 waiting.
+    // DATABASE_POOL_SIZE 9: the archive API gets 1 connection, so 1 running and 16 waiting.
     const apiDatabase = tiny(1);
-    const { app, metrics } = await build({ DATABASE_POOL_SIZE: '8', WORKER_CONCURRENCY: '1' }, { database: test.current.database, apiDatabase });
+    const { app, metrics } = await build({ DATABASE_POOL_SIZE: '9', WORKER_CONCURRENCY: '1' }, { database: test.current.database, apiDatabase });
     const held = await apiDatabase.pool.connect();
     try {
       const answers = await Promise.all(

@@ -12,7 +12,11 @@ import { signWebhook } from '../../src/stream/signature.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { generateHostileRequests, type HostileRequest } from './hostile-requests.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { createServeSupervisor, findSecretLeaks, parseLogLines, type ServeSupervisor } from './serve-process.ts';
+import { runNestingScenario } from './nesting-run.ts';
+import { runOutageScenario } from './outage-run.ts';
+import { readSessionRow, runReplayScenario, waitComplete } from './replay-run.ts';
+import { createServeSupervisor, findSecretLeaks, type ServeSupervisor } from './serve-process.ts';
+import { postSignedWebhook } from './signed-post.ts';
 
 const API_KEY = 'hostile-test-key';
 const API_SECRET = 'hostile-test-secret-that-must-never-leak-7d1e';
@@ -180,15 +184,19 @@ const REPLAYS = 50;
 const REPLAY_SESSION_SIZE = 1_500;
 const REPLAY_PAGES = REPLAY_SESSION_SIZE / 100;
 const OUTAGE_WEBHOOKS = 300;
+const NESTED_AMONG = 60;
 
 /*
  * X-WEBHOOK-ID is not signed, so anyone who captured one signed body can replay it under fresh ids.
  * The red team's 49 replays of a call.stats_report_ready cost 1,490 Stream calls; 173 in 10 s,
- * 2,632 calls and 172 fenced-out runs. Here: 50 replays against a session being archived and
- * against a complete one, then a genuinely newer report; then a database outage's log lines.
+ * 2,632 calls and 172 fenced-out runs. Here: one deep event among 60 concurrent ones (the issue's
+ * size); 50 replays against a session being archived and against a complete one, then a genuinely
+ * newer report; then a database outage's log lines. `npm run chaos` runs the same scenarios at the
+ * issue's sizes (replay-run.ts, nesting-run.ts, outage-run.ts).
  */
-describe('replayed reports and a database outage against a running service', () => {
+describe('replayed reports, a deep event and a database outage against a running service', () => {
   const test = useTestDatabase();
+  const keys = { apiKey: API_KEY, apiSecret: API_SECRET };
   let sim: Simulator;
   let serve: ServeSupervisor;
   let proxy: TcpProxy;
@@ -216,82 +224,58 @@ describe('replayed reports and a database outage against a running service', () 
     await proxy?.close();
   });
 
-  const post = async (body: Buffer, webhookId: string = randomUUID()): Promise<number> => {
-    const response = await fetch(`${serve.url}/webhooks/stream`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-api-key': API_KEY, 'x-signature': signWebhook(body, API_SECRET), 'x-webhook-id': webhookId, 'x-webhook-attempt': '1' },
-      body: new Uint8Array(body),
-    });
-    await response.arrayBuffer();
-    return response.status;
-  };
-  // One after the other, 20 ms apart, as a replaying attacker would: concurrent copies would share
-  // one group commit and hide the cost of each (50 concurrent replays cost 17 calls before the fix).
-  const replay = async (body: Buffer): Promise<number[]> => {
-    const statuses: number[] = [];
-    for (let i = 0; i < REPLAYS; i++) {
-      statuses.push(await post(body));
-      await delay(20);
-    }
-    return statuses;
-  };
-  const row = async (id: string) =>
-    (
-      await test.current.database.pool.query<{ status: string; archived: number; cursor: string | null; reported: Date | null }>(
-        'select status, archived_participant_sessions as archived, cursor, stats_report_ready_at as reported from call_sessions where call_session_id = $1',
-        [id],
-      )
-    ).rows[0];
-  const complete = async (id: string) => expect.poll(async () => (await row(id))?.status, { timeout: 30_000, interval: 50 }).toBe('complete');
-  const leaseLost = () => parseLogLines(serve.output()).filter((line) => String(line.msg).startsWith('lease lost')).length;
+  it(
+    `a signed event nested 100,000 deep among ${NESTED_AMONG} concurrent webhooks fails alone, with 400`,
+    async () => {
+      const report = await runNestingScenario({ serveUrl: serve.url, keys, pool: test.current.database.pool, legitimate: NESTED_AMONG, depth: 100_000 });
+      console.log(`nesting: ${JSON.stringify(report)}`);
+      expect(report.legitimateStatuses).toEqual({ 200: NESTED_AMONG });
+      expect(report.deepStatus).toBe(400);
+      expect(report.legitimateStored).toBe(NESTED_AMONG);
+      expect(report.deepStored).toBe(false);
+    },
+    30_000,
+  );
 
   it(
     `${REPLAYS} replays of a signed report cost no extra archive run, for a session being archived or complete; a newer report re-archives`,
     async () => {
-      const running = generateSession({ seed: 'replay-running', size: REPLAY_SESSION_SIZE });
-      const done = generateSession({ seed: 'replay-complete', size: REPLAY_SESSION_SIZE });
-      sim.addSession(running);
-      sim.addSession(done);
-      const reportOf = (session: SimSession, createdAt: Date) => Buffer.from(JSON.stringify(buildStatsReportReadyEvent(session, { createdAt })));
-      const reported = new Date(Math.floor(Date.now() / 1000) * 1000);
-
-      // A complete session, then 50 replays of its report, each under a new X-WEBHOOK-ID.
-      const doneReport = reportOf(done, reported);
-      expect(await post(doneReport)).toBe(200);
-      await complete(done.callSessionId);
-      const afterFirstRun = sim.stats.requests;
-      expect(await replay(doneReport)).toEqual(Array(REPLAYS).fill(200));
-      await delay(1_000);
-      expect((await row(done.callSessionId))!.status).toBe('complete');
-      const completeReplayCalls = sim.stats.requests - afterFirstRun;
-      expect(completeReplayCalls).toBe(0);
-
-      // A session being archived (15 pages at 100 ms each, about 1.5 s): 50 replays while the worker pages it.
-      const runningReport = reportOf(running, reported);
-      const beforeRunning = sim.stats.requests;
-      expect(await post(runningReport)).toBe(200);
-      await expect.poll(async () => (await row(running.callSessionId))?.cursor ?? null, { timeout: 10_000, interval: 10 }).not.toBeNull();
-      expect((await row(running.callSessionId))!.status).toBe('running');
-      expect(await replay(runningReport)).toEqual(Array(REPLAYS).fill(200));
+      const pool = test.current.database.pool;
+      const report = await runReplayScenario({
+        serve,
+        sim,
+        pool,
+        keys,
+        sessionSize: REPLAY_SESSION_SIZE,
+        completeReplays: REPLAYS,
+        runningReplays: REPLAYS,
+        spacingMs: 25,
+      });
+      expect(report.pages).toBe(REPLAY_PAGES);
+      expect(report.complete.statuses).toEqual({ 200: REPLAYS });
+      expect(report.complete.statusAfter).toBe('complete');
+      expect(report.complete.streamCalls).toBe(0);
+      // The 15 pages at 100 ms each take about 1.5 s: the replays arrive while the worker pages it.
+      expect(report.running.statusBefore).toBe('running');
+      expect(report.running.statuses).toEqual({ 200: REPLAYS });
       // Not taken back: still running (or already complete), its cursor kept.
-      expect(['running', 'complete']).toContain((await row(running.callSessionId))!.status);
-      await complete(running.callSessionId);
-      const runningCalls = sim.stats.requests - beforeRunning;
+      expect(['running', 'complete']).toContain(report.running.statusAfter);
       // One run is REPLAY_PAGES requests; at most one extra run is allowed, none is expected.
-      expect(runningCalls).toBeLessThanOrEqual(2 * REPLAY_PAGES);
-      expect(runningCalls).toBe(REPLAY_PAGES);
-      expect(leaseLost()).toBe(0);
+      expect(report.running.streamCalls).toBeLessThanOrEqual(2 * REPLAY_PAGES);
+      expect(report.running.streamCalls).toBe(REPLAY_PAGES);
+      expect(report.leaseLost).toBe(0);
 
       // A genuinely newer report for the complete session re-archives it, once.
+      const done = report.completeSession;
       const beforeNewer = sim.stats.requests;
-      const newer = new Date(reported.getTime() + 1_000);
-      expect(await post(reportOf(done, newer))).toBe(200);
-      await expect.poll(async () => (await row(done.callSessionId))?.reported?.getTime(), { timeout: 10_000, interval: 50 }).toBe(newer.getTime());
-      await complete(done.callSessionId);
+      const newer = new Date(report.reportedAt.getTime() + 1_000);
+      expect(await postSignedWebhook(serve.url, keys, Buffer.from(JSON.stringify(buildStatsReportReadyEvent(done, { createdAt: newer }))))).toBe(200);
+      await expect.poll(async () => (await readSessionRow(pool, done.callSessionId))?.reported?.getTime(), { timeout: 10_000, interval: 50 }).toBe(newer.getTime());
+      await waitComplete(pool, done.callSessionId, 30_000);
       expect(sim.stats.requests - beforeNewer).toBe(REPLAY_PAGES);
-      expect((await row(done.callSessionId))!.archived).toBe(REPLAY_SESSION_SIZE);
+      expect((await readSessionRow(pool, done.callSessionId))!.archived).toBe(REPLAY_SESSION_SIZE);
       console.log(
-        `replays: ${REPLAYS} replays of a complete session's report → ${completeReplayCalls} Stream calls; of a running one's → ${runningCalls} calls for a ${REPLAY_PAGES}-page session (one run); lease lost ${leaseLost()}`,
+        `replays: ${REPLAYS} replays of a complete session's report → ${report.complete.streamCalls} Stream calls; of a running one's → ${report.running.streamCalls} calls for a ${REPLAY_PAGES}-page session (one run); lease lost ${report.leaseLost}`,
       );
     },
     90_000,
@@ -300,34 +284,17 @@ describe('replayed reports and a database outage against a running service', () 
   it(
     `logs a database outage of ${OUTAGE_WEBHOOKS} refused webhooks in a few lines, and says when it is over`,
     async () => {
-      const linesBefore = parseLogLines(serve.output()).length;
-      await proxy.cut();
-      const statuses: number[] = [];
-      let next = 0;
-      await Promise.all(
-        Array.from({ length: 8 }, async () => {
-          while (next++ < OUTAGE_WEBHOOKS) {
-            statuses.push(await post(Buffer.from(JSON.stringify(buildStatsReportReadyEvent(generateSession({ seed: `outage-${next}`, size: 1 }))))));
-          }
-        }),
-      );
-      expect(statuses).toEqual(Array(OUTAGE_WEBHOOKS).fill(503));
-      await proxy.restore();
-      await expect
-        .poll(async () => post(Buffer.from(JSON.stringify(buildStatsReportReadyEvent(generateSession({ seed: 'after-outage', size: 1 }))))), { timeout: 15_000, interval: 250 })
-        .toBe(200);
-      await delay(200);
-      const lines = parseLogLines(serve.output()).slice(linesBefore);
-      const webhookLines = lines.filter((line) => String(line.msg).startsWith('webhooks not stored'));
-      const bytes = webhookLines.reduce((sum, line) => sum + JSON.stringify(line).length + 1, 0);
-      console.log(`outage: ${OUTAGE_WEBHOOKS} webhooks refused with 503 → ${webhookLines.length} log lines, ${bytes} bytes`);
+      const report = await runOutageScenario({ serve, proxy, keys, webhooks: OUTAGE_WEBHOOKS, concurrency: 8 });
+      const { webhookLines } = report;
+      console.log(`outage: ${OUTAGE_WEBHOOKS} webhooks refused with 503 → ${webhookLines.length} log lines, ${report.webhookBytes} bytes (all lines meanwhile: ${report.lines}, ${report.bytes} bytes)`);
+      expect(report.statuses).toEqual({ 503: OUTAGE_WEBHOOKS });
       // The first in full (error, with the stack), a summary per 10 s while it lasts, one line when it is over.
       expect(webhookLines[0]).toMatchObject({ level: 50, err: { stack: expect.any(String) } });
       expect(webhookLines.at(-1)).toMatchObject({ level: 30, msg: 'webhooks not stored: database unavailable (recovered)' });
-      // The outage's refusals, and any the polling above met while the pool reconnected.
+      // The outage's refusals, and any the polling after it met while the pool reconnected.
       expect(webhookLines.at(-1)!.total).toBeGreaterThanOrEqual(OUTAGE_WEBHOOKS);
       expect(webhookLines.length).toBeLessThanOrEqual(4);
-      expect(lines.filter((line) => line.msg === 'webhook not stored: database unavailable')).toEqual([]);
+      expect(report.perWebhookLines).toBe(0);
       expect(await serve.stop()).toBe(0);
       expect(findSecretLeaks(serve.output(), API_SECRET)).toEqual([]);
     },

@@ -1,0 +1,84 @@
+import type { RetentionConfig } from '../config.ts';
+import type { Database } from '../db/client.ts';
+import { AppError, coerceError } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import { runPrune, type PruneResult } from './prune.ts';
+
+/** Hourly: the inbox gains at most an hour of events past its retention, in batches of seconds. */
+export const PRUNE_INTERVAL_MINUTES = 60;
+
+export interface PrunerOptions {
+  readonly database: Database;
+  readonly logger: Logger;
+  readonly retention: RetentionConfig;
+  /** Minutes between runs, counted from the end of the previous one; default PRUNE_INTERVAL_MINUTES. */
+  readonly intervalMinutes?: number;
+  readonly batchRows?: number;
+  readonly pauseMs?: number;
+}
+
+export interface Pruner {
+  /** Runs now (after a run already going in this process, if any). */
+  pruneNow(): Promise<PruneResult>;
+  /** Ends the run in progress after its current batch commits, and stops scheduling. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Prunes once at start, then every `intervalMinutes` after the previous run ended, so a long
+ * first run never overlaps the next. Across replicas the advisory lock in runPrune decides who
+ * prunes; the others skip until their next turn.
+ */
+export function startPruner(options: PrunerOptions): Pruner {
+  const log = options.logger.child({ component: 'pruner' });
+  const controller = new AbortController();
+  const intervalMs = (options.intervalMinutes ?? PRUNE_INTERVAL_MINUTES) * 60_000;
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  let queue: Promise<unknown> = Promise.resolve();
+
+  const prune = (): Promise<PruneResult> => {
+    const run = queue.then(async () => {
+      const startedAt = Date.now();
+      const result = await runPrune(options.database, {
+        retention: options.retention,
+        batchRows: options.batchRows,
+        pauseMs: options.pauseMs,
+        signal: controller.signal,
+      });
+      if (!result.ran) log.debug('another process is pruning; skipped');
+      else if (result.webhookEvents + result.participantSessions + result.streamResponses > 0 || result.interrupted) {
+        const { ran: _ran, ...counts } = result;
+        log.info({ ...counts, ms: Date.now() - startedAt }, 'pruned');
+      }
+      return result;
+    });
+    queue = run.catch(() => undefined);
+    return run;
+  };
+
+  const tick = () => {
+    timer = undefined;
+    prune()
+      .catch((error: unknown) => {
+        if (!stopped) log.error({ err: coerceError(error) }, 'prune could not run');
+      })
+      .finally(() => {
+        if (!stopped && intervalMs > 0) timer = setTimeout(tick, intervalMs);
+      });
+  };
+  tick();
+
+  return {
+    pruneNow() {
+      if (stopped) return Promise.reject(new AppError('PRUNER_STOPPED', 'the pruner has been stopped'));
+      return prune();
+    },
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      controller.abort();
+      await queue;
+    },
+  };
+}
