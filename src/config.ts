@@ -24,6 +24,8 @@ export interface Config {
   readonly worker: { readonly concurrency: number };
   readonly reconcile: { readonly intervalMinutes: number; readonly lookbackDays: number };
   readonly retention: RetentionConfig;
+  /** Where OpenTelemetry traces go (OTEL_EXPORTER_OTLP_ENDPOINT, OTLP over HTTP); undefined: no tracing. */
+  readonly tracing: { readonly endpoint: string | undefined };
 }
 
 /** How long stored data is kept (WEBHOOK_EVENTS_RETENTION_DAYS, ARCHIVE_RETENTION_DAYS). */
@@ -168,6 +170,12 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
   // "delete everything at once".
   const archiveDays = text('ARCHIVE_RETENTION_DAYS') === undefined ? undefined : integer('ARCHIVE_RETENTION_DAYS', 0, 1, MAX_RETENTION_DAYS);
 
+  // The OTLP/HTTP base URL; traces go to <endpoint>/v1/traces, as the OpenTelemetry spec says.
+  const otlpEndpoint = text('OTEL_EXPORTER_OTLP_ENDPOINT');
+  if (otlpEndpoint !== undefined && !isHttpUrl(otlpEndpoint)) {
+    problems.push(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL (got ${JSON.stringify(otlpEndpoint)})`);
+  }
+
   if (problems.length > 0) throw new ConfigError(problems);
 
   return deepFreeze({
@@ -180,6 +188,7 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     worker: { concurrency },
     reconcile: { intervalMinutes, lookbackDays },
     retention: { webhookEventsDays, archiveDays },
+    tracing: { endpoint: otlpEndpoint?.replace(/\/+$/, '') },
   });
 }
 

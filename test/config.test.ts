@@ -16,6 +16,7 @@ const FULL = {
   RECONCILE_LOOKBACK_DAYS: '30',
   WEBHOOK_EVENTS_RETENTION_DAYS: '7',
   ARCHIVE_RETENTION_DAYS: '730',
+  OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/',
 };
 
 function problemsOf(env: Record<string, string | undefined>, options?: Parameters<typeof loadConfig>[1]): string[] {
@@ -42,6 +43,7 @@ describe('loadConfig', () => {
       worker: { concurrency: 8 },
       reconcile: { intervalMinutes: 0, lookbackDays: 30 },
       retention: { webhookEventsDays: 7, archiveDays: 730 },
+      tracing: { endpoint: 'http://collector:4318' },
     });
     expect(Object.isFrozen(config)).toBe(true);
     expect(Object.isFrozen(config.stream)).toBe(true);

@@ -5,6 +5,7 @@ import { loadConfig, type Config } from '../config.ts';
 import { createDatabase, type Database } from '../db/client.ts';
 import { migrationsApplied, runMigrations } from '../db/migrate.ts';
 import { verifyMigrated } from '../db/verify.ts';
+import { startTracing, type Tracing } from '../tracing.ts';
 import { withDeadline } from '../deadline.ts';
 import { AppError, ConfigError, coerceError } from '../errors.ts';
 import { startGaugeRefresher, type GaugeRefresher } from '../health/gauge-refresher.ts';
@@ -99,6 +100,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       ['stream probe', () => probe?.stop()],
       ['stream client', () => stream?.close()],
       ['stream health', () => health?.flush()],
+      // Last, so the spans of everything stopped above are sent.
+      ['tracing', () => tracing?.shutdown()],
     ];
     const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_DEADLINE_MS, 'timeout').unref());
     const sequence = (async () => {
@@ -115,10 +118,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   };
 
   const readiness = { started: false };
+  let tracing: Tracing | undefined;
   try {
+    tracing = await startTracing(config.tracing.endpoint);
     // The port first: a port in use must fail before a worker claims anything or a sweep starts.
     if (options.http) {
-      app = await buildApp({ config, database, apiDatabase: options.pools?.api, logger, metrics, readiness });
+      app = await buildApp({ config, database, apiDatabase: options.pools?.api, logger, metrics, readiness, tracer: tracing?.tracer });
       url = await listen(app, config);
       // One refresher per process, on the background pool: /metrics serves what it last read.
       refresher = startGaugeRefresher({ database: background, metrics, logger });
@@ -145,7 +150,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     // state shows in /readyz, `status` and /metrics until Stream answers.
     if (options.worker) {
       const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-      worker = startWorker({ database: background, logger, metrics, stream, concurrency: config.worker.concurrency, workerId });
+      worker = startWorker({ database: background, logger, metrics, stream, concurrency: config.worker.concurrency, workerId, tracer: tracing?.tracer });
       if (config.reconcile.intervalMinutes > 0) {
         reconciler = startReconciler({
           database: background,

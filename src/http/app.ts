@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import type { Database } from '../db/client.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
+import type { Tracer } from '../tracing.ts';
 import { createAdmissionGate } from './admission.ts';
 import { createBodyBudget, registerBodyBudget } from './body-budget.ts';
 import { healthPlugin } from './health.ts';
@@ -26,6 +27,8 @@ export interface AppDeps {
   readonly database: Database;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Set when OTEL_EXPORTER_OTLP_ENDPOINT is: webhooks are traced. */
+  readonly tracer?: Tracer;
   /** `started` turns true once the service has checked Stream and started its parts; until then /readyz says starting. */
   readonly readiness?: { readonly started: boolean };
   /**

@@ -15,6 +15,7 @@ import {
   parseWebhookEvent,
   type WebhookEvent,
 } from '../stream/webhook-events.ts';
+import { endSpan, startChildSpan, type Span } from '../tracing.ts';
 import type { AppDeps } from './app.ts';
 
 /** Largest body accepted, compressed or after gunzip (design.md: 413 above 1 MiB). */
@@ -63,6 +64,22 @@ export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => 
     message: 'webhooks not stored: database unavailable',
     intervalMs: REFUSAL_SUMMARY_INTERVAL_MS,
   });
+
+  // Traces (OTEL_EXPORTER_OTLP_ENDPOINT): a span per delivery with the enqueue as its child. Without
+  // a tracer no hook is added and no span made.
+  const { tracer } = deps;
+  const spans = new WeakMap<FastifyRequest, Span>();
+  if (tracer) {
+    app.addHook('onRequest', async (request) => {
+      spans.set(request, tracer.startSpan('webhook', { attributes: { 'http.request.method': request.method } }));
+    });
+    app.addHook('onResponse', async (request, reply) => {
+      const span = spans.get(request);
+      if (!span) return;
+      span.setAttribute('http.response.status_code', reply.statusCode);
+      endSpan(span, reply.statusCode >= 500 ? new Error(`answered ${reply.statusCode}`) : undefined);
+    });
+  }
 
   const answer = (reply: FastifyReply, status: number, outcome: Outcome, type: string, body: object): FastifyReply => {
     metrics.webhooksTotal.inc({ type, outcome });
@@ -148,13 +165,21 @@ export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => 
 
     const webhookId = parseWebhookId(headers['x-webhook-id'], body);
     if (webhookId === null) return answer(reply, 400, 'rejected_invalid', event.type, { error: 'X-WEBHOOK-ID is too long' });
+    const enqueueSpan = tracer
+      ? startChildSpan(tracer, 'enqueue', spans.get(request), { 'webhook.type': event.type, 'call_session_id': event.callSessionId })
+      : undefined;
     try {
       const result = await enqueuer.enqueue({ webhookId, attempt: parseAttempt(headers['x-webhook-attempt']), event, bodyText, payload });
+      if (enqueueSpan) {
+        enqueueSpan.setAttribute('stored', result.stored);
+        endSpan(enqueueSpan);
+      }
       refusals.success();
       request.log.debug({ webhookId, callSessionId: event.callSessionId, type: event.type, ...result }, 'webhook handled');
       const outcome = result.stored ? 'stored' : 'duplicate';
       return answer(reply, 200, outcome, event.type, { status: outcome });
     } catch (error) {
+      if (enqueueSpan) endSpan(enqueueSpan, error);
       const logged = { err: error, webhookId, callSessionId: event.callSessionId, type: event.type };
       if (isContentError(error)) {
         // Retrying the same bytes would fail the same way; the reconciler still finds the session.

@@ -12,6 +12,7 @@ import { extendLeases } from '../queue/lease.ts';
 import type { StreamClient } from '../stream/client.ts';
 import { WorkerStoppingError, archiveSession, type ArchiveResult, type PageRetryPolicy } from './archive-session.ts';
 import { startDueListener, type DueListener } from './listen.ts';
+import { endSpan, startChildSpan, type Span, type Tracer } from '../tracing.ts';
 
 export const LEASE_SECONDS = 30;
 export const HEARTBEAT_MS = 10_000;
@@ -42,6 +43,8 @@ export interface WorkerOptions {
   readonly listen?: boolean;
   /** Called after each run with its result (for tests and instrumentation). */
   readonly onResult?: (session: ClaimedSession, result: ArchiveResult) => void;
+  /** Set when OTEL_EXPORTER_OTLP_ENDPOINT is: each run is traced (claim, pages, outcome). */
+  readonly tracer?: Tracer;
 }
 
 export interface Worker {
@@ -72,6 +75,7 @@ export function startWorker(options: WorkerOptions): Worker {
   const pollIntervalMs = options.pollIntervalMs ?? POLL_INTERVAL_MS;
   const maxAttempts = options.maxAttempts ?? MAX_ATTEMPTS;
   const { pool } = options.database;
+  const { tracer } = options;
   const log = options.logger.child({ workerId });
   if (heartbeatMs >= leaseSeconds * 1000) {
     log.warn({ heartbeatMs, leaseSeconds }, 'heartbeat is not shorter than the lease; leases will lapse while held');
@@ -98,12 +102,13 @@ export function startWorker(options: WorkerOptions): Worker {
     wakeWaiter = null;
   };
 
-  const begin = (session: ClaimedSession): void => {
+  const begin = (session: ClaimedSession, claim?: { readonly startedAt: number; readonly endedAt: number }): void => {
     const controller = new AbortController();
     const started = performance.now();
+    const span = tracer ? traceRun(tracer, session, claim) : undefined;
     const done = archiveSession({
       pool,
-      stream: options.stream,
+      stream: span && tracer ? tracedPages(options.stream, tracer, span) : options.stream,
       logger: log,
       metrics: options.metrics,
       session,
@@ -114,9 +119,16 @@ export function startWorker(options: WorkerOptions): Worker {
     })
       .then((result) => {
         options.metrics.archiveRunDuration.observe({ status: result.status }, (performance.now() - started) / 1000);
+        if (span) {
+          span.setAttributes({ 'archive.status': result.status, 'archive.rows': result.rows });
+          endSpan(span, result.status === 'dead' ? new Error(result.detail ?? 'dead') : undefined);
+        }
         options.onResult?.(session, result);
       })
-      .catch((error: unknown) => log.error({ err: coerceError(error), callSessionId: session.callSessionId }, 'archive run failed unexpectedly'))
+      .catch((error: unknown) => {
+        if (span) endSpan(span, error);
+        log.error({ err: coerceError(error), callSessionId: session.callSessionId }, 'archive run failed unexpectedly');
+      })
       .finally(() => {
         if (held.get(session.callSessionId) === entry) held.delete(session.callSessionId);
         wake();
@@ -131,6 +143,7 @@ export function startWorker(options: WorkerOptions): Worker {
       const free = options.concurrency - held.size;
       if (free > 0) {
         let claimed: ClaimedSession[];
+        const claimStartedAt = Date.now();
         try {
           claimed = await claimSessions(pool, { workerId, limit: free, leaseSeconds, exclude: [...held.keys()] });
         } catch (error) {
@@ -144,7 +157,8 @@ export function startWorker(options: WorkerOptions): Worker {
           for (const entry of held.values()) entry.controller.abort(new WorkerStoppingError());
           break;
         }
-        for (const session of claimed) begin(session);
+        const claim = { startedAt: claimStartedAt, endedAt: Date.now() };
+        for (const session of claimed) begin(session, claim);
         // Every free slot was filled and one has freed up since: more may be due, look again.
         // Otherwise sleep; a finishing run, a NOTIFY or the poll interval wakes the loop.
         if (claimed.length === free && held.size < options.concurrency) continue;
@@ -207,6 +221,38 @@ export function startWorker(options: WorkerOptions): Worker {
         log.info('worker stopped');
       })();
       return stopped;
+    },
+  };
+}
+
+/**
+ * One run as a trace: a root span from the claim on, with the claim itself as its first child
+ * (its times set after the fact: the claim statement serves several sessions at once).
+ */
+function traceRun(tracer: Tracer, session: ClaimedSession, claim: { readonly startedAt: number; readonly endedAt: number } | undefined): Span {
+  const span = tracer.startSpan('archive session', {
+    startTime: claim?.startedAt,
+    attributes: { call_session_id: session.callSessionId, call_cid: `${session.callType}:${session.callId}`, 'archive.attempt': session.attempts },
+  });
+  if (claim) startChildSpan(tracer, 'claim', span).end(claim.endedAt);
+  return span;
+}
+
+/** The stream client with each page request as a child span of the run. */
+function tracedPages(stream: StreamClient, tracer: Tracer, run: Span): StreamClient {
+  return {
+    ...stream,
+    async queryCallParticipantSessions(params) {
+      const page = startChildSpan(tracer, 'page', run, { 'page.first': params.next === undefined });
+      try {
+        const result = await stream.queryCallParticipantSessions(params);
+        page.setAttribute('page.entries', result.entries.length);
+        endSpan(page);
+        return result;
+      } catch (error) {
+        endSpan(page, error);
+        throw error;
+      }
     },
   };
 }

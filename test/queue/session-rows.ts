@@ -66,7 +66,7 @@ export async function readQueueRow(pool: pg.Pool, id: string): Promise<QueueRow>
 }
 
 export async function clearQueue(pool: pg.Pool): Promise<void> {
-  await pool.query('truncate participant_sessions, call_sessions');
+  await pool.query('truncate participant_sessions, stream_responses, call_sessions');
 }
 
 /** Adds `count` participant rows to a session (the archive as a worker would have left it). */
