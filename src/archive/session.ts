@@ -1,6 +1,6 @@
-import { and, eq } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { callSessions, type SessionStatus } from '../db/schema.ts';
+import { callSessions, streamResponses, type SessionStatus } from '../db/schema.ts';
 
 export interface ArchivedSession {
   readonly callType: string;
@@ -18,7 +18,32 @@ export interface ArchivedSession {
    * refresh rows, so a verified set stays whole while the run goes on).
    */
   readonly whole: boolean;
+  /**
+   * The fields of Stream's last stored answer (stream_responses) that the archive does not compute
+   * itself (`session`, and any top-level field Stream adds), as a JSON object's text printed by
+   * jsonb, so integers come digit for digit; null when no answer was stored (a session archived
+   * before stream_responses existed, or not yet through its last page).
+   */
+  readonly envelopeJson: string | null;
 }
+
+/**
+ * Fields of the answer the archive computes (its ids, Stream's totals from call_sessions, its own
+ * entries, cursors and duration): they win over the stored answer's, which are left out.
+ */
+const COMPUTED_RESPONSE_FIELDS = [
+  'call_type',
+  'call_id',
+  'call_session_id',
+  'total_participant_sessions',
+  'total_participant_duration',
+  'participants_sessions',
+  'next',
+  'prev',
+  'duration',
+] as const;
+
+const COMPUTED_FIELDS_SQL = sql.raw(`array[${COMPUTED_RESPONSE_FIELDS.map((f) => `'${f}'`).join(', ')}]::text[]`);
 
 /** The call session if the archive knows it under this call, else undefined (the route's 404). */
 export async function findArchivedSession(
@@ -32,8 +57,10 @@ export async function findArchivedSession(
       totalParticipantDuration: callSessions.totalParticipantDuration,
       archivedParticipantSessions: callSessions.archivedParticipantSessions,
       archivedAt: callSessions.archivedAt,
+      envelopeJson: sql<string | null>`case when jsonb_typeof(${streamResponses.response}) = 'object' then (${streamResponses.response} - ${COMPUTED_FIELDS_SQL})::text end`,
     })
     .from(callSessions)
+    .leftJoin(streamResponses, eq(streamResponses.callSessionId, callSessions.callSessionId))
     .where(
       and(eq(callSessions.callSessionId, ids.callSessionId), eq(callSessions.callType, ids.callType), eq(callSessions.callId, ids.callId)),
     );
@@ -50,5 +77,6 @@ export async function findArchivedSession(
     totalParticipantDuration: session.totalParticipantDuration,
     archivedParticipantSessions: session.archivedParticipantSessions,
     whole: totalsKnown && (session.status === 'complete' || verifiedBefore),
+    envelopeJson: session.envelopeJson,
   };
 }

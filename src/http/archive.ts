@@ -12,7 +12,8 @@ import type { AppDeps } from './app.ts';
 
 /**
  * The archive in Stream's own API: QueryCallParticipantSessions (stream-api.md §1–2) answered from
- * participant_sessions, so an SDK pointed here with `basePath` reads what the archive holds, and
+ * participant_sessions, with Stream's `session` object and any top-level field it added from
+ * stream_responses, so an SDK pointed here with `basePath` reads what the archive holds, and
  * `/summary` on the same path gives the filtered subset's totals that Stream's API cannot.
  */
 
@@ -108,8 +109,9 @@ export const archivePlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
     const page = await readParticipantPage(db, { callSessionId: session.callSessionId, filters, limit, cursor });
 
     // Written as text: the entries' nanosecond timestamps exceed 2^53 and must not pass through a
-    // JS number (JSON.stringify would print 1775658215879421674 as …879421700).
-    let body = `${sessionFieldsJson(session)},"participants_sessions":[${page.entries.map((e) => e.json).join(',')}]`;
+    // JS number (JSON.stringify would print 1775658215879421674 as …879421700). Stream's stored
+    // answer (`session`, fields Stream adds) comes as jsonb text, spliced in whole for the same reason.
+    let body = `${sessionFieldsJson(session)}${envelopeMembers(session)},"participants_sessions":[${page.entries.map((e) => e.json).join(',')}]`;
     const first = page.entries[0];
     const last = page.entries.at(-1);
     if (last && page.hasAfter) body += `,"next":${JSON.stringify(encodeArchiveCursor({ direction: 'next', key: last.userSessionId, scope }))}`;
@@ -166,6 +168,16 @@ function sessionFieldsJson(session: ArchivedSession): string {
     `"call_session_id":${JSON.stringify(session.callSessionId)},` +
     `"total_participant_sessions":${session.totalParticipantSessions ?? 'null'},"total_participant_duration":${session.totalParticipantDuration ?? 'null'}`
   );
+}
+
+/**
+ * The stored answer's own fields as members to follow the opening, or nothing when none was
+ * stored. The archive's fields were taken out in SQL (COMPUTED_RESPONSE_FIELDS), so no key repeats.
+ */
+function envelopeMembers(session: ArchivedSession): string {
+  const json = session.envelopeJson;
+  if (json === null || json === '{}') return '';
+  return `,${json.slice(1, -1)}`;
 }
 
 /**

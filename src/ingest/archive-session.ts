@@ -142,6 +142,9 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
         callId: session.callId,
         entries: page.entries,
         resumeCursor: page.next ?? cursor,
+        // Stream's answer without its entries, kept for the archive route: the last page's is the
+        // one current when the session completes (see write-page.ts).
+        ...(page.next === null ? { envelope: page.envelope } : {}),
       });
       rowsWritten += written.rows;
       if (page.next !== null) pagesAdvanced += 1;

@@ -9,6 +9,11 @@ export interface PageToWrite {
   readonly entries: readonly ParticipantEntry[];
   /** Where the next run resumes if this one stops after this page. */
   readonly resumeCursor: string | null;
+  /**
+   * Stream's answer without its entries (ParticipantSessionsPage.envelope), stored in
+   * stream_responses by the same statement; absent on pages that do not carry it.
+   */
+  readonly envelope?: Readonly<Record<string, unknown>>;
 }
 
 /*
@@ -28,6 +33,12 @@ export interface PageToWrite {
  * (a fixed parameter count, so one prepared plan; unnest() cannot carry roles, a text[] per row).
  * On conflict every column takes excluded.*, but only when something differs, so re-archiving an
  * unchanged session rewrites no tuples.
+ *
+ * The envelope (`session`, the totals and any top-level field Stream adds) goes to
+ * stream_responses in a fourth CTE behind the same fence. The worker passes it on the last page
+ * of a run only: the archive route reads it once the session is complete, which needs a run that
+ * reached the last page, and a resumed run re-reads that page. Pages without it ($7 null) plan
+ * the same statement and insert nothing; an unchanged envelope rewrites no tuple either.
  */
 const WRITE_PAGE_SQL = `
   with fence as (
@@ -60,6 +71,15 @@ const WRITE_PAGE_SQL = `
           (excluded.call_type, excluded.call_id, excluded.user_id, excluded.joined_at, excluded.left_at,
            excluded.duration_in_seconds, excluded.publisher_type, excluded.roles, excluded.raw)
     returning 1
+  ), response as (
+    insert into stream_responses as s (call_session_id, response, updated_at)
+    select $1, $7::jsonb, now()
+     where $7::jsonb is not null and exists (select 1 from fence)
+    on conflict (call_session_id) do update set
+      response = excluded.response,
+      updated_at = excluded.updated_at
+    where s.response is distinct from excluded.response
+    returning 1
   ), checkpoint as (
     update call_sessions set cursor = $6, updated_at = now()
      where call_session_id = (select call_session_id from fence)
@@ -87,32 +107,50 @@ export async function writePage(pool: pg.Pool, lease: Lease, page: PageToWrite):
     text: WRITE_PAGE_SQL,
     // A NUL or a lone surrogate in one entry would fail every write of the page and, retry after
     // retry, the session: storableJson drops or replaces just those characters.
-    values: [lease.callSessionId, page.callType, page.callId, withIntegerTimestamps(storableJson(JSON.stringify(rows), rows), entries), lease.owner, page.resumeCursor],
+    values: [
+      lease.callSessionId,
+      page.callType,
+      page.callId,
+      withIntegerTimestamps(storableJson(JSON.stringify(rows), rows), integerTimestampPattern(entries)),
+      lease.owner,
+      page.resumeCursor,
+      page.envelope === undefined ? null : withIntegerTimestamps(storableJson(JSON.stringify(page.envelope), page.envelope), QUOTED_INTEGER_TIMESTAMP),
+    ],
   });
   if (result.rows[0]?.fenced !== 1) throw new LeaseLostError(lease.callSessionId);
   return { rows: rows.length };
 }
 
 /*
- * raw keeps an integer-nanosecond timestamp as the JSON integer Stream sent, digit for digit
- * (jsonb numbers are exact decimals). parseStreamJson handed it over as a digit string, since a JS
- * number would round it; here it becomes a number again in the text sent to Postgres. Only raw's
- * keys can match: the row's own joined_at/left_at are RFC 3339 text, never digits alone, and a
- * quote inside a JSON string is always escaped. Pages of RFC 3339 timestamps skip the regex.
- * Measured per 100-entry page, parse and this serialisation together (Node 20, shared 2 cores):
- * RFC 3339 pages 23–29 % faster than before (no Date#toISOString per timestamp), integer pages
- * within +2–17 % (longer digit strings, and this pass).
+ * raw and the envelope keep an integer-nanosecond timestamp as the JSON integer Stream sent, digit
+ * for digit (jsonb numbers are exact decimals). parseStreamJson handed over the value of every
+ * `*_at` key sent as an integer as a digit string, since a JS number would round it; here it
+ * becomes a number again in the text sent to Postgres. Only such keys can match: the row's own
+ * joined_at/left_at are RFC 3339 text, never digits alone, and a quote inside a JSON string is
+ * always escaped. Which pass a page needs is read off its entries' raw (~5–8 µs a 100-entry page,
+ * where scanning the page's JSON text for quoted digits took ~30–45 µs): none when every
+ * timestamp is RFC 3339 and no entry has a field beyond Stream's seven; the joined_at/left_at
+ * pattern when only those are digits (the any-`*_at` pattern costs ~30 µs more a page, its key
+ * class backtracking on every key); the any-`*_at` one once Stream adds entry fields. The
+ * envelope is small and always takes the any-`*_at` pass.
  */
-const QUOTED_INTEGER_TIMESTAMP = /([{,]"(?:joined_at|left_at)":)"(-?\d+)"/g;
+const QUOTED_INTEGER_TIMESTAMP = /([{,]"[a-z0-9_]*_at":)"(-?\d+)"/g;
+const QUOTED_INTEGER_ENTRY_TIMESTAMP = /([{,]"(?:joined_at|left_at)":)"(-?\d+)"/g;
 
-function withIntegerTimestamps(json: string, entries: readonly ParticipantEntry[]): string {
-  return entries.some(hasDigitTimestamp) ? json.replace(QUOTED_INTEGER_TIMESTAMP, '$1$2') : json;
+function withIntegerTimestamps(json: string, pattern: RegExp | undefined): string {
+  return pattern === undefined ? json : json.replace(pattern, '$1$2');
 }
 
-function hasDigitTimestamp(entry: ParticipantEntry): boolean {
-  return isDigits(entry.raw.joined_at) || isDigits(entry.raw.left_at);
+function integerTimestampPattern(entries: readonly ParticipantEntry[]): RegExp | undefined {
+  let pattern: RegExp | undefined;
+  for (const { raw } of entries) {
+    for (const key in raw) if (!ENTRY_FIELDS.has(key)) return QUOTED_INTEGER_TIMESTAMP;
+    if (pattern === undefined && (isDigits(raw.joined_at) || isDigits(raw.left_at))) pattern = QUOTED_INTEGER_ENTRY_TIMESTAMP;
+  }
+  return pattern;
 }
 
+const ENTRY_FIELDS: ReadonlySet<string> = new Set(['user_id', 'user_session_id', 'publisher_type', 'roles', 'joined_at', 'left_at', 'duration_in_seconds']);
 const DIGITS = /^-?\d+$/;
 
 function isDigits(value: unknown): boolean {

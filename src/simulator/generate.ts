@@ -35,6 +35,14 @@ export interface SimSession {
   totalParticipantDuration: number;
   /** How call_stats lists it, when not as a complete row. */
   statsRow?: SimStatsRowQuirks;
+  /** Nanoseconds past startedAt's / endedAt's millisecond, for `session.started_at`/`ended_at` (subMillisecond sessions only). */
+  startedAtSubMsNs?: number;
+  endedAtSubMsNs?: number;
+  /**
+   * Top-level members Stream might add to its participant_sessions answer one day, as JSON text
+   * (`"something_new":{…}`), served after `session`; only sessions generated with `extraFields`.
+   */
+  extraFieldsJson?: string;
 }
 
 /**
@@ -64,6 +72,8 @@ export interface GenerateSessionOptions {
   readonly statsRow?: SimStatsRowQuirks;
   /** Give every timestamp nanoseconds past its millisecond (seeded, most non-zero). */
   readonly subMillisecond?: boolean;
+  /** Serve a top-level field Stream's answer does not have today (see SimSession.extraFieldsJson). */
+  readonly extraFields?: boolean;
 }
 
 export const MAX_SESSION_SIZE = 1_000_000;
@@ -162,6 +172,7 @@ export function generateSession(options: GenerateSessionOptions): SimSession {
   }
   participants.sort(byJoinThenId);
   leaveSomeEntriesIncomplete(random, participants);
+  const precise: { startedAtSubMsNs?: number; endedAtSubMsNs?: number } = {};
   if (options.subMillisecond) {
     // Its own stream, so the same seed gives the same attendance with or without the digits.
     const digits = createRandom(`session-sub-ms:${options.seed}`);
@@ -169,6 +180,9 @@ export function generateSession(options: GenerateSessionOptions): SimSession {
       p.joined_at_sub_ms_ns = digits.int(0, 999_999);
       if (p.left_at !== null) p.left_at_sub_ms_ns = digits.int(0, 999_999);
     }
+    // Drawn after the entries', so their digits stay what they were before sessions had them.
+    precise.startedAtSubMsNs = digits.int(1, 999_999);
+    precise.endedAtSubMsNs = digits.int(1, 999_999);
   }
 
   let totalParticipantDuration = 0;
@@ -182,7 +196,20 @@ export function generateSession(options: GenerateSessionOptions): SimSession {
     participants,
     totalParticipantDuration,
     ...(options.statsRow ? { statsRow: options.statsRow } : {}),
+    ...precise,
+    ...(options.extraFields ? { extraFieldsJson: extraFieldsJson(options.seed, endMs) } : {}),
   };
+}
+
+/**
+ * A field Stream does not send today, nested, with an `*_at` integer of nanoseconds whatever the
+ * page's timestamp form (19 digits, not a multiple of 256, so a JS number would change it): what a
+ * field Stream adds later could look like, for proving it reaches the archive route unchanged.
+ */
+function extraFieldsJson(seed: number | string, endMs: number): string {
+  const random = createRandom(`session-extra:${seed}`);
+  const checkedAt = `${endMs + random.int(0, 59_999)}${String(random.int(1, 999_999)).padStart(6, '0')}`;
+  return `"something_new":{"a":1,"labels":["x","y"],"checked_at":${checkedAt},"note":null}`;
 }
 
 export interface GenerateDatasetOptions {
@@ -205,6 +232,8 @@ export interface GenerateDatasetOptions {
   readonly unusableShare?: number;
   /** Share (0–1) of sessions whose timestamps carry nanoseconds past the millisecond (seeded, own stream). */
   readonly subMillisecondShare?: number;
+  /** Share (0–1) of sessions whose answer carries a top-level field Stream might add (seeded, own stream). */
+  readonly extraFieldsShare?: number;
 }
 
 /**
@@ -216,6 +245,7 @@ export function generateDataset(options: GenerateDatasetOptions): SimSession[] {
   const random = createRandom(`dataset:${options.seed}`);
   const quirks = createRandom(`dataset-rows:${options.seed}`);
   const precision = createRandom(`dataset-sub-ms:${options.seed}`);
+  const extras = createRandom(`dataset-extra:${options.seed}`);
   const newestMs = (options.endedAt ?? wholeSecondsNow()).getTime();
   const count = options.sizes.length;
   const spreadMs = options.spreadDays === undefined ? undefined : options.spreadDays * DAY_MS;
@@ -239,6 +269,7 @@ export function generateDataset(options: GenerateDatasetOptions): SimSession[] {
       ...(sameCall ? { callType: previous.callType, callId: previous.callId } : {}),
       ...(statsRow ? { statsRow } : {}),
       ...(precision.next() < (options.subMillisecondShare ?? 0) ? { subMillisecond: true } : {}),
+      ...(extras.next() < (options.extraFieldsShare ?? 0) ? { extraFields: true } : {}),
     });
     sessions.push(session);
     endMs = session.startedAt.getTime() - random.int(1, 60) * MINUTE_MS;

@@ -2,7 +2,7 @@ import { apiErrorBody, STREAM_ERROR_CODES } from '../stream/api-error.ts';
 import { FilterError, matchesParticipantFilter, parseFilterConditionsQuery, type ParticipantFilter } from '../stream/filters.ts';
 import { cursorScope, decodeCursor, encodeCursor } from './cursor.ts';
 import type { SessionStore } from './session-store.ts';
-import type { MissingFieldStyle, TimestampFormat } from './wire.ts';
+import { sessionJson, type MissingFieldStyle, type TimestampFormat } from './wire.ts';
 
 /** A response the server writes as is. */
 export interface SimResponse {
@@ -87,7 +87,8 @@ export function queryParticipantSessions(
   const head =
     `{"call_type":${JSON.stringify(session.callType)},"call_id":${JSON.stringify(session.callId)},` +
     `"call_session_id":${JSON.stringify(session.callSessionId)},` +
-    `"total_participant_sessions":${total},"total_participant_duration":${session.totalParticipantDuration}`;
+    `"total_participant_sessions":${total},"total_participant_duration":${session.totalParticipantDuration},` +
+    `"session":${sessionJson(session, options.timestampFormat)}${session.extraFieldsJson === undefined ? '' : `,${session.extraFieldsJson}`}`;
   const tail = () => `,"duration":${Math.round(performance.now() - startedAt)}}`;
   const emptyEnd = options.lastPageNext === 'empty';
   if (nowMs - session.endedAt.getTime() > RETENTION_MS) {

@@ -1,4 +1,4 @@
-import type { SimParticipant } from './generate.ts';
+import type { SimParticipant, SimSession } from './generate.ts';
 
 /**
  * The two timestamp forms Stream's SDKs disagree on (stream-api.md §2): RFC 3339 strings, or
@@ -61,4 +61,19 @@ export function participantJson(p: SimParticipant, format: TimestampFormat, miss
 function optionalField(name: string, json: string | null, missing: MissingFieldStyle): string {
   if (json !== null) return `,"${name}":${json}`;
   return missing === 'null' ? `,"${name}":null` : '';
+}
+
+/**
+ * The response's `session` (CallSessionResponse, stream-api.md §2, §6) as JSON text, its
+ * timestamps in the same form as the entries'. The answer comes once the session has ended, so
+ * nobody is present (`participants` empty) and the counts are zero; nobody was rung, so the
+ * accepted/rejected/missed maps are empty.
+ */
+export function sessionJson(session: SimSession, format: TimestampFormat): string {
+  return (
+    `{"id":${JSON.stringify(session.callSessionId)},"participants":[],"participants_count_by_role":{},` +
+    `"anonymous_participant_count":0,"accepted_by":{},"rejected_by":{},"missed_by":{},` +
+    `"started_at":${timestampJson(session.startedAt, format, session.startedAtSubMsNs)},` +
+    `"ended_at":${timestampJson(session.endedAt, format, session.endedAtSubMsNs)}}`
+  );
 }

@@ -9,8 +9,12 @@ import { AppError } from '../errors.ts';
  * - optional entry fields may be absent or null (§9.9): both become null;
  * - `duration` is an integer on this endpoint and a string elsewhere: both are accepted;
  * - each entry is also kept exactly as received (`raw`), so fields Stream adds later survive;
- * - integer-nanosecond entry timestamps exceed 2^53, which JSON.parse would round
- *   (1775658215879421674 → …879421700): parseStreamJson reads them as digit strings instead.
+ * - integer-nanosecond timestamps exceed 2^53, which JSON.parse would round
+ *   (1775658215879421674 → …879421700): parseStreamJson reads the integer value of every key
+ *   ending in `_at` (entries' joined_at/left_at, the `session` object's started_at, ended_at, …)
+ *   as a digit string instead;
+ * - the page's envelope (every top-level field but the entries and the per-request `next`,
+ *   `prev`, `duration`) is kept as received, so `session` and fields Stream adds later survive.
  */
 
 /** A response body that is JSON but not the shape we rely on. */
@@ -58,6 +62,13 @@ export interface ParticipantSessionsPage {
   /** From the optional `session` object: when the call session started and ended, if Stream said. */
   readonly sessionStartedAt: Date | null;
   readonly sessionEndedAt: Date | null;
+  /**
+   * Stream's answer without `participants_sessions` and the per-request `next`, `prev` and
+   * `duration`: the ids, the totals, `session` and any top-level field Stream adds, as received.
+   * Integer `*_at` values are digit strings here, as in an entry's `raw`; the page writer turns
+   * them back into JSON integers (ingest/write-page.ts).
+   */
+  readonly envelope: Readonly<Record<string, unknown>>;
 }
 
 export interface CallSessionStatsRow {
@@ -117,17 +128,24 @@ export function parseStreamTimestamp(value: unknown): Date | null {
 }
 
 /**
- * JSON.parse for Stream's 2xx bodies, keeping entry timestamps sent as integer nanoseconds exact:
- * the integer value of every `"joined_at"` / `"left_at"` key becomes a string of its digits before
- * parsing (a JS number keeps only ~16 significant digits; these have 19). Only keys that follow
- * `{` or `,` are touched, so text inside JSON strings (where a quote is always escaped) never is.
+ * JSON.parse for Stream's 2xx bodies, keeping timestamps sent as integer nanoseconds exact: the
+ * integer value of every key ending in `_at`, at any depth (an entry's `joined_at`/`left_at`, the
+ * `session` object's `started_at`, `ended_at`, `live_started_at`, its participants' `joined_at`,
+ * their users' `created_at`…, and such keys Stream adds later), becomes a string of its digits
+ * before parsing (a JS number keeps only ~16 significant digits; these have 19). Only keys that
+ * follow `{` or `,` are touched, so text inside JSON strings (where a quote is always escaped)
+ * never is. Not covered, so read to ~16 significant digits when sent as integers: timestamps
+ * under other keys (the values of `session.accepted_by`/`rejected_by`/`missed_by`, a user's
+ * `last_active`) and timestamps inside arrays.
  * A reviver would see only the rounded number, and JSON.parse's source-text access needs Node 21;
  * this runs on Node 20 too. Measured on a 100-entry simulator page (Node 20, shared 2 cores,
  * medians of 7 rounds): the pre-check adds ~15–35 µs to JSON.parse's ~100–150 µs when the
- * timestamps are strings; quoting integer ones ~40 µs.
+ * timestamps are strings; quoting integer ones ~40 µs. Matching any `*_at` key rather than the
+ * two entry keys costs ~15–25 µs more on such a page (the key class backtracks on every key;
+ * a lookbehind form was 5× slower), and pages of RFC 3339 timestamps never run it.
  */
 export function parseStreamJson(text: string): unknown {
-  return JSON.parse(mayHoldIntegerTimestamps(text) ? text.replace(INTEGER_ENTRY_TIMESTAMP, '$1"$2"') : text);
+  return JSON.parse(mayHoldIntegerTimestamps(text) ? text.replace(INTEGER_TIMESTAMP, '$1"$2"') : text);
 }
 
 /**
@@ -146,7 +164,7 @@ function mayHoldIntegerTimestamps(text: string): boolean {
   return false;
 }
 
-const INTEGER_ENTRY_TIMESTAMP = /([{,]\s*"(?:joined_at|left_at)"\s*:\s*)(-?\d+)(?=\s*[,}])/g;
+const INTEGER_TIMESTAMP = /([{,]\s*"[a-z0-9_]*_at"\s*:\s*)(-?\d+)(?=\s*[,}])/g;
 const DIGITS = /^-?\d+$/;
 const RFC3339_PARTS = /^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})$/;
 
@@ -335,6 +353,8 @@ export function parseParticipantSessionsPage(body: unknown): ParticipantSessions
     sessionStartedAt = timestamp(session.started_at, PAGE, 'session.started_at');
     sessionEndedAt = timestamp(session.ended_at, PAGE, 'session.ended_at');
   }
+  // Object.fromEntries, not assignment: a `__proto__` key stays an own field, as JSON.parse made it.
+  const envelope = Object.fromEntries(Object.entries(page).filter(([key]) => !PER_REQUEST_FIELDS.has(key)));
   const items = (list ?? []) as readonly unknown[];
   const entries = new Array<ParticipantEntry>(items.length);
   for (let i = 0; i < items.length; i++) entries[i] = parseParticipantEntry(items[i], i);
@@ -349,8 +369,12 @@ export function parseParticipantSessionsPage(body: unknown): ParticipantSessions
     prev,
     sessionStartedAt,
     sessionEndedAt,
+    envelope,
   };
 }
+
+/** Fields of Stream's answer that belong to one request, not to the session: left out of the envelope. */
+const PER_REQUEST_FIELDS: ReadonlySet<string> = new Set(['participants_sessions', 'next', 'prev', 'duration']);
 
 function parseParticipantEntry(item: unknown, index: number): ParticipantEntry {
   const what = `participants_sessions[${index}]`;

@@ -34,7 +34,7 @@ afterAll(async () => {
 beforeEach(async () => {
   sim.setOptions({ timestampFormat: 'rfc3339', lastPageNext: 'absent', missingFields: 'omit', notReadyForMs: 0, pageLatencyMs: 0 });
   sim.setFaults(undefined);
-  await pool().query('truncate participant_sessions, call_sessions');
+  await pool().query('truncate participant_sessions, stream_responses, call_sessions');
 });
 
 async function claimOne(id: string, workerId = 'w1'): Promise<ClaimedSession> {

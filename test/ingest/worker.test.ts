@@ -31,7 +31,7 @@ afterAll(async () => {
 beforeEach(async () => {
   sim.setOptions({ notReadyForMs: 0, pageLatencyMs: 0, rateLimitPerMinute: 100_000 });
   sim.setFaults(undefined);
-  await pool().query('truncate participant_sessions, call_sessions');
+  await pool().query('truncate participant_sessions, stream_responses, call_sessions');
 });
 
 afterEach(async () => {

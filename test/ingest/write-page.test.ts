@@ -55,7 +55,7 @@ function countingPool(): { pool: pg.Pool; statements: string[] } {
 }
 
 beforeEach(async () => {
-  await pool().query('truncate participant_sessions, call_sessions');
+  await pool().query('truncate participant_sessions, stream_responses, call_sessions');
   await insertQueueRow(pool(), { id: 's1', status: 'running', leaseOwner: 'w1', leaseExpiresInSeconds: 30 });
 });
 
@@ -141,6 +141,80 @@ describe('writePage', () => {
     expect(rows[1]!.raw).toContain('"joined_at": "2026-04-08T14:23:35.879421674Z"');
     expect(rows[1]!.raw).toContain('"left_at": "2026-04-08T16:23:45.0000009+02:00"');
     expect(rows[2]!.raw).toContain('"left_at": null');
+  });
+
+  describe('the envelope (Stream\'s answer without its entries) in stream_responses', () => {
+    // Entries in RFC 3339, the session's timestamps as integers: the integers are found wherever they are.
+    const text = `{"call_type":"default","call_id":"s1","call_session_id":"s1","duration":3,"total_participant_sessions":1,"total_participant_duration":60,
+      "session":{"id":"s1","participants":[],"accepted_by":{},"started_at":1775658215879421674,"ended_at":1775661815000000001,"live_ended_at":null},
+      "something_new":{"a":1,"seen_at":1775661815123456789,"label":"x"},"next":"c-next",
+      "participants_sessions":[{"user_id":"n","user_session_id":"ns-1","publisher_type":"webrtc","roles":[],"joined_at":"2026-04-08T14:23:35.879421674Z","duration_in_seconds":29,"x":{"seen_at":1775658215879421111}}]}`;
+    const parsed = () => parseParticipantSessionsPage(parseStreamJson(text));
+    const stored = async () =>
+      (await pool().query<{ response: string; updated_at: Date; xmin: string }>('select response::text as response, updated_at, xmin::text from stream_responses where call_session_id = $1', ['s1'])).rows[0];
+
+    it('is written digit for digit by the page\'s one statement, without the entries, next, prev and duration', async () => {
+      const { pool: counted, statements } = countingPool();
+      const page = parsed();
+      await writePage(counted, lease, { callType: 'default', callId: 's1', entries: page.entries, resumeCursor: 'c1', envelope: page.envelope });
+      expect(statements).toHaveLength(1);
+      const row = await stored();
+      expect(JSON.parse(row!.response.replace(/\d{19}/g, '"$&"'))).toEqual({
+        call_type: 'default',
+        call_id: 's1',
+        call_session_id: 's1',
+        total_participant_sessions: 1,
+        total_participant_duration: 60,
+        session: { id: 's1', participants: [], accepted_by: {}, started_at: '1775658215879421674', ended_at: '1775661815000000001', live_ended_at: null },
+        something_new: { a: 1, seen_at: '1775661815123456789', label: 'x' },
+      });
+      // Integers in jsonb, not strings: the same type Stream sent.
+      expect(row!.response).toContain('"started_at": 1775658215879421674');
+      expect(row!.response).toContain('"seen_at": 1775661815123456789');
+      // The entry's own nested *_at integer, quoted by the reader, is an integer again in raw.
+      const raw = (await pool().query<{ raw: string }>('select raw::text as raw from participant_sessions')).rows[0]!.raw;
+      expect(raw).toContain('"seen_at": 1775658215879421111');
+      expect(raw).toContain('"joined_at": "2026-04-08T14:23:35.879421674Z"');
+    });
+
+    it('is upserted with excluded.*: a changed answer replaces it, an unchanged one rewrites nothing, a page without one leaves it', async () => {
+      const page = parsed();
+      await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c1', envelope: page.envelope });
+      const first = await stored();
+      await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c2', envelope: page.envelope });
+      expect(await stored()).toEqual(first);
+      await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c3' });
+      expect(await stored()).toEqual(first);
+      const changed = { ...page.envelope, total_participant_sessions: 2, something_new: undefined, other: [1] };
+      await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c4', envelope: changed });
+      const second = await stored();
+      expect(second!.response).toContain('"total_participant_sessions": 2');
+      expect(second!.response).toContain('"other": [1]');
+      expect(second!.response).not.toContain('something_new');
+      expect(second!.response).toContain('"started_at": 1775658215879421674');
+      expect(second!.xmin).not.toBe(first!.xmin);
+    });
+
+    it('is not written, nor an earlier one changed, once the lease belongs to someone else', async () => {
+      const page = parsed();
+      await expect(
+        writePage(pool(), { callSessionId: 's1', owner: 'w2' }, { callType: 'default', callId: 's1', entries: page.entries, resumeCursor: 'c1', envelope: page.envelope }),
+      ).rejects.toBeInstanceOf(LeaseLostError);
+      expect(await stored()).toBeUndefined();
+      await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c1', envelope: page.envelope });
+      const before = await stored();
+      await pool().query(`update call_sessions set lease_owner = 'w2' where call_session_id = 's1'`);
+      await expect(
+        writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c2', envelope: { ...page.envelope, something_new: 'stale' } }),
+      ).rejects.toBeInstanceOf(LeaseLostError);
+      expect(await stored()).toEqual(before);
+      // Nor by a run whose session is no longer running (intake reset it to pending under the same owner).
+      await pool().query(`update call_sessions set lease_owner = 'w1', status = 'pending' where call_session_id = 's1'`);
+      await expect(
+        writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c2', envelope: { ...page.envelope, something_new: 'stale' } }),
+      ).rejects.toBeInstanceOf(LeaseLostError);
+      expect(await stored()).toEqual(before);
+    });
   });
 
   it('an empty page still stores its cursor', async () => {

@@ -114,7 +114,10 @@ describe('simulator: generator', () => {
     const sizes = Array.from({ length: 40 }, () => 12);
     const plain = generateDataset({ seed: 'sub-ms', sizes, endedAt: ENDED_AT });
     const precise = generateDataset({ seed: 'sub-ms', sizes, endedAt: ENDED_AT, subMillisecondShare: 0.5 });
-    const strip = (s: SimSession) => ({ ...s, participants: s.participants.map(({ joined_at_sub_ms_ns: _j, left_at_sub_ms_ns: _l, ...rest }) => rest) });
+    const strip = ({ startedAtSubMsNs: _s, endedAtSubMsNs: _e, ...s }: SimSession) => ({
+      ...s,
+      participants: s.participants.map(({ joined_at_sub_ms_ns: _j, left_at_sub_ms_ns: _l, ...rest }) => rest),
+    });
     expect(precise.map(strip)).toEqual(plain);
     const withDigits = precise.filter((s) => s.participants.some((p) => (p.joined_at_sub_ms_ns ?? 0) > 0));
     expect(withDigits.length).toBeGreaterThan(10);
@@ -128,5 +131,30 @@ describe('simulator: generator', () => {
       }
     }
     expect(plain.every((s) => s.participants.every((p) => p.joined_at_sub_ms_ns === undefined))).toBe(true);
+    // The session's own start and end carry digits too (its `session` object), never zero, so a
+    // rounded value would show.
+    for (const session of withDigits) {
+      expect(session.startedAtSubMsNs).toBeGreaterThan(0);
+      expect(session.endedAtSubMsNs).toBeGreaterThan(0);
+    }
+    expect(plain.every((s) => s.startedAtSubMsNs === undefined && s.endedAtSubMsNs === undefined)).toBe(true);
+  });
+
+  it('adds a top-level field Stream might add to a seeded share of a dataset, changing nothing else', () => {
+    const sizes = Array.from({ length: 40 }, () => 5);
+    const plain = generateDataset({ seed: 'extra', sizes, endedAt: ENDED_AT });
+    const extra = generateDataset({ seed: 'extra', sizes, endedAt: ENDED_AT, extraFieldsShare: 0.5 });
+    expect(extra.map(({ extraFieldsJson: _x, ...s }) => s)).toEqual(plain);
+    const withExtra = extra.filter((s) => s.extraFieldsJson !== undefined);
+    expect(withExtra.length).toBeGreaterThan(10);
+    expect(withExtra.length).toBeLessThan(30);
+    for (const session of withExtra) {
+      // Valid JSON members, with a 19-digit integer a JS number would round.
+      const digits = /"checked_at":(\d+)/.exec(session.extraFieldsJson!)?.[1];
+      expect(JSON.parse(`{${session.extraFieldsJson}}`)).toMatchObject({ something_new: { a: 1 } });
+      expect(digits).toHaveLength(19);
+      expect(String(Number(digits))).not.toBe(digits);
+    }
+    expect(plain.every((s) => s.extraFieldsJson === undefined)).toBe(true);
   });
 });

@@ -260,6 +260,44 @@ describe('simulator: participant_sessions', () => {
     });
   });
 
+  it('serves Stream\'s session object on every page, its timestamps in the entries\' form, and a field Stream might add', async () => {
+    const precise = generateSession({ seed: 'session-object', size: 30, endedAt: ENDED_AT, subMillisecond: true, extraFields: true });
+    sim.addSession(precise);
+    const read = async (format: 'nanoseconds' | 'rfc3339') => {
+      sim.setOptions({ timestampFormat: format });
+      try {
+        return await client.readAll(precise, { limit: '10' });
+      } finally {
+        sim.setOptions({ timestampFormat: 'rfc3339' });
+      }
+    };
+    const asIntegers = await read('nanoseconds');
+    const asStrings = await read('rfc3339');
+    const startedAt = timestampNanos(precise.startedAt, precise.startedAtSubMsNs);
+    const endedAt = timestampNanos(precise.endedAt, precise.endedAtSubMsNs);
+    expect(asIntegers.replies).toHaveLength(3);
+    for (const reply of [...asIntegers.replies, ...asStrings.replies]) {
+      // CallSessionResponse's required fields (stream-api.md §6), nobody present once it ended.
+      expect(reply.json.session).toMatchObject({
+        id: precise.callSessionId, participants: [], participants_count_by_role: {}, anonymous_participant_count: 0, accepted_by: {}, rejected_by: {}, missed_by: {},
+      });
+      expect(reply.text).toContain(`"something_new":${precise.extraFieldsJson!.slice('"something_new":'.length)}`);
+    }
+    for (const reply of asIntegers.replies) {
+      expect(reply.text).toContain(`"started_at":${startedAt},"ended_at":${endedAt}}`);
+    }
+    for (const reply of asStrings.replies) {
+      const nanos = (text: string) => {
+        const [, fraction = ''] = /\.(\d+)Z$/.exec(text) ?? [];
+        return (BigInt(Date.parse(text.replace(/\.\d+Z$/, 'Z'))) * 1_000_000n + BigInt(fraction.padEnd(9, '0') || '0')).toString();
+      };
+      expect(nanos(reply.json.session.started_at)).toBe(startedAt);
+      expect(nanos(reply.json.session.ended_at)).toBe(endedAt);
+    }
+    // A session generated without the option has no such field.
+    expect((await client.participantSessions(session, { limit: '1' })).json).not.toHaveProperty('something_new');
+  });
+
   it('reads filter_conditions in the bracket form like the JSON form', async () => {
     const users = [...new Set(session.participants.map((p) => p.user_id))].slice(0, 2);
     const json = await client.readAll(session, { limit: '100', filter_conditions: JSON.stringify({ user_id: { $in: users } }) });

@@ -185,6 +185,45 @@ describe('parseParticipantSessionsPage', () => {
     expect(parsed.sessionEndedAt?.toISOString()).toBe('2026-01-01T11:00:00.000Z');
   });
 
+  it('keeps the envelope: every top-level field but the entries, next, prev and duration, as received', () => {
+    const session = { id: 'cs-1', participants: [], accepted_by: {}, started_at: '2026-01-01T10:00:00.123456789Z', ended_at: null };
+    const parsed = parseParticipantSessionsPage(page({ prev: 'p', session, something_new: { a: 1, b: [true, null, 'x'] } }));
+    expect(parsed.envelope).toEqual({
+      call_type: 'default',
+      call_id: 'standup',
+      call_session_id: 'cs-1',
+      total_participant_sessions: 1,
+      total_participant_duration: 2184,
+      session,
+      something_new: { a: 1, b: [true, null, 'x'] },
+    });
+    // A `__proto__` key from JSON.parse stays an own field, not the envelope's prototype.
+    const hostile = parseParticipantSessionsPage(JSON.parse('{"call_type":"d","call_id":"c","call_session_id":"s","total_participant_sessions":0,"total_participant_duration":0,"__proto__":{"polluted":1}}'));
+    expect(Object.keys(hostile.envelope)).toContain('__proto__');
+    expect((hostile.envelope as { polluted?: number }).polluted).toBeUndefined();
+  });
+
+  it('parseStreamJson keeps every integer *_at in the envelope digit for digit, at any depth; other keys stay numbers', () => {
+    const text =
+      '{"call_type":"default","call_id":"c","call_session_id":"cs-1","total_participant_sessions":0,"total_participant_duration":0,' +
+      '"session":{"id":"cs-1","participants":[{"user":{"id":"u","created_at":1775658000000000001},"joined_at":1775658215879421674}],' +
+      '"accepted_by":{"u":1775658215879421675},"started_at":1775658215000000123,"ended_at":1775661815999999999,"live_started_at":null},' +
+      '"something_new":{"checked_at":1775661815123456789,"big":1775661815123456789},"participants_sessions":[],"duration":2}';
+    const parsed = parseParticipantSessionsPage(parseStreamJson(text));
+    const session = parsed.envelope.session as Record<string, any>;
+    expect(session.started_at).toBe('1775658215000000123');
+    expect(session.ended_at).toBe('1775661815999999999');
+    expect(session.live_started_at).toBeNull();
+    expect(session.participants[0].joined_at).toBe('1775658215879421674');
+    expect(session.participants[0].user.created_at).toBe('1775658000000000001');
+    expect((parsed.envelope.something_new as Record<string, unknown>).checked_at).toBe('1775661815123456789');
+    // Documented as not covered: map values and keys not ending in _at are JSON.parse's numbers.
+    expect(typeof session.accepted_by.u).toBe('number');
+    expect(typeof (parsed.envelope.something_new as Record<string, unknown>).big).toBe('number');
+    // The session window still reads from the digit strings, exactly.
+    expect(parsed.sessionStartedAt?.toISOString()).toBe('2026-04-08T14:23:35.000Z');
+  });
+
   it('treats a missing or null list as empty (what expired sessions look like)', () => {
     expect(parseParticipantSessionsPage(page({ participants_sessions: [] })).entries).toEqual([]);
     expect(parseParticipantSessionsPage(page({ participants_sessions: null })).entries).toEqual([]);
