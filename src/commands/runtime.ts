@@ -9,7 +9,7 @@ import { startTracing, type Tracing } from '../tracing.ts';
 import { withDeadline } from '../deadline.ts';
 import { AppError, ConfigError, coerceError } from '../errors.ts';
 import { startGaugeRefresher, type GaugeRefresher } from '../health/gauge-refresher.ts';
-import { createStreamHealthRecorder, readStreamHealth, type StreamHealthRecorder } from '../health/stream-health.ts';
+import { createStreamHealthRecorder, type StreamHealthRecorder } from '../health/stream-health.ts';
 import { startStreamProbe, type StreamProbe } from '../health/stream-probe.ts';
 import { buildApp } from '../http/app.ts';
 import { startWorker, type Worker } from '../ingest/worker.ts';
@@ -43,8 +43,6 @@ export interface ServiceOptions {
   /** True when this process started the embedded Postgres: then it applies the migrations itself. */
   readonly migrate: boolean;
   readonly metrics?: Metrics;
-  /** Injected in tests; a client on STREAM_BASE_URL otherwise. */
-  readonly createStream?: typeof createStreamClient;
 }
 
 export interface Service {
@@ -131,7 +129,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     // Intake verifies webhooks with the same secret the worker signs with, so every replica
     // checks the credentials, intake-only ones too.
     health = createStreamHealthRecorder({ pool: background.pool, logger, baseUrl: config.stream.baseUrl });
-    stream = (options.createStream ?? createStreamClient)({
+    stream = createStreamClient({
       baseUrl: config.stream.baseUrl,
       apiKey: config.stream.apiKey,
       apiSecret: config.stream.apiSecret,
@@ -143,8 +141,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     const verdict = await probe.first;
     if (verdict === 'unauthorized') {
       await health.flush();
-      const recorded = await readStreamProblem(background);
-      throw new ConfigError([recorded ?? 'Stream refused the API credentials: check STREAM_API_KEY and STREAM_API_SECRET']);
+      throw new ConfigError([health.problem() ?? 'Stream refused the API credentials: check STREAM_API_KEY and STREAM_API_SECRET']);
     }
     // Unreachable: intake needs no Stream, so the service runs on; the probe keeps trying and the
     // state shows in /readyz, `status` and /metrics until Stream answers.
@@ -195,10 +192,6 @@ async function listen(app: FastifyInstance, config: Config): Promise<string> {
   }
 }
 
-async function readStreamProblem(database: Database): Promise<string | null> {
-  return (await readStreamHealth(database.pool).catch(() => null))?.lastError ?? null;
-}
-
 /**
  * `serve` and `worker`: start the service on DATABASE_URL (or the embedded Postgres, migrated
  * on the spot), run until SIGINT/SIGTERM, then stop within the shutdown deadline.
@@ -206,15 +199,15 @@ async function readStreamProblem(database: Database): Promise<string | null> {
 export async function runServiceCommand(ctx: CommandContext, parts: { http: boolean; worker: boolean }): Promise<number> {
   const config = loadConfig(ctx.env);
   const logger = createLogger({ level: config.logLevel });
+  const onIdleError = (err: Error) => logger.warn({ err }, 'idle database connection lost');
   return withDatabase(
     config,
     async ({ database, embedded, url }) => {
       // DATABASE_POOL_SIZE split three ways (config.ts, splitDatabasePool): with one shared pool of
       // 10, 100 parallel archive summaries or 600 parallel /metrics made webhooks answer 503 (issue 15).
-      const onError = (err: Error) => logger.warn({ err }, 'idle database connection lost');
       const pools = {
-        api: createDatabase(url, { max: config.database.apiConnections, applicationName: 'stream-attendance-api', onError }),
-        background: createDatabase(url, { max: config.database.backgroundConnections, applicationName: 'stream-attendance-background', onError }),
+        api: createDatabase(url, { max: config.database.apiConnections, applicationName: 'stream-attendance-api', onError: onIdleError }),
+        background: createDatabase(url, { max: config.database.backgroundConnections, applicationName: 'stream-attendance-background', onError: onIdleError }),
       };
       try {
         const service = await startService({ config, database, pools, logger, ...parts, migrate: embedded !== undefined });
@@ -232,7 +225,7 @@ export async function runServiceCommand(ctx: CommandContext, parts: { http: bool
       max: config.database.intakeConnections,
       applicationName: 'stream-attendance-intake',
       stderr: ctx.stderr,
-      onError: (err) => logger.warn({ err }, 'idle database connection lost'),
+      onError: onIdleError,
     },
   );
 }

@@ -13,8 +13,13 @@ interface Journal {
   entries: { idx: number; tag: string; when: number }[];
 }
 
-async function readJournal(): Promise<Journal> {
-  return JSON.parse(await readFile(new URL('meta/_journal.json', `file://${MIGRATIONS_DIR}`), 'utf8')) as Journal;
+// The journal ships with the build and never changes while it runs; /readyz asks on every probe.
+let journal: Promise<Journal> | undefined;
+
+function readJournal(): Promise<Journal> {
+  journal ??= readFile(new URL('meta/_journal.json', `file://${MIGRATIONS_DIR}`), 'utf8').then((text) => JSON.parse(text) as Journal);
+  journal.catch(() => (journal = undefined));
+  return journal;
 }
 
 /** Applies every pending migration under an advisory lock. Idempotent. Returns how many were applied. */

@@ -57,6 +57,8 @@ export interface StreamHealthRecorder {
   observe(outcome: StreamOutcome): void;
   /** The verdict this process last reached; `unknown` before any. */
   current(): StreamHealthState;
+  /** What is wrong and what to fix, as recorded with the last verdict; null when ok or unknown. */
+  problem(): string | null;
   /** Waits for the write in flight, if any (tests, shutdown). */
   flush(): Promise<void>;
 }
@@ -80,6 +82,7 @@ export function createStreamHealthRecorder(options: StreamHealthRecorderOptions)
   const refreshMs = options.refreshMs ?? HEALTH_REFRESH_MS;
   const now = options.now ?? Date.now;
   let state: StreamHealthState = 'unknown';
+  let problem: string | null = null;
   let lastWriteAt = -Infinity;
   let writing: Promise<void> = Promise.resolve();
   let inFlight = false;
@@ -111,11 +114,13 @@ export function createStreamHealthRecorder(options: StreamHealthRecorderOptions)
         else log.error({ state: verdict, operation: outcome.operation, url: outcome.url, status: outcome.status }, error!);
       }
       state = verdict;
+      problem = error;
       lastWriteAt = at;
       pending = { verdict, error };
       write();
     },
     current: () => state,
+    problem: () => problem,
     async flush() {
       while (inFlight || pending) await writing;
     },

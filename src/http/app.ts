@@ -72,8 +72,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((_request, reply) => reply.code(404).send({ error: 'not found' }));
 
-  // The access log: one info line per answered request. pino writes it in a few microseconds,
-  // against ~140 µs of service CPU per webhook (bench/RESULTS.md), so intake keeps it. 503s are
+  // The access log: one info line per answered request. An A/B of it under the intake bench
+  // could not tell it from the machine's noise (bench/README.md), so intake keeps it. 503s are
   // left out: in an outage or a flood they come by the thousand, and they are already counted
   // (attendance_webhooks_total, attendance_http_refused_total) and logged as summaries.
   app.addHook('onResponse', async (request, reply) => {

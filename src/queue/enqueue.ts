@@ -95,8 +95,11 @@ const RETENTION = `interval '${STREAM_RETENTION_DAYS} days'`;
  * (the statement's now()) stands in. session.ended_at of call.session_ended is Stream's own end and
  * is used as it is, whatever its age.
  */
+const CREATED_AT_MAX_BEHIND = `interval '1 day'`;
+/** Clock skew, nothing more; also the bound of a report time that can be compared (REPORTED_AT). */
+const CREATED_AT_MAX_AHEAD = `interval '1 hour'`;
 const PLAUSIBLE_CREATED_AT = (column: string) =>
-  `case when ${column} between now() - interval '1 day' and now() + interval '1 hour' then ${column} else now() end`;
+  `case when ${column} between now() - ${CREATED_AT_MAX_BEHIND} and now() + ${CREATED_AT_MAX_AHEAD} then ${column} else now() end`;
 
 const NOTIFY_AND_REPORT = `
   notified as (
@@ -127,7 +130,7 @@ const NOTIFY_AND_REPORT = `
  * A stored stats_report_ready_at itself more than 1 hour ahead (written before this rule) is
  * treated as no report acted on, so one report repairs it.
  */
-const REPORTED_AT = (column: string) => `case when ${column} <= now() + interval '1 hour' then ${column} end`;
+const REPORTED_AT = (column: string) => `case when ${column} <= now() + ${CREATED_AT_MAX_AHEAD} then ${column} end`;
 
 /*
  * call.stats_report_ready: the report is in, archive now, if it is newer (see REPORTED_AT). Insert
@@ -169,7 +172,7 @@ const STATS_REPORT_READY_SQL = `
       lease_expires_at = null,
       updated_at = now()
     where s.stats_report_ready_at is null
-       or s.stats_report_ready_at > now() + interval '1 hour'
+       or s.stats_report_ready_at > now() + ${CREATED_AT_MAX_AHEAD}
        or exists (select from fresh r where r.session_id = excluded.call_session_id and r.reported_at > s.stats_report_ready_at)
     returning call_session_id, next_attempt_at <= now() as due
   ), ${NOTIFY_AND_REPORT}`;

@@ -45,7 +45,7 @@ export function describeStreamProblem(verdict: Exclude<StreamHealthVerdict, 'ok'
   if (verdict === 'unauthorized') {
     return `Stream refused the API credentials (${what}): check STREAM_API_KEY and STREAM_API_SECRET`;
   }
-  // The request core's no-route 404 already names STREAM_BASE_URL and the URL.
-  if (what.includes('STREAM_BASE_URL')) return `Stream is not reachable as configured: ${what}`;
+  // A no-route 404 (request.ts) is already worded with STREAM_BASE_URL and the URL.
+  if (outcome.error?.failure === 'client' && outcome.status === 404) return `Stream is not reachable as configured: ${what}`;
   return `Stream is not reachable as configured (${outcome.method} ${outcome.url}: ${what}): check STREAM_BASE_URL (${baseUrl}) and the network`;
 }

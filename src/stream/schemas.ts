@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { AppError } from '../errors.ts';
+import { DAY_MS } from './retention.ts';
 
 /**
  * Stream's wire format becomes typed values here and nowhere else (stream-api.md §2, §7).
@@ -227,7 +228,7 @@ function microsInstant(micros: bigint): Instant {
   return { micros: `${isoMillis(Number(ms))}${String(rest).padStart(3, '0')}Z`, ms: Number(ms) };
 }
 
-const DAY_MS = 86_400_000;
+
 
 /**
  * `YYYY-MM-DDTHH:MM:SS.mmm` of a Unix millisecond (UTC), as Date#toISOString without its `Z`.
