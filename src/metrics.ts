@@ -164,6 +164,23 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'How far the sweep in progress has got (the latest session end committed; Unix seconds); 0 = no sweep in progress',
       registers,
     }),
+    pruneRuns: new Counter({
+      name: 'attendance_prune_runs_total',
+      help: 'Retention prune runs (inbox, and archive when ARCHIVE_RETENTION_DAYS is set) by outcome (done, skipped_locked, error)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+    prunedRows: new Counter({
+      name: 'attendance_pruned_rows_total',
+      help: 'Rows deleted by retention, by table',
+      labelNames: ['table'] as const,
+      registers,
+    }),
+    pruneLastSuccess: new Gauge({
+      name: 'attendance_prune_last_success_timestamp_seconds',
+      help: 'When this process last finished a retention prune (Unix seconds; 0 = not yet)',
+      registers,
+    }),
     streamHealth: new Gauge({
       name: 'attendance_stream_health',
       help: "Stream API health as last recorded by any replica: 1 for the current state (ok, unauthorized, unreachable, unknown), 0 for the others",

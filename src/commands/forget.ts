@@ -32,8 +32,7 @@ export const forgetCommand: Command = {
           client.release();
         }
         // The id is not echoed: the output, like the audit row, names the user by digest.
-        const verb = dryRun ? 'would be' : '';
-        const line = (table: string, n: number, what: string) => ctx.stdout.write(`  ${table.padEnd(21)} ${n} ${verb ? `${verb} ${what}` : what}\n`);
+        const line = (table: string, n: number, what: string) => ctx.stdout.write(`  ${table.padEnd(21)} ${n} ${dryRun ? `would be ${what}` : what}\n`);
         ctx.stdout.write(`${dryRun ? 'forget (dry run, nothing changed)' : 'forget'}: user sha256 ${result.userIdSha256}\n`);
         line('participant_sessions', result.participantSessions, 'deleted');
         line('call_sessions', result.callSessions, 'recounted (archived_participant_sessions)');

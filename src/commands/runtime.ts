@@ -160,7 +160,22 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       }
       // Retention runs where the worker does (serve, worker), on the background pool; replicas
       // take turns through an advisory lock (lifecycle/prune.ts).
-      if (pruningEnabled(config.retention)) pruner = startPruner({ database: background, logger, retention: config.retention });
+      if (pruningEnabled(config.retention)) {
+        pruner = startPruner({
+          database: background,
+          logger,
+          retention: config.retention,
+          // A prune that keeps failing shows on /metrics (and its alert), not only in the log.
+          onRun: (run) => {
+            metrics.pruneRuns.inc({ outcome: run.outcome });
+            if (run.outcome === 'error') return;
+            metrics.prunedRows.inc({ table: 'webhook_events' }, run.result.webhookEvents);
+            metrics.prunedRows.inc({ table: 'participant_sessions' }, run.result.participantSessions);
+            metrics.prunedRows.inc({ table: 'stream_responses' }, run.result.streamResponses);
+            if (run.outcome === 'done') metrics.pruneLastSuccess.setToCurrentTime();
+          },
+        });
+      }
     }
     // The gauges /metrics serves show this start's verdict as soon as it reports ready, not the
     // one read before the probe answered; bounded, so a slow database cannot hold the start.

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { RECOUNT_SQL } from './prune-archive.ts';
 
 /** What a scrubbed string becomes in stored JSON: a string, so every payload stays valid JSON. */
 export const ERASED_PLACEHOLDER = '[erased]';
@@ -52,15 +53,11 @@ const COUNT_ENTRIES_SQL = `
   select call_session_id, count(*)::int as rows from participant_sessions where user_id = $1 group by call_session_id`;
 
 /*
- * A separate statement from the delete, so the count sees it. Stream's totals
- * (total_participant_sessions, total_participant_duration) stay Stream's: the archive now holds
- * fewer rows than Stream reported, and says so.
+ * The recount (RECOUNT_SQL, shared with the archive prune) is a separate statement from the
+ * delete, so the count sees it. Stream's totals (total_participant_sessions,
+ * total_participant_duration) stay Stream's: the archive now holds fewer rows than Stream
+ * reported, and says so.
  */
-const RECOUNT_SQL = `
-  update call_sessions cs
-     set archived_participant_sessions = (select count(*) from participant_sessions p where p.call_session_id = cs.call_session_id),
-         updated_at = now()
-   where cs.call_session_id = any($1::text[])`;
 
 const AUDIT_SQL = `
   insert into erasure_log (user_id_sha256, participant_sessions_deleted, webhook_events_scrubbed, call_sessions_adjusted)

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import type { SessionStatus } from '../db/schema.ts';
 
 /**
  * Archive retention (ARCHIVE_RETENTION_DAYS): the participant_sessions rows and the
@@ -17,6 +18,28 @@ import type pg from 'pg';
  * run.
  */
 
+const RUNNING: SessionStatus = 'running';
+
+/**
+ * One batch of entries past the cutoff: `candidates` (and `order`, possibly empty) pick them; the
+ * rest is shared. Running sessions are skipped; the delete returns per-session counts.
+ */
+const deleteEntriesSql = (candidates: string, order: string) => `
+  with victim as (
+    select p.call_session_id, p.user_session_id
+      from participant_sessions p join call_sessions cs on cs.call_session_id = p.call_session_id
+     where ${candidates}
+       and cs.status <> '${RUNNING}'
+     ${order}
+     limit $2
+     for update of p skip locked
+  ), deleted as (
+    delete from participant_sessions p using victim v
+     where p.call_session_id = v.call_session_id and p.user_session_id = v.user_session_id
+    returning p.call_session_id
+  )
+  select call_session_id, count(*)::int as rows from deleted group by call_session_id`;
+
 /*
  * Entries with a join time, oldest first through participant_sessions_joined_idx: joined_at is at
  * or before the session's end, so `joined_at < cutoff` is the index range that holds every
@@ -28,45 +51,24 @@ import type pg from 'pg';
  * one statement; the recount (next statement) must see the delete, which a CTE of the same
  * statement would not.
  */
-const DELETE_JOINED_SQL = `
-  with victim as (
-    select p.call_session_id, p.user_session_id
-      from participant_sessions p join call_sessions cs on cs.call_session_id = p.call_session_id
-     where p.joined_at < now() - make_interval(days => $1)
-       and coalesce(cs.session_ended_at, p.joined_at) < now() - make_interval(days => $1)
-       and cs.status <> 'running'
-     order by p.joined_at
-     limit $2
-     for update of p skip locked
-  ), deleted as (
-    delete from participant_sessions p using victim v
-     where p.call_session_id = v.call_session_id and p.user_session_id = v.user_session_id
-    returning p.call_session_id
-  )
-  select call_session_id, count(*)::int as rows from deleted group by call_session_id`;
+const DELETE_JOINED_SQL = deleteEntriesSql(
+  `p.joined_at < now() - make_interval(days => $1)
+       and coalesce(cs.session_ended_at, p.joined_at) < now() - make_interval(days => $1)`,
+  'order by p.joined_at',
+);
 
 /* The rare entries Stream sent without a join time (the btree index holds the nulls too). */
-const DELETE_UNJOINED_SQL = `
-  with victim as (
-    select p.call_session_id, p.user_session_id
-      from participant_sessions p join call_sessions cs on cs.call_session_id = p.call_session_id
-     where p.joined_at is null
-       and coalesce(cs.session_ended_at, p.left_at, p.archived_at) < now() - make_interval(days => $1)
-       and cs.status <> 'running'
-     limit $2
-     for update of p skip locked
-  ), deleted as (
-    delete from participant_sessions p using victim v
-     where p.call_session_id = v.call_session_id and p.user_session_id = v.user_session_id
-    returning p.call_session_id
-  )
-  select call_session_id, count(*)::int as rows from deleted group by call_session_id`;
+const DELETE_UNJOINED_SQL = deleteEntriesSql(
+  `p.joined_at is null
+       and coalesce(cs.session_ended_at, p.left_at, p.archived_at) < now() - make_interval(days => $1)`,
+  '',
+);
 
 /*
  * Users see what is held (queue/finish.ts recounts the same way). updated_at moves so a reader
- * polling call_sessions notices.
+ * polling call_sessions notices. Also forget.ts's, after it deletes a user's entries.
  */
-const RECOUNT_SQL = `
+export const RECOUNT_SQL = `
   update call_sessions cs
      set archived_participant_sessions = (select count(*) from participant_sessions p where p.call_session_id = cs.call_session_id),
          updated_at = now()
@@ -84,7 +86,7 @@ const DELETE_RESPONSES_SQL = `
      select r.call_session_id
        from stream_responses r join call_sessions cs on cs.call_session_id = r.call_session_id
       where coalesce(cs.session_ended_at, r.updated_at) < now() - make_interval(days => $1)
-        and cs.status <> 'running'
+        and cs.status <> '${RUNNING}'
         and not exists (select from participant_sessions p where p.call_session_id = r.call_session_id)
       limit $2
       for update of r skip locked)`;

@@ -5,7 +5,10 @@ import type { Database } from '../db/client.ts';
 import { pruneArchiveBatch, pruneResponsesBatch } from './prune-archive.ts';
 import { pruneInboxBatch } from './prune-inbox.ts';
 
-/** One pruner at a time over every replica and `attendance prune` (reconcile/sweep.ts holds …418). */
+/**
+ * One pruner at a time over every replica and `attendance prune`. Next in the advisory lock key
+ * family after RECONCILE_LOCK_KEY (reconcile/sweep.ts, which lists them all).
+ */
 export const PRUNE_LOCK_KEY = 7_301_402_419;
 
 /*
@@ -40,6 +43,9 @@ export interface PruneResult {
   readonly interrupted: boolean;
 }
 
+/** The rows a run removed (or recounted), added to batch by batch. */
+type PruneCounts = { -readonly [K in 'webhookEvents' | 'participantSessions' | 'streamResponses' | 'callSessions']: PruneResult[K] };
+
 /**
  * Inbox events kept: WEBHOOK_EVENTS_RETENTION_DAYS (0: for ever), but never longer than
  * ARCHIVE_RETENTION_DAYS when that is set, since payloads carry user ids and the attendance they
@@ -63,7 +69,7 @@ export function pruningEnabled(retention: RetentionConfig): boolean {
  * background connection for as long as it lasts (seconds once caught up).
  */
 export async function runPrune(database: Database, options: PruneOptions): Promise<PruneResult> {
-  const counts = { webhookEvents: 0, participantSessions: 0, streamResponses: 0, callSessions: 0 };
+  const counts: PruneCounts = { webhookEvents: 0, participantSessions: 0, streamResponses: 0, callSessions: 0 };
   const client = await database.pool.connect();
   let broken: Error | undefined;
   const onError = (error: Error) => {
@@ -95,7 +101,7 @@ export async function runPrune(database: Database, options: PruneOptions): Promi
 async function pruneLocked(
   client: pg.PoolClient,
   options: PruneOptions,
-  counts: { webhookEvents: number; participantSessions: number; streamResponses: number; callSessions: number },
+  counts: PruneCounts,
 ): Promise<boolean> {
   const batchRows = options.batchRows ?? PRUNE_BATCH_ROWS;
   const pauseMs = options.pauseMs ?? PRUNE_PAUSE_MS;
@@ -106,42 +112,45 @@ async function pruneLocked(
     return !signal?.aborted;
   };
 
-  const inboxDays = inboxRetentionDays(options.retention);
-  if (inboxDays !== undefined) {
+  /** Runs `batch` until it reports nothing more to do, pausing between; true when stopped first. */
+  const drain = async (batch: () => Promise<boolean>): Promise<boolean> => {
     for (;;) {
       if (signal?.aborted) return true;
+      if (!(await batch())) return false;
+      if (!(await pause())) return true;
+    }
+  };
+
+  const inboxDays = inboxRetentionDays(options.retention);
+  const inboxStopped =
+    inboxDays !== undefined &&
+    (await drain(async () => {
       const deleted = await pruneInboxBatch(client, inboxDays, batchRows);
       counts.webhookEvents += deleted;
-      if (deleted < batchRows) break;
-      if (!(await pause())) return true;
-    }
-  }
+      return deleted >= batchRows;
+    }));
+  if (inboxStopped) return true;
   const archiveDays = options.retention.archiveDays;
-  if (archiveDays !== undefined) {
-    // A session split between batches is counted once: exactly while a run has recounted fewer
-    // than SESSION_IDS_REMEMBERED sessions (all but a first run on a years-old archive); past
-    // that the memory is dropped (~100 B an id) and such a session may count twice.
-    let seen = new Set<string>();
-    for (;;) {
-      if (signal?.aborted) return true;
-      const batch = await pruneArchiveBatch(client, archiveDays, batchRows);
-      counts.participantSessions += batch.participantSessions;
-      for (const id of batch.callSessionIds) {
-        if (seen.has(id)) continue;
-        if (seen.size >= SESSION_IDS_REMEMBERED) seen = new Set();
-        seen.add(id);
-        counts.callSessions++;
-      }
-      if (batch.participantSessions === 0) break;
-      if (!(await pause())) return true;
+  if (archiveDays === undefined) return false;
+  // A session split between batches is counted once: exactly while a run has recounted fewer
+  // than SESSION_IDS_REMEMBERED sessions (all but a first run on a years-old archive); past
+  // that the memory is dropped (~100 B an id) and such a session may count twice.
+  let seen = new Set<string>();
+  const entriesStopped = await drain(async () => {
+    const batch = await pruneArchiveBatch(client, archiveDays, batchRows);
+    counts.participantSessions += batch.participantSessions;
+    for (const id of batch.callSessionIds) {
+      if (seen.has(id)) continue;
+      if (seen.size >= SESSION_IDS_REMEMBERED) seen = new Set();
+      seen.add(id);
+      counts.callSessions++;
     }
-    for (;;) {
-      if (signal?.aborted) return true;
-      const deleted = await pruneResponsesBatch(client, archiveDays, batchRows);
-      counts.streamResponses += deleted;
-      if (deleted < batchRows) break;
-      if (!(await pause())) return true;
-    }
-  }
-  return false;
+    return batch.participantSessions > 0;
+  });
+  if (entriesStopped) return true;
+  return drain(async () => {
+    const deleted = await pruneResponsesBatch(client, archiveDays, batchRows);
+    counts.streamResponses += deleted;
+    return deleted >= batchRows;
+  });
 }

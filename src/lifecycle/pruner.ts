@@ -15,6 +15,21 @@ export interface PrunerOptions {
   readonly intervalMinutes?: number;
   readonly batchRows?: number;
   readonly pauseMs?: number;
+  /**
+   * Called once per run, scheduled or pruneNow, after it ends: the place for counters, so a prune
+   * that keeps failing shows beyond its log line. Must not throw.
+   */
+  readonly onRun?: (run: PruneRun) => void;
+}
+
+/** How one run ended: `result` unless it failed, `error` when it did. */
+export type PruneRun =
+  | { readonly outcome: 'done' | 'interrupted' | 'skipped_locked'; readonly result: PruneResult; readonly ms: number }
+  | { readonly outcome: 'error'; readonly error: Error; readonly ms: number };
+
+export function pruneOutcome(result: PruneResult): 'done' | 'interrupted' | 'skipped_locked' {
+  if (!result.ran) return 'skipped_locked';
+  return result.interrupted ? 'interrupted' : 'done';
 }
 
 export interface Pruner {
@@ -40,16 +55,24 @@ export function startPruner(options: PrunerOptions): Pruner {
   const prune = (): Promise<PruneResult> => {
     const run = queue.then(async () => {
       const startedAt = Date.now();
-      const result = await runPrune(options.database, {
-        retention: options.retention,
-        batchRows: options.batchRows,
-        pauseMs: options.pauseMs,
-        signal: controller.signal,
-      });
+      let result: PruneResult;
+      try {
+        result = await runPrune(options.database, {
+          retention: options.retention,
+          batchRows: options.batchRows,
+          pauseMs: options.pauseMs,
+          signal: controller.signal,
+        });
+      } catch (error) {
+        options.onRun?.({ outcome: 'error', error: coerceError(error), ms: Date.now() - startedAt });
+        throw error;
+      }
+      const ms = Date.now() - startedAt;
+      options.onRun?.({ outcome: pruneOutcome(result), result, ms });
       if (!result.ran) log.debug('another process is pruning; skipped');
       else if (result.webhookEvents + result.participantSessions + result.streamResponses > 0 || result.interrupted) {
         const { ran: _ran, ...counts } = result;
-        log.info({ ...counts, ms: Date.now() - startedAt }, 'pruned');
+        log.info({ ...counts, ms }, 'pruned');
       }
       return result;
     });

@@ -8,13 +8,13 @@ import type { StreamClient } from '../stream/client.ts';
 import { StreamApiError } from '../stream/errors.ts';
 import { STREAM_RETENTION_DAYS } from '../stream/retention.ts';
 import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schemas.ts';
-import { pageCallStats, type EndedWindow } from './call-stats-pages.ts';
+import { emptyListingTally, pageCallStats, tallyPage, type EndedWindow } from './call-stats-pages.ts';
 import { enqueueFoundSessions, foundSession, type FoundSession } from './enqueue-found.ts';
 import { SWEEP_RETRY_POLICY, withStreamRetries, type RetryPolicy } from './retry.ts';
 import { addUnusableRows } from './state.ts';
 import type { Metrics } from '../metrics.ts';
 
-/** Stream keeps call sessions 90 days (stream-api.md §8); a backfill cannot reach further. */
+/** Stream keeps call sessions STREAM_RETENTION_DAYS (stream-api.md §8); a backfill cannot reach further. */
 export const BACKFILL_MAX_DAYS = STREAM_RETENTION_DAYS;
 
 export interface BackfillWindowOptions {
@@ -59,7 +59,7 @@ export interface BackfillWindowResult {
  */
 export async function backfillWindow(options: BackfillWindowOptions): Promise<BackfillWindowResult> {
   const db = drizzle(options.database.pool, { schema });
-  const totals = { pages: 0, seen: 0, enqueued: 0, unusable: 0, withoutEnd: 0, corrected: 0 };
+  const totals = emptyListingTally();
   for await (const page of pageCallStats(options.stream, {
     window: options.window,
     retry: options.retry ?? SWEEP_RETRY_POLICY,
@@ -74,13 +74,7 @@ export async function backfillWindow(options: BackfillWindowOptions): Promise<Ba
       return result;
     });
     const ids = new Set(written.inserted);
-    const withoutEnd = page.rows.filter((row) => row.sessionEndedAt === null);
-    totals.pages += 1;
-    totals.seen += page.rows.length + page.unusable.length;
-    totals.enqueued += ids.size;
-    totals.unusable += page.unusable.length;
-    totals.withoutEnd += withoutEnd.length;
-    totals.corrected += written.corrected.length;
+    const withoutEnd = tallyPage(totals, page, { enqueued: ids.size, corrected: written.corrected.length });
     if (page.unusable.length > 0) options.metrics?.reconcileUnusableRows.inc(page.unusable.length);
     if (ids.size > 0) options.onEnqueued?.(dedupe(found.filter((row) => ids.has(row.callSessionId))));
     if (page.unusable.length > 0 || withoutEnd.length > 0) options.onRowProblems?.(page.unusable, withoutEnd);

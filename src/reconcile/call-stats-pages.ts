@@ -31,6 +31,33 @@ export interface CallStatsPage {
   readonly next: string | null;
 }
 
+/** What a listing (a sweep's window or a backfill) has gone through so far, page by page. */
+export interface ListingTally {
+  pages: number;
+  /** Rows listed, unusable ones included. */
+  seen: number;
+  enqueued: number;
+  unusable: number;
+  withoutEnd: number;
+  corrected: number;
+}
+
+export function emptyListingTally(): ListingTally {
+  return { pages: 0, seen: 0, enqueued: 0, unusable: 0, withoutEnd: 0, corrected: 0 };
+}
+
+/** Adds one committed page to `tally`; returns the page's rows listed without an end time. */
+export function tallyPage(tally: ListingTally, page: CallStatsPage, written: { enqueued: number; corrected: number }): CallSessionStatsRow[] {
+  const withoutEnd = page.rows.filter((row) => row.sessionEndedAt === null);
+  tally.pages += 1;
+  tally.seen += page.rows.length + page.unusable.length;
+  tally.enqueued += written.enqueued;
+  tally.unusable += page.unusable.length;
+  tally.withoutEnd += withoutEnd.length;
+  tally.corrected += written.corrected;
+  return withoutEnd;
+}
+
 export interface PageCallStatsOptions {
   readonly window: EndedWindow;
   /** Resume here instead of at the window's start; only valid with the same window it came from. */

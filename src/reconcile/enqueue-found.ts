@@ -12,7 +12,7 @@ export interface FoundSession {
   readonly callSessionId: string;
   /** Stream's end of the session; null when the row did not say. */
   readonly sessionEndedAt: Date | null;
-  /** End + 90 days, else the estimate of stream/retention.ts; null only when nothing at all is known. */
+  /** End + STREAM_RETENTION_DAYS, else the estimate of stream/retention.ts; null only when nothing at all is known. */
   readonly retentionExpiresAt: Date | null;
   /** What retentionExpiresAt counts from; null with it. */
   readonly retentionBasis: RetentionBasis | null;
@@ -43,7 +43,7 @@ export function foundSession(row: CallSessionStatsRow, listedAt: Date): FoundSes
  * statement. A session already known is left to whoever owns it (a webhook, the worker, an
  * earlier sweep): its status, schedule, lease and cursor are never touched. Only its dates may be
  * corrected, and only while its end is unknown (one retention clock, design.md): when this
- * listing knows Stream's end, session_ended_at and retention_expires_at = end + 90 days replace
+ * listing knows Stream's end, session_ended_at and retention_expires_at = end + STREAM_RETENTION_DAYS replace
  * whatever estimate the row had (a report event's time, which errs late); when it does not, an
  * estimate only fills a retention that is still null. A row whose end is known is never changed.
  * Returns what was inserted and what was corrected; a NOTIFY for each inserted session goes out

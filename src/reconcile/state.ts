@@ -94,6 +94,9 @@ export async function startSweepWindow(db: SweepDb, window: { from: Date; until:
     .onConflictDoUpdate({ target: reconcileState.name, set: { ...reset, updatedAt: sql`now()` } });
 }
 
+/** A page that listed nothing. */
+const NO_ROWS: PageTally = { seen: 0, enqueued: 0, unusable: 0, position: null };
+
 // Shared by the two page commits: the page's figures are added to the window's and to the total.
 const tallyColumns = (tally: PageTally) => ({
   sweepSeen: sql`${reconcileState.sweepSeen} + ${tally.seen}`,
@@ -114,7 +117,7 @@ export async function saveSweepProgress(
   progress: { cursor: string; sweepUntil: Date; watermark: Date; tally?: PageTally },
   name = CALL_STATS_SWEEP,
 ): Promise<void> {
-  const tally = progress.tally ?? { seen: 0, enqueued: 0, unusable: 0, position: null };
+  const tally = progress.tally ?? NO_ROWS;
   await db
     .insert(reconcileState)
     .values({
@@ -149,7 +152,7 @@ export async function saveSweepProgress(
  * contiguous), the cursor and position are cleared and the last error with them.
  */
 export async function completeSweep(db: SweepDb, until: Date, name = CALL_STATS_SWEEP, tally?: PageTally): Promise<void> {
-  const page = tally ?? { seen: 0, enqueued: 0, unusable: 0, position: null };
+  const page = tally ?? NO_ROWS;
   await db
     .insert(reconcileState)
     .values({

@@ -7,7 +7,7 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { StreamClient } from '../stream/client.ts';
 import { StreamApiError } from '../stream/errors.ts';
-import { pageCallStats, type EndedWindow } from './call-stats-pages.ts';
+import { emptyListingTally, pageCallStats, tallyPage, type EndedWindow, type ListingTally } from './call-stats-pages.ts';
 import { enqueueFoundSessions, foundSession } from './enqueue-found.ts';
 import { makeReportedSessionsDue } from './make-reported-due.ts';
 import { guardRetention } from './retention.ts';
@@ -16,7 +16,11 @@ import { completeSweep, discardSweepCursor, readSweepState, recordSweepError, sa
 import { DAY_MS } from '../stream/retention.ts';
 import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schemas.ts';
 
-/** Held for the whole sweep by the replica that runs it; arbitrary but fixed, distinct from the migration lock. */
+/**
+ * Held for the whole sweep by the replica that runs it; arbitrary but fixed. One family of
+ * advisory lock keys: 7_301_402_417 migrations (db/migrate.ts), …418 this, …419 the pruner
+ * (lifecycle/prune.ts PRUNE_LOCK_KEY).
+ */
 export const RECONCILE_LOCK_KEY = 7_301_402_418;
 export const DEFAULT_OVERLAP_MINUTES = 60;
 const MINUTE_MS = 60_000;
@@ -64,15 +68,6 @@ export interface SweepResult {
   readonly error?: string;
 }
 
-interface PagingProgress {
-  pages: number;
-  seen: number;
-  enqueued: number;
-  unusable: number;
-  withoutEnd: number;
-  corrected: number;
-}
-
 /**
  * One sweep, at most one replica at a time: a session-level advisory lock on a dedicated
  * connection, and every page written through that same connection. If the connection dies, the
@@ -102,7 +97,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
     if (!locked) {
       options.metrics.reconcileSweeps.inc({ outcome: 'skipped_locked' });
       log.debug('another replica is sweeping; skipped');
-      return { ran: false, pages: 0, seen: 0, enqueued: 0, unusable: 0, withoutEnd: 0, corrected: 0, expired: 0, atRisk: 0 };
+      return { ran: false, ...emptyListingTally(), expired: 0, atRisk: 0 };
     }
     return await sweepLocked(drizzle(client, { schema }), options, log);
   } catch (error) {
@@ -123,7 +118,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
 }
 
 async function sweepLocked(db: SweepDb, options: SweepOptions, log: Logger): Promise<SweepResult> {
-  const progress: PagingProgress = { pages: 0, seen: 0, enqueued: 0, unusable: 0, withoutEnd: 0, corrected: 0 };
+  const progress = emptyListingTally();
   let failure: Error | undefined;
   try {
     await sweepWindow(db, options, log, progress);
@@ -169,7 +164,7 @@ async function sweepLocked(db: SweepDb, options: SweepOptions, log: Logger): Pro
  * while the sweep goes on. Its requests go through the client's process-wide rate limiter, which
  * paces them once half of Stream's window is spent and waits out a 429.
  */
-async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, progress: PagingProgress): Promise<void> {
+async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, progress: ListingTally): Promise<void> {
   const state = await readSweepState(db);
   const now = options.now?.() ?? new Date();
   const watermark = state?.watermark ?? new Date(now.getTime() - options.lookbackDays * DAY_MS);
@@ -204,13 +199,7 @@ async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, prog
         else await completeSweep(tx, window.until, undefined, tally);
         return { ...written, madeDue: due };
       });
-      const withoutEnd = page.rows.filter((row) => row.sessionEndedAt === null);
-      progress.pages += 1;
-      progress.seen += page.rows.length + page.unusable.length;
-      progress.enqueued += inserted.length;
-      progress.unusable += page.unusable.length;
-      progress.withoutEnd += withoutEnd.length;
-      progress.corrected += corrected.length;
+      const withoutEnd = tallyPage(progress, page, { enqueued: inserted.length, corrected: corrected.length });
       options.metrics.reconcileEnqueued.inc(inserted.length);
       if (inserted.length > 0) log.info({ enqueued: inserted.length, first: inserted.slice(0, LOGGED_IDS) }, 'sessions with no webhook enqueued');
       if (madeDue.length > 0) log.info({ madeDue: madeDue.length, first: madeDue.slice(0, LOGGED_IDS) }, 'sessions whose report event never came made due');

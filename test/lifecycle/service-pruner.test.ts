@@ -61,6 +61,15 @@ describe('the service prunes where its worker runs', () => {
       const deadline = Date.now() + 10_000;
       while ((await expired()).rows[0]!.n > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       expect((await expired()).rows[0]!.n).toBe(0);
+      // The run shows on /metrics, not only in the log: a prune that keeps failing can be alerted on.
+      let text = '';
+      for (let i = 0; i < 100 && !/^attendance_prune_runs_total\{outcome="done"\} 1$/m.test(text); i++) {
+        text = await service.metrics.registry.metrics();
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(text).toMatch(/^attendance_prune_runs_total\{outcome="done"\} 1$/m);
+      expect(text).toMatch(/^attendance_pruned_rows_total\{table="webhook_events"\} 20$/m);
+      expect(Number(/^attendance_prune_last_success_timestamp_seconds (\S+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
     } finally {
       const started = Date.now();
       await service.stop();
