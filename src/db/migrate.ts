@@ -3,11 +3,12 @@ import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import { drizzle } from 'drizzle-orm/node-postgres';
+import { ADVISORY_LOCK_KEYS } from './advisory-lock.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
 // Replicas starting together must not apply the same migration twice; the key is arbitrary but fixed.
-const MIGRATION_LOCK_KEY = 7_301_402_417;
+const MIGRATION_LOCK_KEY = ADVISORY_LOCK_KEYS.migrate;
 
 interface Journal {
   entries: { idx: number; tag: string; when: number }[];

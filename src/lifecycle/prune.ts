@@ -1,15 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type pg from 'pg';
 import type { RetentionConfig } from '../config.ts';
+import { ADVISORY_LOCK_KEYS, withSessionAdvisoryLock } from '../db/advisory-lock.ts';
 import type { Database } from '../db/client.ts';
 import { pruneArchiveBatch, pruneResponsesBatch } from './prune-archive.ts';
 import { pruneInboxBatch } from './prune-inbox.ts';
 
-/**
- * One pruner at a time over every replica and `attendance prune`. Next in the advisory lock key
- * family after RECONCILE_LOCK_KEY (reconcile/sweep.ts, which lists them all).
- */
-export const PRUNE_LOCK_KEY = 7_301_402_419;
+/** One pruner at a time over every replica and `attendance prune` (db/advisory-lock.ts lists every key). */
+export const PRUNE_LOCK_KEY = ADVISORY_LOCK_KEYS.prune;
 
 /*
  * Batches and pauses, measured with bench/prune.ts (2 shared cores, ~1.3 KiB events, figures in
@@ -70,32 +68,8 @@ export function pruningEnabled(retention: RetentionConfig): boolean {
  */
 export async function runPrune(database: Database, options: PruneOptions): Promise<PruneResult> {
   const counts: PruneCounts = { webhookEvents: 0, participantSessions: 0, streamResponses: 0, callSessions: 0 };
-  const client = await database.pool.connect();
-  let broken: Error | undefined;
-  const onError = (error: Error) => {
-    broken = error;
-  };
-  client.on('error', onError);
-  let locked = false;
-  try {
-    const lock = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [PRUNE_LOCK_KEY]);
-    locked = lock.rows[0]?.locked === true;
-    if (!locked) return { ran: false, ...counts, interrupted: false };
-    const interrupted = await pruneLocked(client, options, counts);
-    return { ran: true, ...counts, interrupted };
-  } catch (error) {
-    broken ??= error instanceof Error ? error : new Error(String(error));
-    throw error;
-  } finally {
-    if (locked && !broken) {
-      await client.query('select pg_advisory_unlock($1)', [PRUNE_LOCK_KEY]).catch((error: unknown) => {
-        broken = error instanceof Error ? error : new Error(String(error));
-      });
-    }
-    client.off('error', onError);
-    // A broken connection is discarded rather than pooled; closing it releases the lock too.
-    client.release(broken);
-  }
+  const run = await withSessionAdvisoryLock(database.pool, PRUNE_LOCK_KEY, (client) => pruneLocked(client, options, counts));
+  return run.locked ? { ran: true, ...counts, interrupted: run.value } : { ran: false, ...counts, interrupted: false };
 }
 
 async function pruneLocked(

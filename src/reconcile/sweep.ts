@@ -1,5 +1,5 @@
 import { drizzle } from 'drizzle-orm/node-postgres';
-import type pg from 'pg';
+import { ADVISORY_LOCK_KEYS, withSessionAdvisoryLock } from '../db/advisory-lock.ts';
 import type { Database } from '../db/client.ts';
 import * as schema from '../db/schema.ts';
 import { coerceError } from '../errors.ts';
@@ -16,12 +16,8 @@ import { completeSweep, discardSweepCursor, readSweepState, recordSweepError, sa
 import { DAY_MS } from '../stream/retention.ts';
 import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schemas.ts';
 
-/**
- * Held for the whole sweep by the replica that runs it; arbitrary but fixed. One family of
- * advisory lock keys: 7_301_402_417 migrations (db/migrate.ts), …418 this, …419 the pruner
- * (lifecycle/prune.ts PRUNE_LOCK_KEY).
- */
-export const RECONCILE_LOCK_KEY = 7_301_402_418;
+/** Held for the whole sweep by the replica that runs it (db/advisory-lock.ts lists every key). */
+export const RECONCILE_LOCK_KEY = ADVISORY_LOCK_KEYS.reconcile;
 export const DEFAULT_OVERLAP_MINUTES = 60;
 const MINUTE_MS = 60_000;
 const LOGGED_IDS = 5;
@@ -77,44 +73,25 @@ export interface SweepResult {
  */
 export async function runSweep(options: SweepOptions): Promise<SweepResult> {
   const log = options.logger.child({ component: 'reconciler' });
-  let client: pg.PoolClient;
+  let run;
   try {
-    client = await options.database.pool.connect();
+    run = await withSessionAdvisoryLock(
+      options.database.pool,
+      RECONCILE_LOCK_KEY,
+      (client) => sweepLocked(drizzle(client, { schema }), options, log),
+      (error) => log.warn({ err: error }, 'reconciler database connection lost'),
+    );
   } catch (error) {
+    // The connection or the lock query failed: sweepLocked reports its own failures.
     options.metrics.reconcileSweeps.inc({ outcome: 'error' });
     throw error;
   }
-  let broken: Error | undefined;
-  const onClientError = (error: Error) => {
-    broken = error;
-    log.warn({ err: error }, 'reconciler database connection lost');
-  };
-  client.on('error', onClientError);
-  let locked = false;
-  try {
-    const lock = await client.query<{ locked: boolean }>('select pg_try_advisory_lock($1) as locked', [RECONCILE_LOCK_KEY]);
-    locked = lock.rows[0]?.locked === true;
-    if (!locked) {
-      options.metrics.reconcileSweeps.inc({ outcome: 'skipped_locked' });
-      log.debug('another replica is sweeping; skipped');
-      return { ran: false, ...emptyListingTally(), expired: 0, atRisk: 0 };
-    }
-    return await sweepLocked(drizzle(client, { schema }), options, log);
-  } catch (error) {
-    // Only the lock query gets here: sweepLocked reports its own failures.
-    broken ??= coerceError(error);
-    options.metrics.reconcileSweeps.inc({ outcome: 'error' });
-    throw error;
-  } finally {
-    if (locked && !broken) {
-      await client.query('select pg_advisory_unlock($1)', [RECONCILE_LOCK_KEY]).catch((error: unknown) => {
-        broken = coerceError(error);
-      });
-    }
-    client.off('error', onClientError);
-    // A broken connection is discarded rather than pooled; closing it releases the lock too.
-    client.release(broken);
+  if (!run.locked) {
+    options.metrics.reconcileSweeps.inc({ outcome: 'skipped_locked' });
+    log.debug('another replica is sweeping; skipped');
+    return { ran: false, ...emptyListingTally(), expired: 0, atRisk: 0 };
   }
+  return run.value;
 }
 
 async function sweepLocked(db: SweepDb, options: SweepOptions, log: Logger): Promise<SweepResult> {
