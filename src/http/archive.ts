@@ -6,8 +6,10 @@ import { findArchivedSession, type ArchivedSession } from '../archive/session.ts
 import { summarizeParticipantSessions } from '../archive/summary.ts';
 import { apiErrorBody, STREAM_ERROR_CODES } from '../stream/api-error.ts';
 import { FilterError, parseFilterConditionsQuery, type ParticipantFilter } from '../stream/filters.ts';
-import { isValidServerToken } from '../stream/token.ts';
+import { isValidServerToken, streamAuthProblem } from '../stream/token.ts';
+import { SESSION_STATUS } from '../db/schema.ts';
 import { isDataError } from '../db/sqlstate.ts';
+import { AppError } from '../errors.ts';
 import type { AppDeps } from './app.ts';
 
 /**
@@ -31,19 +33,18 @@ interface ArchiveRoute {
 /** Says where a session's archive stands on every answer about it (see docs/sql.md). */
 export const ARCHIVE_STATUS_HEADER = 'x-attendance-archive-status';
 
-/** A 4xx this route answers in Stream's APIError shape. */
-class ArchiveRequestError extends Error {
+/** A 4xx this route answers in Stream's APIError shape; `streamCode` is Stream's numeric error code. */
+class ArchiveRequestError extends AppError {
   readonly status: number;
-  readonly code: number;
+  readonly streamCode: number;
   readonly field: string | undefined;
   readonly unrecoverable: boolean | undefined;
   readonly headers: Record<string, string>;
 
   constructor(status: number, code: number, message: string, field?: string, extra: { unrecoverable?: boolean; headers?: Record<string, string> } = {}) {
-    super(message);
-    this.name = 'ArchiveRequestError';
+    super('ARCHIVE_REQUEST_REFUSED', message);
     this.status = status;
-    this.code = code;
+    this.streamCode = code;
     this.field = field;
     this.unrecoverable = extra.unrecoverable;
     this.headers = extra.headers ?? {};
@@ -71,7 +72,7 @@ export const archivePlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       return reply
         .code(error.status)
         .headers(error.headers)
-        .send(apiErrorBody(error.status, error.code, error.message, { startedAt: startedAt(request), exceptionFields, unrecoverable: error.unrecoverable }));
+        .send(apiErrorBody(error.status, error.streamCode, error.message, { startedAt: startedAt(request), exceptionFields, unrecoverable: error.unrecoverable }));
     }
     // A value Postgres refuses for its content (SQLSTATE class 22, e.g. a NUL in text) is the
     // caller's input, not our failure: refuseNul catches the known paths first; this is the backstop.
@@ -153,10 +154,10 @@ function verifyWhole(session: ArchivedSession): void {
     ? `${session.archivedParticipantSessions} participant sessions archived, Stream's total not read yet`
     : `${session.archivedParticipantSessions} of ${session.totalParticipantSessions} participant sessions archived`;
   const message = `call session archive is not complete (status ${session.status}: ${held}); ${
-    session.status === 'expired' ? "Stream's detail expired before the archive was complete; the rows held are in participant_sessions" : 'try again once it is complete'
+    session.status === SESSION_STATUS.expired ? "Stream's detail expired before the archive was complete; the rows held are in participant_sessions" : 'try again once it is complete'
   }`;
   throw new ArchiveRequestError(404, STREAM_ERROR_CODES.notFound, message, 'session', {
-    unrecoverable: session.status === 'expired',
+    unrecoverable: session.status === SESSION_STATUS.expired,
     headers: { [ARCHIVE_STATUS_HEADER]: session.status },
   });
 }
@@ -204,15 +205,11 @@ function holdsNul(value: unknown): boolean {
  * echo the token or the key.
  */
 async function verifyStreamAuth(request: FastifyRequest<ArchiveRoute>, apiKey: string, secrets: readonly string[]): Promise<void> {
-  const fail = (message: string) => new ArchiveRequestError(401, STREAM_ERROR_CODES.auth, message);
-  const key = request.query.api_key;
-  if (typeof key !== 'string' || key === '') throw fail('api_key query parameter is missing');
-  if (apiKey === '' || key !== apiKey) throw fail('api_key is not valid');
-  const authType = request.headers['stream-auth-type'];
-  if (typeof authType !== 'string' || authType.toLowerCase() !== 'jwt') throw fail('Stream-Auth-Type header must be "jwt"');
-  const token = request.headers.authorization;
-  if (!token) throw fail('Authorization header is missing');
-  if (!(await isValidServerToken(token, secrets))) throw fail('JWT token is not valid');
+  const problem = await streamAuthProblem(
+    { apiKey: request.query.api_key, authType: request.headers['stream-auth-type'], authorization: request.headers.authorization },
+    { apiKey, verifyToken: (token) => isValidServerToken(token, secrets) },
+  );
+  if (problem !== undefined) throw new ArchiveRequestError(401, STREAM_ERROR_CODES.auth, problem);
 }
 
 /**

@@ -25,6 +25,7 @@ interface Service {
   logging?: { driver: string; options: Record<string, string> };
   depends_on?: Record<string, { condition: string }>;
   restart?: string;
+  read_only?: boolean;
 }
 
 const loadCompose = async () => parse(await read('docker-compose.yml')) as { services: Record<string, Service> };
@@ -49,6 +50,11 @@ describe('docker-compose.yml', () => {
     expect(built.map(([name]) => name)).toEqual(['attendance']);
     expect(services.attendance!.image).toBeTruthy();
     expect(services.migrate!.image).toBe(services.attendance!.image);
+  });
+
+  it('runs the image on a read-only root filesystem: the service writes no files', async () => {
+    const { migrate, attendance } = (await loadCompose()).services;
+    for (const service of [migrate!, attendance!]) expect(service.read_only).toBe(true);
   });
 
   it('fixes the container port at 8080 and maps HOST_PORT to it, which the health check follows', async () => {

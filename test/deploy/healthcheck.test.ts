@@ -2,9 +2,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SESSIONS_DUE_CHANNEL } from '../../src/queue/enqueue.ts';
-import { generateSession } from '../../src/simulator/generate.ts';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import { SESSIONS_DUE_CHANNEL } from '../../src/queue/sql.ts';
+import { generateSession } from '../../tools/simulator/generate.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { spawnCommand, type RunningCommand } from '../helpers/child.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 

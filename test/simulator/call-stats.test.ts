@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateDataset, generateSession, type SimSession } from '../../src/simulator/generate.ts';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import { generateDataset, generateSession, type SimSession } from '../../tools/simulator/generate.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { createSimClient } from './helpers.ts';
 
 const NEWEST_END = new Date('2026-06-10T18:00:00Z');

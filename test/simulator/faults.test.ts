@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createFaultPicker } from '../../src/simulator/faults.ts';
-import { generateSession } from '../../src/simulator/generate.ts';
-import { startSimulator, type Simulator, type SimulatorFaults } from '../../src/simulator/server.ts';
+import { createFaultPicker } from '../../tools/simulator/faults.ts';
+import { generateSession } from '../../tools/simulator/generate.ts';
+import { startSimulator, type Simulator, type SimulatorFaults } from '../../tools/simulator/server.ts';
 import { createServerToken } from '../../src/stream/token.ts';
 import { participantSessionsPath } from './helpers.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { generateDataset, generateSession, pickSessionSizes, type SimParticipant, type SimSession } from '../../src/simulator/generate.ts';
+import { generateDataset, generateSession, pickSessionSizes, type SimParticipant, type SimSession } from '../../tools/simulator/generate.ts';
 
 const ENDED_AT = new Date('2026-04-01T16:00:00Z');
 

@@ -1,6 +1,6 @@
 import { createServerToken } from '../../src/stream/token.ts';
-import type { Simulator } from '../../src/simulator/server.ts';
-import type { SimSession } from '../../src/simulator/generate.ts';
+import type { Simulator } from '../../tools/simulator/server.ts';
+import type { SimSession } from '../../tools/simulator/generate.ts';
 
 export interface SimReply {
   status: number;

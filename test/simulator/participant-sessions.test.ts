@@ -1,9 +1,9 @@
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSession, type SimParticipant, type SimSession } from '../../src/simulator/generate.ts';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import { generateSession, type SimParticipant, type SimSession } from '../../tools/simulator/generate.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { parseStreamJson } from '../../src/stream/schemas.ts';
-import { timestampNanos } from '../../src/simulator/wire.ts';
+import { timestampNanos } from '../../tools/simulator/wire.ts';
 import { createSimClient } from './helpers.ts';
 
 const DAY_MS = 86_400_000;

@@ -4,7 +4,8 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.ts';
-import { generateDataset, pickSessionSizes } from '../../src/simulator/generate.ts';
+import { developmentCommands } from '../../tools/commands.ts';
+import { generateDataset, pickSessionSizes } from '../../tools/simulator/generate.ts';
 import { isValidWebhookSignature } from '../../src/stream/signature.ts';
 import { createServerToken } from '../../src/stream/token.ts';
 
@@ -15,7 +16,7 @@ function startCli(argv: string[]) {
   stdout.on('data', (c) => (output.out += String(c)));
   stderr.on('data', (c) => (output.err += String(c)));
   const stop = new AbortController();
-  const exit = main(argv, { env: {}, stdout, stderr, stopSignal: stop.signal });
+  const exit = main(argv, { env: {}, stdout, stderr, stopSignal: stop.signal, developmentCommands });
   const waitFor = async (pattern: RegExp): Promise<RegExpMatchArray> => {
     for (let i = 0; i < 500; i++) {
       const match = output.out.match(pattern);

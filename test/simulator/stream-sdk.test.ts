@@ -2,9 +2,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StreamClient } from '@stream-io/node-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSession, type SimParticipant } from '../../src/simulator/generate.ts';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
-import { buildStatsReportReadyEvent, deliverWebhook } from '../../src/simulator/webhooks.ts';
+import { generateSession, type SimParticipant } from '../../tools/simulator/generate.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
+import { buildStatsReportReadyEvent, deliverWebhook } from '../../tools/simulator/webhooks.ts';
 
 /**
  * A client nobody here wrote: Stream's official Node SDK, pointed at the simulator with basePath.

@@ -2,8 +2,8 @@ import { createServer, type IncomingHttpHeaders, type Server, type ServerRespons
 import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateSession } from '../../src/simulator/generate.ts';
-import { buildSessionEndedEvent, buildStatsReportReadyEvent, deliverWebhook } from '../../src/simulator/webhooks.ts';
+import { generateSession } from '../../tools/simulator/generate.ts';
+import { buildSessionEndedEvent, buildStatsReportReadyEvent, deliverWebhook } from '../../tools/simulator/webhooks.ts';
 import { isValidWebhookSignature } from '../../src/stream/signature.ts';
 
 interface Received {

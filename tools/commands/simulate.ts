@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { isHttpUrl } from '../config.ts';
-import { AppError, UsageError } from '../errors.ts';
+import { isHttpUrl } from '../../src/config.ts';
+import { AppError, UsageError } from '../../src/errors.ts';
+import { textOption, wholeNumberOption } from '../../src/commands/args.ts';
+import type { Command, CommandContext } from '../../src/commands/types.ts';
 import { generateDataset, pickSessionSizes, type SimSession } from '../simulator/generate.ts';
 import { startSimulator, type Simulator } from '../simulator/server.ts';
 import { buildStatsReportReadyEvent, deliverWebhook } from '../simulator/webhooks.ts';
-import type { Command, CommandContext } from './types.ts';
 
 export const SIMULATE_DEFAULT_PORT = 8090;
 const DEFAULT_SESSIONS = 20;
@@ -35,15 +36,14 @@ export const simulateCommand: Command = {
     'api-secret': { type: 'string' },
     'send-webhooks': { type: 'string' },
   },
-  async run(values, positionals, ctx) {
-    if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-    const port = wholeNumber(values.port, '--port', 0, 65_535, SIMULATE_DEFAULT_PORT);
-    const sessionCount = wholeNumber(values.sessions, '--sessions', 1, MAX_SESSIONS, DEFAULT_SESSIONS);
-    const host = text(values.host, '--host') ?? '127.0.0.1';
-    const seed = text(values.seed, '--seed') ?? '1';
-    const apiKey = text(values['api-key'], '--api-key') ?? `sim-${randomBytes(4).toString('hex')}`;
-    const apiSecret = text(values['api-secret'], '--api-secret') ?? randomBytes(24).toString('hex');
-    const webhookUrl = text(values['send-webhooks'], '--send-webhooks');
+  async run(values, _positionals, ctx) {
+    const port = wholeNumberOption(values.port, '--port', { min: 0, max: 65_535, default: SIMULATE_DEFAULT_PORT });
+    const sessionCount = wholeNumberOption(values.sessions, '--sessions', { min: 1, max: MAX_SESSIONS, default: DEFAULT_SESSIONS });
+    const host = textOption(values.host, '--host') ?? '127.0.0.1';
+    const seed = textOption(values.seed, '--seed') ?? '1';
+    const apiKey = textOption(values['api-key'], '--api-key') ?? `sim-${randomBytes(4).toString('hex')}`;
+    const apiSecret = textOption(values['api-secret'], '--api-secret') ?? randomBytes(24).toString('hex');
+    const webhookUrl = textOption(values['send-webhooks'], '--send-webhooks');
     if (webhookUrl !== undefined && !isHttpUrl(webhookUrl)) throw new UsageError(`--send-webhooks must be an http(s) URL (got ${JSON.stringify(webhookUrl)})`);
 
     const sessions = generateDataset({ seed, sizes: pickSessionSizes({ seed, count: sessionCount }) });
@@ -138,20 +138,6 @@ async function sendReports(ctx: CommandContext, sim: Simulator, sessions: readon
 function untilStopped(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-}
-
-function wholeNumber(raw: unknown, flag: string, min: number, max: number, fallback: number): number {
-  if (raw === undefined) return fallback;
-  if (typeof raw !== 'string' || !/^\d+$/.test(raw.trim()) || Number(raw) < min || Number(raw) > max) {
-    throw new UsageError(`${flag} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
-  }
-  return Number(raw);
-}
-
-function text(raw: unknown, flag: string): string | undefined {
-  if (raw === undefined) return undefined;
-  if (typeof raw !== 'string' || raw.trim() === '') throw new UsageError(`${flag} needs a value`);
-  return raw.trim();
 }
 
 /** Leaves plain words alone and single-quotes the rest, so printed lines paste into a POSIX shell. */

@@ -1,17 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { loadConfig, type Config } from '../config.ts';
-import { createDatabase, withDatabaseName, type Database } from '../db/client.ts';
-import { resolveEmbeddedDir, startEmbeddedPostgres, verifyEmbeddedInstalled, type EmbeddedDatabase } from '../db/embedded.ts';
-import { describeDatabaseTarget, verifyConnection } from '../db/verify.ts';
-import { UsageError } from '../errors.ts';
-import { createLogger } from '../logger.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { createDatabase, withDatabaseName, type Database } from '../../src/db/client.ts';
+import { resolveEmbeddedDir, startEmbeddedPostgres, verifyEmbeddedInstalled, type EmbeddedDatabase } from '../../src/db/embedded.ts';
+import { describeDatabaseTarget, verifyConnection } from '../../src/db/verify.ts';
+import { createLogger } from '../../src/logger.ts';
 import { generateDataset, type SimSession } from '../simulator/generate.ts';
 import { startSimulator, type Simulator } from '../simulator/server.ts';
 import { buildSessionEndedEvent, buildStatsReportReadyEvent, deliverWebhook } from '../simulator/webhooks.ts';
-import { startService, type Service } from './runtime.ts';
-import type { Command, CommandContext } from './types.ts';
-import { embeddedNotice } from './database.ts';
+import { booleanOption, wholeNumberOption } from '../../src/commands/args.ts';
+import { embeddedNotice } from '../../src/commands/database.ts';
+import { startService, type Service } from '../../src/commands/runtime.ts';
+import type { Command, CommandContext } from '../../src/commands/types.ts';
 import { renderHandover, renderReport, stopCommand } from './demo-report.ts';
 
 // About 20 sessions and 10,000 participant sessions, a few of them large.
@@ -33,21 +33,12 @@ export const demoCommand: Command = {
     '(database attendance_demo, recreated each run).',
   options: { keep: { type: 'boolean' }, sessions: { type: 'string' }, timeout: { type: 'string' } },
   async run(values, _positionals, ctx) {
-    const sessionCount = wholeNumber(values.sessions, '--sessions', 1, DEMO_SESSION_SIZES.length, DEMO_SESSION_SIZES.length);
-    const timeoutSeconds = wholeNumber(values.timeout, '--timeout', 1, 3600, DEFAULT_TIMEOUT_SECONDS);
+    const sessionCount = wholeNumberOption(values.sessions, '--sessions', { min: 1, max: DEMO_SESSION_SIZES.length, default: DEMO_SESSION_SIZES.length });
+    const timeoutSeconds = wholeNumberOption(values.timeout, '--timeout', { min: 1, max: 3600, default: DEFAULT_TIMEOUT_SECONDS });
     const base = loadConfig(ctx.env, { requireStreamCredentials: false });
-    return runDemo(base, ctx, { keep: Boolean(values.keep), sessionCount, timeoutSeconds });
+    return runDemo(base, ctx, { keep: booleanOption(values.keep), sessionCount, timeoutSeconds });
   },
 };
-
-function wholeNumber(raw: unknown, flag: string, min: number, max: number, fallback: number): number {
-  if (raw === undefined) return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min || value > max) {
-    throw new UsageError(`${flag} must be a whole number from ${min} to ${max} (got ${JSON.stringify(raw)})`);
-  }
-  return value;
-}
 
 interface DemoOptions {
   readonly keep: boolean;

@@ -1,13 +1,13 @@
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { apiErrorBody, STREAM_ERROR_CODES } from '../stream/api-error.ts';
-import { isValidServerToken } from '../stream/token.ts';
+import { apiErrorBody, STREAM_ERROR_CODES } from '../../src/stream/api-error.ts';
+import { isValidServerToken, streamAuthProblem } from '../../src/stream/token.ts';
 import { createCallStatsQuery } from './call-stats.ts';
 import { createFaultPicker, type FaultDecision, type FaultKind, type FaultPicker, type SimulatorFaults } from './faults.ts';
 import type { SimSession } from './generate.ts';
 import { queryParticipantSessions, type SimResponse } from './participant-sessions.ts';
-import { createRateLimiter, type RateWindow } from './rate-limit.ts';
+import { createRateWindows, type RateWindow, type RateWindows } from './rate-windows.ts';
 import { createSessionStore } from './session-store.ts';
 import type { MissingFieldStyle, TimestampFormat } from './wire.ts';
 
@@ -100,26 +100,24 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   applyLiveOptions(live, options);
   let faults: FaultPicker = createFaultPicker(options.faults);
   const store = createSessionStore();
-  const limiter = createRateLimiter({ now, limitPerMinute: () => live.rateLimitPerMinute });
+  const limiter = createRateWindows({ now, limitPerMinute: () => live.rateLimitPerMinute });
   const stats: SimulatorStats = { requests: 0, byStatus: {}, faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) };
   const closing = new AbortController();
   const validTokens = new Set<string>();
   const queryCallStats = createCallStatsQuery({ store, now, options: () => live });
 
-  const isAuthorized = async (headers: IncomingHttpHeaders, query: URLSearchParams): Promise<string | undefined> => {
-    const apiKey = query.get('api_key');
-    if (!apiKey) return 'api_key query parameter is missing';
-    if (apiKey !== options.apiKey) return 'api_key is not valid';
-    const authType = headers['stream-auth-type'];
-    if (typeof authType !== 'string' || authType.toLowerCase() !== 'jwt') return 'Stream-Auth-Type header must be "jwt"';
-    const token = headers.authorization;
-    if (!token) return 'Authorization header is missing';
-    if (validTokens.has(token)) return undefined;
-    if (!(await isValidServerToken(token, [options.apiSecret]))) return 'JWT token is not valid';
+  const verifyToken = async (token: string): Promise<boolean> => {
+    if (validTokens.has(token)) return true;
+    if (!(await isValidServerToken(token, [options.apiSecret]))) return false;
     // SDK tokens carry no exp and are reused for the client's life: verify once, then remember.
     if (!hasExpiry(token) && validTokens.size < VALID_TOKENS_REMEMBERED) validTokens.add(token);
-    return undefined;
+    return true;
   };
+  const isAuthorized = (headers: IncomingHttpHeaders, query: URLSearchParams): Promise<string | undefined> =>
+    streamAuthProblem(
+      { apiKey: query.get('api_key'), authType: headers['stream-auth-type'], authorization: headers.authorization },
+      { apiKey: options.apiKey, verifyToken },
+    );
 
   const send = (res: ServerResponse, window: RateWindow, status: number, body: string, contentType: string, truncate: boolean): void => {
     stats.byStatus[String(status)] = (stats.byStatus[String(status)] ?? 0) + 1;
@@ -278,7 +276,7 @@ function matchRoute(method: string, pathname: string): Route | 'bad-path' | unde
  * GetRateLimits (stream-api.md §4): `{server_side: {<Endpoint>: {limit, remaining, reset}}, duration}`
  * for the endpoints named in `endpoints` (comma-separated), read without counting against them.
  */
-function rateLimitsBody(limiter: ReturnType<typeof createRateLimiter>, query: URLSearchParams, startedAt: number): string {
+function rateLimitsBody(limiter: RateWindows, query: URLSearchParams, startedAt: number): string {
   const names = (query.get('endpoints') ?? 'QueryCallParticipantSessions,QueryCallSessionStats')
     .split(',')
     .map((name) => name.trim())

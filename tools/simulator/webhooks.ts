@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { gzipSync } from 'node:zlib';
-import { signWebhook } from '../stream/signature.ts';
+import { signWebhook } from '../../src/stream/signature.ts';
 import { callStatsCounts } from './counts.ts';
 import type { SimParticipant, SimSession } from './generate.ts';
 import { timestampValue, type TimestampFormat } from './wire.ts';

@@ -8,7 +8,7 @@ export interface RateWindow {
   readonly exceeded: boolean;
 }
 
-export interface RateLimiter {
+export interface RateWindows {
   /** Counts one request against `endpoint` and reports its window. */
   hit(endpoint: string): RateWindow;
   /** The window without counting. */
@@ -18,10 +18,11 @@ export interface RateLimiter {
 const WINDOW_MS = 60_000;
 
 /**
- * Fixed one-minute windows per endpoint, like Stream's per-endpoint server-side limits.
+ * Fixed one-minute windows per endpoint, like Stream's per-endpoint server-side limits: the
+ * simulated server's count, not the product's client-side limiter (src/stream/rate-limiter.ts).
  * `limitPerMinute` is read on every call so it can be changed while running.
  */
-export function createRateLimiter(options: { now: () => Date; limitPerMinute: () => number }): RateLimiter {
+export function createRateWindows(options: { now: () => Date; limitPerMinute: () => number }): RateWindows {
   const windows = new Map<string, { start: number; count: number }>();
 
   const current = (endpoint: string, count: boolean): RateWindow => {

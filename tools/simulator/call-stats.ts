@@ -1,4 +1,4 @@
-import { apiErrorBody, STREAM_ERROR_CODES } from '../stream/api-error.ts';
+import { apiErrorBody, STREAM_ERROR_CODES } from '../../src/stream/api-error.ts';
 import { callStatsCounts } from './counts.ts';
 import { cursorScope, decodeCursor, encodeCursor } from './cursor.ts';
 import type { SimResponse } from './participant-sessions.ts';

@@ -1,5 +1,5 @@
-import { apiErrorBody, STREAM_ERROR_CODES } from '../stream/api-error.ts';
-import { FilterError, matchesParticipantFilter, parseFilterConditionsQuery, type ParticipantFilter } from '../stream/filters.ts';
+import { apiErrorBody, STREAM_ERROR_CODES } from '../../src/stream/api-error.ts';
+import { FilterError, matchesParticipantFilter, parseFilterConditionsQuery, type ParticipantFilter } from '../../src/stream/filters.ts';
 import { cursorScope, decodeCursor, encodeCursor } from './cursor.ts';
 import type { SessionStore } from './session-store.ts';
 import { sessionJson, type MissingFieldStyle, type TimestampFormat } from './wire.ts';
@@ -22,8 +22,8 @@ export interface ParticipantSessionsDeps {
 }
 
 /** The server's answer when `limit` is absent or 0; Stream does not document its own (stream-api.md §9.1). */
-export const DEFAULT_PAGE_LIMIT = 25;
-export const MAX_PAGE_LIMIT = 100;
+export const PARTICIPANT_SESSIONS_DEFAULT_LIMIT = 25;
+export const PARTICIPANT_SESSIONS_MAX_LIMIT = 100;
 /** Detail is kept this long after the session ends; later the list comes back empty (stream-api.md §8). */
 export const RETENTION_MS = 90 * 24 * 60 * 60 * 1000;
 
@@ -45,7 +45,7 @@ export function queryParticipantSessions(
   const options = deps.options();
 
   const limit = parseLimit(query.get('limit'));
-  if (limit === undefined) return fail(400, STREAM_ERROR_CODES.input, `limit must be a whole number from 0 to ${MAX_PAGE_LIMIT}`);
+  if (limit === undefined) return fail(400, STREAM_ERROR_CODES.input, `limit must be a whole number from 0 to ${PARTICIPANT_SESSIONS_MAX_LIMIT}`);
   let filters: ParticipantFilter[];
   try {
     // JSON (what the SDKs send) or the bracket form, read by the parser the archive route uses.
@@ -123,11 +123,11 @@ function* range(start: number, end: number): Generator<number> {
 }
 
 function parseLimit(raw: string | null): number | undefined {
-  if (raw === null || raw === '') return DEFAULT_PAGE_LIMIT;
+  if (raw === null || raw === '') return PARTICIPANT_SESSIONS_DEFAULT_LIMIT;
   if (!/^\d{1,4}$/.test(raw)) return undefined;
   const limit = Number(raw);
-  if (limit > MAX_PAGE_LIMIT) return undefined;
-  return limit === 0 ? DEFAULT_PAGE_LIMIT : limit;
+  if (limit > PARTICIPANT_SESSIONS_MAX_LIMIT) return undefined;
+  return limit === 0 ? PARTICIPANT_SESSIONS_DEFAULT_LIMIT : limit;
 }
 
 /** The same conditions in any key order give the same key, so cursors survive reordering. */
