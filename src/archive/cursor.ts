@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { AppError } from '../errors.ts';
 import type { ParticipantFilter } from '../stream/filters.ts';
 
 /**
@@ -18,9 +19,9 @@ export interface ArchiveCursor {
 }
 
 /** A cursor the client sent that this request cannot use; the message is fit for an API error body. */
-export class CursorError extends Error {
+export class CursorError extends AppError {
   constructor(message: string) {
-    super(message);
+    super('CURSOR_INVALID', message);
     this.name = 'CursorError';
   }
 }

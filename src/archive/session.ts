@@ -1,6 +1,6 @@
 import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.ts';
-import { callSessions, streamResponses, type SessionStatus } from '../db/schema.ts';
+import { callSessions, SESSION_STATUS, streamResponses, type SessionStatus } from '../db/schema.ts';
 
 export interface ArchivedSession {
   readonly callType: string;
@@ -45,6 +45,9 @@ const COMPUTED_RESPONSE_FIELDS = [
 
 const COMPUTED_FIELDS_SQL = sql.raw(`array[${COMPUTED_RESPONSE_FIELDS.map((f) => `'${f}'`).join(', ')}]::text[]`);
 
+// Statuses of a session being archived (again): rows held while it runs may already be verified.
+const REARCHIVING: readonly SessionStatus[] = [SESSION_STATUS.pending, SESSION_STATUS.running, SESSION_STATUS.retrying];
+
 /** The call session if the archive knows it under this call, else undefined (the route's 404). */
 export async function findArchivedSession(
   db: Db,
@@ -68,7 +71,7 @@ export async function findArchivedSession(
   const totalsKnown = session.totalParticipantSessions !== null && session.totalParticipantDuration !== null;
   const verifiedBefore =
     session.archivedAt !== null &&
-    ['pending', 'running', 'retrying'].includes(session.status) &&
+    REARCHIVING.includes(session.status) &&
     session.archivedParticipantSessions === session.totalParticipantSessions;
   return {
     ...ids,
@@ -76,7 +79,7 @@ export async function findArchivedSession(
     totalParticipantSessions: session.totalParticipantSessions,
     totalParticipantDuration: session.totalParticipantDuration,
     archivedParticipantSessions: session.archivedParticipantSessions,
-    whole: totalsKnown && (session.status === 'complete' || verifiedBefore),
+    whole: totalsKnown && (session.status === SESSION_STATUS.complete || verifiedBefore),
     envelopeJson: session.envelopeJson,
   };
 }

@@ -22,8 +22,19 @@ import {
  * (documented in docs/sql.md).
  */
 
-export const SESSION_STATUSES = ['pending', 'running', 'complete', 'retrying', 'dead', 'expired'] as const;
+/**
+ * Every status a call session can have, written once: the column's CHECK constraint, the queue's
+ * SQL (src/queue/sql.ts) and every reader take the names from here (as SESSION_STATUS.pending …),
+ * so no status literal is typed twice.
+ */
+export const SESSION_STATUSES = Object.freeze(['pending', 'running', 'complete', 'retrying', 'dead', 'expired'] as const);
 export type SessionStatus = (typeof SESSION_STATUSES)[number];
+export const SESSION_STATUS: { readonly [S in SessionStatus]: S } = Object.freeze(
+  Object.fromEntries(SESSION_STATUSES.map((status) => [status, status])) as { [S in SessionStatus]: S },
+);
+
+/** `'a', 'b'`: status names as a SQL list (they are plain words, so quoting is all they need). */
+export const sqlStatusList = (statuses: readonly SessionStatus[]): string => statuses.map((status) => `'${status}'`).join(', ');
 
 const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -35,7 +46,7 @@ export const callSessions = pgTable(
     callType: text('call_type').notNull(),
     callId: text('call_id').notNull(),
     callCid: text('call_cid').notNull(),
-    status: text('status', { enum: SESSION_STATUSES }).notNull().default('pending'),
+    status: text('status', { enum: SESSION_STATUSES }).notNull().default(SESSION_STATUS.pending),
     totalParticipantSessions: integer('total_participant_sessions'),
     totalParticipantDuration: bigint('total_participant_duration', { mode: 'number' }),
     archivedParticipantSessions: integer('archived_participant_sessions').notNull().default(0),
@@ -53,12 +64,12 @@ export const callSessions = pgTable(
     archivedAt: tstz('archived_at'),
   },
   (t) => [
-    check('call_sessions_status_check', sql`${t.status} in ('pending', 'running', 'complete', 'retrying', 'dead', 'expired')`),
+    check('call_sessions_status_check', sql`${t.status} in (${sql.raw(sqlStatusList(SESSION_STATUSES))})`),
     check('call_sessions_cid_check', sql`${t.callCid} = ${t.callType} || ':' || ${t.callId}`),
     // The worker's claim: due sessions by status and time, nearest expiry first.
     index('call_sessions_claim_idx').on(t.status, t.nextAttemptAt, t.retentionExpiresAt),
     // Running sessions whose lease lapsed are taken over.
-    index('call_sessions_lease_idx').on(t.leaseExpiresAt).where(sql`${t.status} = 'running'`),
+    index('call_sessions_lease_idx').on(t.leaseExpiresAt).where(sql`${t.status} = ${sql.raw(`'${SESSION_STATUS.running}'`)}`),
     index('call_sessions_call_idx').on(t.callType, t.callId),
     index('call_sessions_ended_idx').on(t.sessionEndedAt),
   ],

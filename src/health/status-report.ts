@@ -42,7 +42,7 @@ export async function readStatusReport(database: Database, listLimit: number): P
 }
 
 export async function readSweepStatus(database: Database): Promise<SweepStatus | null> {
-  const state = await readSweepState(database.db);
+  const state = await readSweepState(database.pool);
   if (!state) return null;
   // A window that started after the last one finished is under way, or was cut off and resumes
   // from its cursor at the next sweep.

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import { RECOUNT_SQL } from './prune-archive.ts';
+import { recountArchived } from '../queue/recount.ts';
 
 /** What a scrubbed string becomes in stored JSON: a string, so every payload stays valid JSON. */
 export const ERASED_PLACEHOLDER = '[erased]';
@@ -53,7 +53,7 @@ const COUNT_ENTRIES_SQL = `
   select call_session_id, count(*)::int as rows from participant_sessions where user_id = $1 group by call_session_id`;
 
 /*
- * The recount (RECOUNT_SQL, shared with the archive prune) is a separate statement from the
+ * The recount (queue/recount.ts, shared with the archive prune) is a separate statement from the
  * delete, so the count sees it. Stream's totals (total_participant_sessions,
  * total_participant_duration) stay Stream's: the archive now holds fewer rows than Stream
  * reported, and says so.
@@ -103,7 +103,7 @@ export async function forgetUser(client: pg.ClientBase, userId: string, options:
     const responses = (await client.query(SCRUB_RESPONSES_SQL, [literal, placeholder])).rowCount ?? 0;
     const entries = await client.query<{ call_session_id: string; rows: number }>(DELETE_ENTRIES_SQL, [userId]);
     const sessions = entries.rows.map((r) => r.call_session_id);
-    const adjusted = sessions.length > 0 ? ((await client.query(RECOUNT_SQL, [sessions])).rowCount ?? 0) : 0;
+    const adjusted = await recountArchived(client, sessions);
     const participantSessions = entries.rows.reduce((sum, r) => sum + r.rows, 0);
     const logged = participantSessions + events + responses > 0;
     if (logged) await client.query(AUDIT_SQL, [userIdSha256, participantSessions, events, adjusted]);

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import type { SessionStatus } from '../db/schema.ts';
+import { recountArchived } from '../queue/recount.ts';
+import { STATUS } from '../queue/sql.ts';
 
 /**
  * Archive retention (ARCHIVE_RETENTION_DAYS): the participant_sessions rows and the
@@ -8,7 +9,7 @@ import type { SessionStatus } from '../db/schema.ts';
  * total_participant_duration), stats_report_ready_at and archived_at, and
  * archived_participant_sessions recounted (0 once all its rows are gone). Keeping the row is what
  * stops the archive coming back: the sweep only inserts sessions it does not know
- * (reconcile/enqueue-found.ts never touches an existing row's status), and a replayed report is
+ * (queue/enqueue-listed.ts never touches an existing row's status), and a replayed report is
  * ignored because stats_report_ready_at is kept (queue/enqueue.ts).
  *
  * A session "ended" at call_sessions.session_ended_at; without one, at the entry's joined_at (an
@@ -17,8 +18,6 @@ import type { SessionStatus } from '../db/schema.ts';
  * changing under it would turn a complete archive into a mismatch. They are pruned by a later
  * run.
  */
-
-const RUNNING: SessionStatus = 'running';
 
 /**
  * One batch of entries past the cutoff: `candidates` (and `order`, possibly empty) pick them; the
@@ -29,7 +28,7 @@ const deleteEntriesSql = (candidates: string, order: string) => `
     select p.call_session_id, p.user_session_id
       from participant_sessions p join call_sessions cs on cs.call_session_id = p.call_session_id
      where ${candidates}
-       and cs.status <> '${RUNNING}'
+       and cs.status <> '${STATUS.running}'
      ${order}
      limit $2
      for update of p skip locked
@@ -48,8 +47,7 @@ const deleteEntriesSql = (candidates: string, order: string) => `
  * ANALYZE at 500,000 entries); measured with bench/prune.ts --archive-sessions 50000, 324,810
  * entries of 32,481 sessions went in 18 s beside intake-like inserts (p99 12.2 ms, 8.7 ms
  * without), and the next, caught-up run took 27 ms. The delete and the per-session counts are
- * one statement; the recount (next statement) must see the delete, which a CTE of the same
- * statement would not.
+ * one statement; the recount (queue/recount.ts) is the next one, so it sees the delete.
  */
 const DELETE_JOINED_SQL = deleteEntriesSql(
   `p.joined_at < now() - make_interval(days => $1)
@@ -65,16 +63,6 @@ const DELETE_UNJOINED_SQL = deleteEntriesSql(
 );
 
 /*
- * Users see what is held (queue/finish.ts recounts the same way). updated_at moves so a reader
- * polling call_sessions notices. Also forget.ts's, after it deletes a user's entries.
- */
-export const RECOUNT_SQL = `
-  update call_sessions cs
-     set archived_participant_sessions = (select count(*) from participant_sessions p where p.call_session_id = cs.call_session_id),
-         updated_at = now()
-   where cs.call_session_id = any($1::text[])`;
-
-/*
  * stream_responses carries Stream's session object (participants, accepted_by … keyed by user id),
  * so it goes with the entries: once the session has ended before the cutoff and holds no entry.
  * The table holds one row per session inside the retention window only, so reading it whole stays
@@ -86,7 +74,7 @@ const DELETE_RESPONSES_SQL = `
      select r.call_session_id
        from stream_responses r join call_sessions cs on cs.call_session_id = r.call_session_id
       where coalesce(cs.session_ended_at, r.updated_at) < now() - make_interval(days => $1)
-        and cs.status <> '${RUNNING}'
+        and cs.status <> '${STATUS.running}'
         and not exists (select from participant_sessions p where p.call_session_id = r.call_session_id)
       limit $2
       for update of r skip locked)`;
@@ -108,7 +96,7 @@ export async function pruneArchiveBatch(client: pg.ClientBase, days: number, lim
     let deleted = await client.query<{ call_session_id: string; rows: number }>(DELETE_JOINED_SQL, [days, limit]);
     if (deleted.rowCount === 0) deleted = await client.query<{ call_session_id: string; rows: number }>(DELETE_UNJOINED_SQL, [days, limit]);
     const sessions = deleted.rows.map((r) => r.call_session_id);
-    if (sessions.length > 0) await client.query(RECOUNT_SQL, [sessions]);
+    await recountArchived(client, sessions);
     const rows = deleted.rows.reduce((sum, r) => sum + r.rows, 0);
     await client.query('commit');
     return { participantSessions: rows, callSessionIds: sessions };

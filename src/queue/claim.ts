@@ -1,6 +1,4 @@
-import type pg from 'pg';
-
-export type Queryable = Pick<pg.ClientBase, 'query'>;
+import { STATUS, statusIn, type Queryable } from './sql.ts';
 
 /** A session this worker now holds the lease on. */
 export interface ClaimedSession {
@@ -51,15 +49,15 @@ const CLAIM_SQL = `
   with due as (
     select call_session_id, status as previous_status
       from call_sessions
-     where ((status in ('pending', 'retrying') and next_attempt_at <= now())
-         or (status = 'running' and lease_expires_at < now()))
+     where ((${statusIn('status', STATUS.pending, STATUS.retrying)} and next_attempt_at <= now())
+         or (status = '${STATUS.running}' and lease_expires_at < now()))
        and call_session_id <> all($4::text[])
      order by retention_expires_at asc nulls last, next_attempt_at asc
      limit $2
      for update skip locked
   )
   update call_sessions as s
-     set status = 'running',
+     set status = '${STATUS.running}',
          lease_owner = $1 || '/' || gen_random_uuid(),
          lease_expires_at = now() + make_interval(secs => $3),
          attempts = s.attempts + 1,
@@ -67,7 +65,7 @@ const CLAIM_SQL = `
     from due
    where s.call_session_id = due.call_session_id
   returning s.call_session_id, s.call_type, s.call_id, s.attempts, s.cursor, s.session_ended_at,
-            s.retention_expires_at, s.lease_expires_at, s.lease_owner, due.previous_status = 'running' as taken_over`;
+            s.retention_expires_at, s.lease_expires_at, s.lease_owner, due.previous_status = '${STATUS.running}' as taken_over`;
 
 interface ClaimRow {
   call_session_id: string;

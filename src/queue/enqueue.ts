@@ -3,14 +3,8 @@ import { isContentError } from '../db/sqlstate.ts';
 import { storableJson } from '../db/storable-json.ts';
 import { withDeadline } from '../deadline.ts';
 import { AppError } from '../errors.ts';
-import { STREAM_RETENTION_DAYS } from '../stream/retention.ts';
 import type { HandledWebhookEvent } from '../stream/webhook-events.ts';
-
-/**
- * Workers LISTEN here. One notification per commit that made sessions due, its payload one of
- * their call_session_ids: a wake-up call, so a batch of fifty costs one entry in the NOTIFY queue.
- */
-export const SESSIONS_DUE_CHANNEL = 'attendance_sessions_due';
+import { notifyDue, RELEASE_LEASE, RETENTION_INTERVAL, STATUS, statusIn } from './sql.ts';
 
 export interface WebhookEventToEnqueue {
   /** X-WEBHOOK-ID, or an id derived from the body when the header is missing. */
@@ -79,12 +73,6 @@ const INSERT_EVENTS = `
   returning webhook_id, session_id`;
 
 /*
- * One retention clock (design.md): retention_expires_at is Stream's session end + 90 days. The
- * interval comes from stream/retention.ts, the TypeScript side's only statement of the rule.
- */
-const RETENTION = `interval '${STREAM_RETENTION_DAYS} days'`;
-
-/*
  * An event's created_at is the sender's clock, and a retention estimated from it must not be moved
  * by a wrong one: a created_at far behind would make the guard expire a session Stream still holds,
  * one far ahead would sort it after sessions that expire sooner. Stream sends an event within
@@ -103,7 +91,7 @@ const PLAUSIBLE_CREATED_AT = (column: string) =>
 
 const NOTIFY_AND_REPORT = `
   notified as (
-    select pg_notify('${SESSIONS_DUE_CHANNEL}', min(call_session_id)) from session where due having count(*) > 0
+    select ${notifyDue('min(call_session_id)')} from session where due having count(*) > 0
   )
   select e.webhook_id, coalesce(s.due, false) as due, (select count(*) from notified) as notified
     from event e left join session s on s.call_session_id = e.session_id`;
@@ -158,19 +146,17 @@ const STATS_REPORT_READY_SQL = `
   ), session as (
     insert into call_sessions as s
       (call_session_id, call_type, call_id, call_cid, status, next_attempt_at, stats_report_ready_at, retention_expires_at)
-    select f.session_id, f.call_type, f.call_id, f.call_cid, 'pending', now(),
-           coalesce(f.reported_at, now()), ${PLAUSIBLE_CREATED_AT('f.created_at')} + ${RETENTION}
+    select f.session_id, f.call_type, f.call_id, f.call_cid, '${STATUS.pending}', now(),
+           coalesce(f.reported_at, now()), ${PLAUSIBLE_CREATED_AT('f.created_at')} + ${RETENTION_INTERVAL}
       from fresh f
     on conflict (call_session_id) do update set
-      status = 'pending',
+      status = '${STATUS.pending}',
       next_attempt_at = now(),
       stats_report_ready_at = excluded.stats_report_ready_at,
-      retention_expires_at = coalesce(s.session_ended_at + ${RETENTION}, excluded.retention_expires_at),
+      retention_expires_at = coalesce(s.session_ended_at + ${RETENTION_INTERVAL}, excluded.retention_expires_at),
       attempts = 0,
       cursor = null,
-      lease_owner = null,
-      lease_expires_at = null,
-      updated_at = now()
+      ${RELEASE_LEASE}
     where s.stats_report_ready_at is null
        or s.stats_report_ready_at > now() + ${CREATED_AT_MAX_AHEAD}
        or exists (select from fresh r where r.session_id = excluded.call_session_id and r.reported_at > s.stats_report_ready_at)
@@ -201,17 +187,17 @@ const SESSION_ENDED_SQL = `
   ), session as (
     insert into call_sessions as s
       (call_session_id, call_type, call_id, call_cid, status, next_attempt_at, session_ended_at, retention_expires_at)
-    select f.session_id, f.call_type, f.call_id, f.call_cid, 'pending', now() + interval '1 hour',
-           f.ended_at, f.ended_at + ${RETENTION}
+    select f.session_id, f.call_type, f.call_id, f.call_cid, '${STATUS.pending}', now() + interval '1 hour',
+           f.ended_at, f.ended_at + ${RETENTION_INTERVAL}
       from fresh f
     on conflict (call_session_id) do update set
       session_ended_at = coalesce(s.session_ended_at, excluded.session_ended_at),
       retention_expires_at = case when s.session_ended_at is null then excluded.retention_expires_at
                                   else s.retention_expires_at end,
-      next_attempt_at = case when s.status in ('pending', 'retrying') then least(s.next_attempt_at, excluded.next_attempt_at)
+      next_attempt_at = case when ${statusIn('s.status', STATUS.pending, STATUS.retrying)} then least(s.next_attempt_at, excluded.next_attempt_at)
                              else s.next_attempt_at end,
       updated_at = now()
-    returning call_session_id, status in ('pending', 'retrying') and next_attempt_at <= now() as due
+    returning call_session_id, ${statusIn('status', STATUS.pending, STATUS.retrying)} and next_attempt_at <= now() as due
   ), ${NOTIFY_AND_REPORT}`;
 
 /**

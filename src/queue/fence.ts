@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { AppError } from '../errors.ts';
+import { holdsLease } from './sql.ts';
 
 /** The worker no longer holds this session's lease: someone took it over, or intake reset it. */
 export class LeaseLostError extends AppError {
@@ -25,7 +26,7 @@ export interface Lease {
  */
 const FENCE_SQL = `
   select 1 from call_sessions
-   where call_session_id = $1 and lease_owner = $2 and status = 'running'
+   where ${holdsLease('$1', '$2')}
      for no key update`;
 
 /**

@@ -1,5 +1,5 @@
-import type { Queryable } from './claim.ts';
 import { LeaseLostError, type Lease } from './fence.ts';
+import { archivedCount, expiredUnlessVerified, holdsLease, RELEASE_LEASE, STATUS, type Queryable } from './sql.ts';
 
 /** Stream's totals for a session, as its last page reported them. */
 export interface StreamTotals {
@@ -9,10 +9,10 @@ export interface StreamTotals {
 
 /** How an archiving run ends; each maps to one fenced statement below. */
 export type SessionOutcome =
-  | { readonly status: 'complete'; readonly totals: StreamTotals; readonly note: string | null }
-  | { readonly status: 'expired'; readonly totals: StreamTotals; readonly note: string }
+  | { readonly status: typeof STATUS.complete; readonly totals: StreamTotals; readonly note: string | null }
+  | { readonly status: typeof STATUS.expired; readonly totals: StreamTotals; readonly note: string }
   | {
-      readonly status: 'retrying';
+      readonly status: typeof STATUS.retrying;
       readonly delayMs: number;
       readonly error: string;
       /** Forget the cursor so the next run pages from the first page (counts did not match). */
@@ -22,7 +22,7 @@ export type SessionOutcome =
       readonly refundAttempt?: boolean;
     }
   | {
-      readonly status: 'dead';
+      readonly status: typeof STATUS.dead;
       readonly error: string;
       readonly totals: StreamTotals | null;
       /** Forget the cursor: the pages archived so far did not add up. */
@@ -50,16 +50,15 @@ export async function countArchived(db: Queryable, callSessionId: string): Promi
   return { rows: row?.rows ?? 0, durationSeconds: row?.duration_seconds ?? 0 };
 }
 
-// Every statement below is fenced on ($1 session, $2 lease owner, status 'running') and clears the
+// Every statement below is fenced on ($1 session, $2 lease owner, status running) and clears the
 // lease; archived_participant_sessions is always recounted, so users see what is really held.
-const ARCHIVED = `(select count(*) from participant_sessions p where p.call_session_id = $1)`;
-const FENCE = `where call_session_id = $1 and lease_owner = $2 and status = 'running'`;
-const RELEASE_LEASE = `lease_owner = null, lease_expires_at = null, updated_at = now()`;
+const ARCHIVED = archivedCount('$1');
+const FENCE = `where ${holdsLease('$1', '$2')}`;
 
 /* Verified: rows held = Stream's total. $5 is a note (duration mismatch) or null. */
 const COMPLETE_SQL = `
   update call_sessions
-     set status = 'complete', total_participant_sessions = $3, total_participant_duration = $4,
+     set status = '${STATUS.complete}', total_participant_sessions = $3, total_participant_duration = $4,
          archived_participant_sessions = ${ARCHIVED}, archived_at = now(), cursor = null, last_error = $5,
          ${RELEASE_LEASE}
    ${FENCE}`;
@@ -71,7 +70,7 @@ const COMPLETE_SQL = `
  */
 const EXPIRE_SQL = `
   update call_sessions
-     set status = case when archived_at is not null and ${ARCHIVED} = $3 then 'complete' else 'expired' end,
+     set status = ${expiredUnlessVerified(ARCHIVED, '$3')},
          total_participant_sessions = $3, total_participant_duration = $4,
          archived_participant_sessions = ${ARCHIVED}, cursor = null, last_error = $5,
          ${RELEASE_LEASE}
@@ -84,7 +83,7 @@ const EXPIRE_SQL = `
  */
 const RETRY_SQL = `
   update call_sessions
-     set status = 'retrying', next_attempt_at = now() + make_interval(secs => $5::float8 / 1000),
+     set status = '${STATUS.retrying}', next_attempt_at = now() + make_interval(secs => $5::float8 / 1000),
          cursor = case when $6::boolean then null else cursor end, last_error = $7,
          attempts = case when $8::boolean then greatest(attempts - 1, 0) else attempts end,
          total_participant_sessions = coalesce($3, total_participant_sessions),
@@ -100,7 +99,7 @@ const RETRY_SQL = `
  */
 const DEAD_SQL = `
   update call_sessions
-     set status = 'dead', last_error = $5, cursor = case when $6::boolean then null else cursor end,
+     set status = '${STATUS.dead}', last_error = $5, cursor = case when $6::boolean then null else cursor end,
          total_participant_sessions = coalesce($3, total_participant_sessions),
          total_participant_duration = coalesce($4, total_participant_duration),
          archived_participant_sessions = ${ARCHIVED},
@@ -112,13 +111,13 @@ export async function finishSession(db: Queryable, lease: Lease, outcome: Sessio
   const base = [lease.callSessionId, lease.owner];
   let result;
   switch (outcome.status) {
-    case 'complete':
+    case STATUS.complete:
       result = await db.query(COMPLETE_SQL, [...base, outcome.totals.participantSessions, outcome.totals.participantDuration, outcome.note]);
       break;
-    case 'expired':
+    case STATUS.expired:
       result = await db.query(EXPIRE_SQL, [...base, outcome.totals.participantSessions, outcome.totals.participantDuration, outcome.note]);
       break;
-    case 'retrying':
+    case STATUS.retrying:
       result = await db.query(RETRY_SQL, [
         ...base,
         outcome.totals?.participantSessions ?? null,
@@ -129,7 +128,7 @@ export async function finishSession(db: Queryable, lease: Lease, outcome: Sessio
         outcome.refundAttempt ?? false,
       ]);
       break;
-    case 'dead':
+    case STATUS.dead:
       result = await db.query(DEAD_SQL, [
         ...base,
         outcome.totals?.participantSessions ?? null,

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import type { Queryable } from './claim.ts';
 import type { Lease } from './fence.ts';
+import { holdsLease, RELEASE_LEASE, STATUS, type Queryable } from './sql.ts';
 
 export interface ExtendLeasesResult {
   /** Still ours, lease pushed forward. */
@@ -19,7 +19,7 @@ const EXTEND_SQL = `
   update call_sessions as s
      set lease_expires_at = now() + make_interval(secs => $3)
     from unnest($1::text[], $2::text[]) as held(call_session_id, lease_owner)
-   where s.call_session_id = held.call_session_id and s.lease_owner = held.lease_owner and s.status = 'running'
+   where ${holdsLease('held.call_session_id', 'held.lease_owner', 's.')}
   returning s.call_session_id`;
 
 export async function extendLeases(
@@ -55,13 +55,11 @@ export async function extendLeases(
  */
 const RELEASE_SQL = `
   update call_sessions
-     set status = case when last_error is null then 'pending' else 'retrying' end,
+     set status = case when last_error is null then '${STATUS.pending}' else '${STATUS.retrying}' end,
          attempts = greatest(attempts - 1, 0),
          next_attempt_at = now(),
-         lease_owner = null,
-         lease_expires_at = null,
-         updated_at = now()
-   where call_session_id = $1 and lease_owner = $2 and status = 'running'`;
+         ${RELEASE_LEASE}
+   where ${holdsLease('$1', '$2')}`;
 
 /** True if released; false if the lease was no longer ours (nothing written). */
 export async function releaseSession(db: Queryable, lease: Lease): Promise<boolean> {

@@ -1,8 +1,6 @@
 import type pg from 'pg';
 import { SESSION_STATUSES, type SessionStatus } from '../db/schema.ts';
-
-/** A session not complete this close to `retention_expires_at` is at risk of losing its detail. */
-export const AT_RISK_DAYS = 7;
+import { AT_RISK, STATUS, statusIn } from './sql.ts';
 
 export interface QueueStats {
   readonly counts: Record<SessionStatus, number>;
@@ -44,7 +42,7 @@ export interface DeadSession {
 
 // Sessions that may still be due, at risk or waiting: everything the second half of the summary
 // looks at. Listed (not `not in`) so the claim index's leading status column can serve it.
-const OPEN_STATUSES = SESSION_STATUSES.filter((s) => s !== 'complete' && s !== 'expired');
+const OPEN_STATUSES = SESSION_STATUSES.filter((s) => s !== STATUS.complete && s !== STATUS.expired);
 
 /**
  * What `status` prints and `/metrics` exports (refreshed every 15 s by the gauge refresher). Four
@@ -67,11 +65,11 @@ export async function readQueueStats(pool: pg.Pool, options: { listLimit?: numbe
        from call_sessions group by status
      union all
      select null, 0,
-            extract(epoch from now() - min(next_attempt_at) filter (where status in ('pending', 'retrying') and next_attempt_at <= now()))::float8,
-            min(created_at) filter (where status = 'pending'),
-            (count(*) filter (where retention_expires_at < now() + make_interval(days => $1)))::int
-       from call_sessions where status = any($2::text[])`,
-    [AT_RISK_DAYS, OPEN_STATUSES],
+            extract(epoch from now() - min(next_attempt_at) filter (where ${statusIn('status', STATUS.pending, STATUS.retrying)} and next_attempt_at <= now()))::float8,
+            min(created_at) filter (where status = '${STATUS.pending}'),
+            (count(*) filter (where ${AT_RISK}))::int
+       from call_sessions where status = any($1::text[])`,
+    [OPEN_STATUSES],
   );
   const counts = Object.fromEntries(SESSION_STATUSES.map((s) => [s, 0])) as Record<SessionStatus, number>;
   let oldestDueSeconds: number | null = null;
@@ -88,11 +86,10 @@ export async function readQueueStats(pool: pg.Pool, options: { listLimit?: numbe
   const atRisk = await pool.query<{ call_session_id: string; call_cid: string; status: SessionStatus; retention_expires_at: Date; last_error: string | null }>(
     `select call_session_id, call_cid, status, retention_expires_at, last_error
        from call_sessions
-      where status not in ('complete', 'expired')
-        and retention_expires_at < now() + make_interval(days => $1)
+      where ${AT_RISK}
       order by retention_expires_at
-      limit $2`,
-    [AT_RISK_DAYS, limit],
+      limit $1`,
+    [limit],
   );
   const retrying = await pool.query<{
     call_session_id: string;
@@ -103,12 +100,12 @@ export async function readQueueStats(pool: pg.Pool, options: { listLimit?: numbe
     retention_expires_at: Date | null;
   }>(
     `select call_session_id, call_cid, attempts, last_error, next_attempt_at, retention_expires_at
-       from call_sessions where status = 'retrying' order by next_attempt_at limit $1`,
+       from call_sessions where status = '${STATUS.retrying}' order by next_attempt_at limit $1`,
     [limit],
   );
   const dead = await pool.query<{ call_session_id: string; call_cid: string; attempts: number; last_error: string | null; updated_at: Date }>(
     `select call_session_id, call_cid, attempts, last_error, updated_at
-       from call_sessions where status = 'dead' order by updated_at desc limit $1`,
+       from call_sessions where status = '${STATUS.dead}' order by updated_at desc limit $1`,
     [limit],
   );
   return {

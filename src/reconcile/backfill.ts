@@ -1,17 +1,16 @@
 import { eq } from 'drizzle-orm';
-import { drizzle } from 'drizzle-orm/node-postgres';
 import type { Database } from '../db/client.ts';
-import * as schema from '../db/schema.ts';
 import { callSessions, type SessionStatus } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
+import { enqueueListedSessions } from '../queue/enqueue-listed.ts';
 import type { StreamClient } from '../stream/client.ts';
 import { StreamApiError } from '../stream/errors.ts';
 import { STREAM_RETENTION_DAYS } from '../stream/retention.ts';
 import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schemas.ts';
 import { emptyListingTally, pageCallStats, tallyPage, type EndedWindow } from './call-stats-pages.ts';
-import { enqueueFoundSessions, foundSession, type FoundSession } from './enqueue-found.ts';
+import { foundSession, type FoundSession } from './enqueue-found.ts';
 import { SWEEP_RETRY_POLICY, withStreamRetries, type RetryPolicy } from './retry.ts';
-import { addUnusableRows } from './state.ts';
+import { addUnusableRows, withPoolTransaction } from './state.ts';
 import type { Metrics } from '../metrics.ts';
 
 /** Stream keeps call sessions STREAM_RETENTION_DAYS (stream-api.md §8); a backfill cannot reach further. */
@@ -55,10 +54,9 @@ export interface BackfillWindowResult {
  * watermark is the reconciler's alone (only unusable rows are added to reconcile_state's all-time
  * count). Each page's new sessions commit together, so an interrupted backfill is simply run
  * again; sessions already present keep their status, and only get their end time when they had
- * none (enqueueFoundSessions).
+ * none (queue/enqueue-listed.ts).
  */
 export async function backfillWindow(options: BackfillWindowOptions): Promise<BackfillWindowResult> {
-  const db = drizzle(options.database.pool, { schema });
   const totals = emptyListingTally();
   for await (const page of pageCallStats(options.stream, {
     window: options.window,
@@ -68,9 +66,9 @@ export async function backfillWindow(options: BackfillWindowOptions): Promise<Ba
   })) {
     const listedAt = options.now?.() ?? new Date();
     const found = page.rows.map((row) => foundSession(row, listedAt));
-    const written = await db.transaction(async (tx) => {
-      const result = await enqueueFoundSessions(tx, found);
-      await addUnusableRows(tx, page.unusable.length);
+    const written = await withPoolTransaction(options.database.pool, async (client) => {
+      const result = await enqueueListedSessions(client, found);
+      await addUnusableRows(client, page.unusable.length);
       return result;
     });
     const ids = new Set(written.inserted);
@@ -144,8 +142,7 @@ export async function backfillSession(options: BackfillSessionOptions): Promise<
   const session: FoundSession = listed
     ? foundSession(listed, new Date())
     : { callType: options.callType, callId: options.callId, callSessionId: options.callSessionId, sessionEndedAt: null, retentionExpiresAt: null, retentionBasis: null };
-  const db = drizzle(options.database.pool, { schema });
-  const { inserted } = await db.transaction((tx) => enqueueFoundSessions(tx, [session]));
+  const { inserted } = await enqueueListedSessions(options.database.pool, [session]);
   if (inserted.length === 0) {
     // A webhook or the reconciler got there between the check and the insert.
     const raced = await readExisting(options.database, options.callSessionId);
@@ -155,8 +152,7 @@ export async function backfillSession(options: BackfillSessionOptions): Promise<
 }
 
 async function readExisting(database: Database, callSessionId: string): Promise<BackfillSessionResult | null> {
-  const db = drizzle(database.pool, { schema });
-  const rows = await db
+  const rows = await database.db
     .select({ status: callSessions.status, callCid: callSessions.callCid })
     .from(callSessions)
     .where(eq(callSessions.callSessionId, callSessionId));

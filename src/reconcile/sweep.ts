@@ -1,18 +1,18 @@
-import { drizzle } from 'drizzle-orm/node-postgres';
+import type pg from 'pg';
 import { ADVISORY_LOCK_KEYS, withSessionAdvisoryLock } from '../db/advisory-lock.ts';
 import type { Database } from '../db/client.ts';
-import * as schema from '../db/schema.ts';
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { StreamClient } from '../stream/client.ts';
 import { StreamApiError } from '../stream/errors.ts';
 import { emptyListingTally, pageCallStats, tallyPage, type EndedWindow, type ListingTally } from './call-stats-pages.ts';
-import { enqueueFoundSessions, foundSession } from './enqueue-found.ts';
-import { makeReportedSessionsDue } from './make-reported-due.ts';
+import { enqueueListedSessions } from '../queue/enqueue-listed.ts';
+import { makeReportedSessionsDue } from '../queue/make-due.ts';
+import { foundSession } from './enqueue-found.ts';
 import { guardRetention } from './retention.ts';
 import { SWEEP_RETRY_POLICY, type RetryPolicy } from './retry.ts';
-import { completeSweep, discardSweepCursor, readSweepState, recordSweepError, saveSweepProgress, startSweepWindow, type PageTally, type SweepDb } from './state.ts';
+import { completeSweep, discardSweepCursor, inTransaction, readSweepState, recordSweepError, saveSweepProgress, startSweepWindow, type PageTally } from './state.ts';
 import { DAY_MS } from '../stream/retention.ts';
 import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schemas.ts';
 
@@ -78,7 +78,7 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
     run = await withSessionAdvisoryLock(
       options.database.pool,
       RECONCILE_LOCK_KEY,
-      (client) => sweepLocked(drizzle(client, { schema }), options, log),
+      (client) => sweepLocked(client, options, log),
       (error) => log.warn({ err: error }, 'reconciler database connection lost'),
     );
   } catch (error) {
@@ -94,11 +94,11 @@ export async function runSweep(options: SweepOptions): Promise<SweepResult> {
   return run.value;
 }
 
-async function sweepLocked(db: SweepDb, options: SweepOptions, log: Logger): Promise<SweepResult> {
+async function sweepLocked(client: pg.PoolClient, options: SweepOptions, log: Logger): Promise<SweepResult> {
   const progress = emptyListingTally();
   let failure: Error | undefined;
   try {
-    await sweepWindow(db, options, log, progress);
+    await sweepWindow(client, options, log, progress);
   } catch (error) {
     failure = coerceError(error);
   }
@@ -109,13 +109,13 @@ async function sweepLocked(db: SweepDb, options: SweepOptions, log: Logger): Pro
   if (failure) {
     const message = describeFailure(failure);
     log.error({ err: failure, ...progress }, 'sweep failed; the next one resumes after the last committed page');
-    await recordSweepError(db, message).catch((error: unknown) => log.warn({ err: coerceError(error) }, 'could not record the sweep error'));
+    await recordSweepError(client, message).catch((error: unknown) => log.warn({ err: coerceError(error) }, 'could not record the sweep error'));
   }
 
   let expired = 0;
   let atRisk = 0;
   try {
-    const retention = await guardRetention(db);
+    const retention = await guardRetention(client);
     expired = retention.expiredIds.length;
     atRisk = retention.atRisk;
     if (expired > 0) log.error({ expired, first: retention.expiredIds.slice(0, LOGGED_IDS) }, 'sessions expired unarchived');
@@ -141,8 +141,8 @@ async function sweepLocked(db: SweepDb, options: SweepOptions, log: Logger): Pro
  * while the sweep goes on. Its requests go through the client's process-wide rate limiter, which
  * paces them once half of Stream's window is spent and waits out a 429.
  */
-async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, progress: ListingTally): Promise<void> {
-  const state = await readSweepState(db);
+async function sweepWindow(client: pg.PoolClient, options: SweepOptions, log: Logger, progress: ListingTally): Promise<void> {
+  const state = await readSweepState(client);
   const now = options.now?.() ?? new Date();
   const watermark = state?.watermark ?? new Date(now.getTime() - options.lookbackDays * DAY_MS);
   const from = new Date(watermark.getTime() - (options.overlapMinutes ?? DEFAULT_OVERLAP_MINUTES) * MINUTE_MS);
@@ -150,7 +150,7 @@ async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, prog
 
   const run = async (window: EndedWindow, cursor: string | null) => {
     log.info({ from: window.from, until: window.until, resumed: cursor !== null }, 'sweep started');
-    if (cursor === null) await startSweepWindow(db, window);
+    if (cursor === null) await startSweepWindow(client, window);
     const pages = pageCallStats(options.stream, {
       window,
       cursor,
@@ -162,18 +162,18 @@ async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, prog
     for await (const page of pages) {
       const listedAt = options.now?.() ?? new Date();
       const found = page.rows.map((row) => foundSession(row, listedAt));
-      const { inserted, corrected, madeDue } = await db.transaction(async (tx) => {
-        const written = await enqueueFoundSessions(tx, found);
+      const { inserted, corrected, madeDue } = await inTransaction(client, async () => {
+        const written = await enqueueListedSessions(client, found);
         const insertedIds = new Set(written.inserted);
-        const due = await makeReportedSessionsDue(tx, found.map((row) => row.callSessionId).filter((id) => !insertedIds.has(id)));
+        const due = await makeReportedSessionsDue(client, found.map((row) => row.callSessionId).filter((id) => !insertedIds.has(id)));
         const tally: PageTally = {
           seen: page.rows.length + page.unusable.length,
           enqueued: written.inserted.length,
           unusable: page.unusable.length,
           position: latestEnd(page.rows),
         };
-        if (page.next !== null) await saveSweepProgress(tx, { cursor: page.next, sweepUntil: window.until, watermark, tally });
-        else await completeSweep(tx, window.until, undefined, tally);
+        if (page.next !== null) await saveSweepProgress(client, { cursor: page.next, sweepUntil: window.until, watermark, tally });
+        else await completeSweep(client, window.until, undefined, tally);
         return { ...written, madeDue: due };
       });
       const withoutEnd = tallyPage(progress, page, { enqueued: inserted.length, corrected: corrected.length });
@@ -195,7 +195,7 @@ async function sweepWindow(db: SweepDb, options: SweepOptions, log: Logger, prog
     // configuration) would otherwise fail every sweep from now on; start the window afresh.
     if (progress.pages > 0 || !(error instanceof StreamApiError) || error.failure !== 'client') throw error;
     log.warn({ err: error }, 'Stream refused the stored cursor; starting the window again');
-    await discardSweepCursor(db);
+    await discardSweepCursor(client);
     await run({ from, until: now }, null);
   }
 }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { SESSION_STATUS, SESSION_STATUSES } from '../../src/db/schema.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 
 // The public interface of design.md: users' SQL relies on these names, types and nullability.
@@ -103,6 +104,18 @@ describe('schema', () => {
     await expect(
       pool.query("insert into call_sessions (call_session_id, call_type, call_id, call_cid) values ('s2', 'default', 'c1', 'default:c2')"),
     ).rejects.toThrow(/call_sessions_cid_check/);
+  });
+
+  it('allows exactly the statuses of SESSION_STATUSES, the constant every statement takes its status names from', async () => {
+    const { rows } = await test.current.database.pool.query<{ def: string }>(
+      "select pg_get_constraintdef(oid) as def from pg_constraint where conrelid = 'call_sessions'::regclass and conname = 'call_sessions_status_check'",
+    );
+    expect(rows).toHaveLength(1);
+    // Postgres prints the list as = ANY (ARRAY['pending'::text, …]).
+    const allowed = [...rows[0]!.def.matchAll(/'([^']*)'::text/g)].map((m) => m[1]);
+    expect(allowed.sort()).toEqual([...SESSION_STATUSES].sort());
+    expect(Object.values(SESSION_STATUS).sort()).toEqual([...SESSION_STATUSES].sort());
+    expect(Object.isFrozen(SESSION_STATUS) && Object.isFrozen(SESSION_STATUSES)).toBe(true);
   });
 
   it('refuses participant rows for an unknown call session', async () => {

@@ -12,7 +12,7 @@ import { ConfigError } from '../../src/errors.ts';
 import { createStreamClient } from '../../src/stream/client.ts';
 import { StreamApiError, type StreamFailure } from '../../src/stream/errors.ts';
 import { healthOfOutcome } from '../../src/stream/health.ts';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 
 const API_KEY = 'health-test-key';
@@ -161,7 +161,7 @@ describe('the Stream probe', () => {
     const probe = startStreamProbe({
       stream,
       logger,
-      backoff: { baseMs: 10, capMs: 20, notReadyBaseMs: 10, notReadyCapMs: 20, rateLimitJitterMs: 0, maxResetWaitMs: 0 },
+      backoff: { baseMs: 10, capMs: 20, floorShare: 0.2 },
     });
     try {
       expect(await probe.first).toBe('unreachable');

@@ -5,9 +5,9 @@ import { startService } from '../../src/commands/runtime.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
-import { generateSession } from '../../src/simulator/generate.ts';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
-import { buildStatsReportReadyEvent, deliverWebhook } from '../../src/simulator/webhooks.ts';
+import { generateSession } from '../../tools/simulator/generate.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
+import { buildStatsReportReadyEvent, deliverWebhook } from '../../tools/simulator/webhooks.ts';
 import { startTracing } from '../../src/tracing.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 

@@ -8,7 +8,7 @@ import { createDatabase } from '../../src/db/client.ts';
 import { MAX_WEBHOOK_BODY_BYTES } from '../../src/http/webhooks.ts';
 import { MAX_WEBHOOK_JSON_DEPTH } from '../../src/stream/webhook-events.ts';
 import type { Metrics } from '../../src/metrics.ts';
-import { SESSIONS_DUE_CHANNEL } from '../../src/queue/enqueue.ts';
+import { SESSIONS_DUE_CHANNEL } from '../../src/queue/sql.ts';
 import { signWebhook } from '../../src/stream/signature.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import {

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { enqueueFoundSessions } from '../../src/reconcile/enqueue-found.ts';
+import { enqueueListedSessions } from '../../src/queue/enqueue-listed.ts';
 import { forgetUser, userIdDigest } from '../../src/lifecycle/forget.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { findEverywhere, seedEntry, seedEvent, seedResponse, seedSession } from './seed.ts';
@@ -151,8 +151,8 @@ describe('forgetUser', () => {
 
   it('a sweep listing a session the user was erased from does not re-enqueue it', async () => {
     const p = pool();
-    const { inserted } = await enqueueFoundSessions(test.current.database.db, [
-      { callType: 'default', callId: 'call-s1', callSessionId: 's1', sessionEndedAt: new Date(), retentionExpiresAt: new Date(), retentionBasis: 'ended' },
+    const { inserted } = await enqueueListedSessions(test.current.database.pool, [
+      { callType: 'default', callId: 'call-s1', callSessionId: 's1', sessionEndedAt: new Date(), retentionExpiresAt: new Date() },
     ]);
     expect(inserted).toEqual([]);
     expect((await p.query(`select status from call_sessions where call_session_id = 's1'`)).rows[0].status).toBe('complete');

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { inboxRetentionDays, PRUNE_LOCK_KEY, pruningEnabled, runPrune } from '../../src/lifecycle/prune.ts';
-import { enqueueFoundSessions } from '../../src/reconcile/enqueue-found.ts';
+import { enqueueListedSessions } from '../../src/queue/enqueue-listed.ts';
 import { guardRetention } from '../../src/reconcile/retention.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { daysAgo, seedEntry, seedEvent, seedResponse, seedSession } from './seed.ts';
@@ -79,11 +79,11 @@ describe('runPrune', () => {
     expect((await p.query(`select entries, total_participant_sessions from call_session_attendance where call_session_id = 'old'`)).rows[0]).toEqual({ entries: 0, total_participant_sessions: 3 });
 
     // Nothing brings the archive back: the sweep knows the session, the retention guard leaves a complete session alone.
-    const { inserted } = await enqueueFoundSessions(test.current.database.db, [
-      { callType: 'default', callId: 'call-old', callSessionId: 'old', sessionEndedAt: daysAgo(400), retentionExpiresAt: daysAgo(310), retentionBasis: 'ended' },
+    const { inserted } = await enqueueListedSessions(test.current.database.pool, [
+      { callType: 'default', callId: 'call-old', callSessionId: 'old', sessionEndedAt: daysAgo(400), retentionExpiresAt: daysAgo(310) },
     ]);
     expect(inserted).toEqual([]);
-    await guardRetention(test.current.database.db);
+    await guardRetention(test.current.database.pool);
     expect((await p.query(`select status, next_attempt_at < now() - interval '1 minute' as idle from call_sessions where call_session_id = 'old'`)).rows[0].status).toBe('complete');
 
     // Idempotent.

@@ -3,7 +3,7 @@ import { startService } from '../../src/commands/runtime.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 
 const API_KEY = 'pruner-test-key';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { startWorker } from '../../src/ingest/worker.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { runSweep } from '../../src/reconcile/sweep.ts';
-import { generateSession } from '../../src/simulator/generate.ts';
+import { generateSession } from '../../tools/simulator/generate.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { captureLogs, startStreamHarness } from './harness.ts';
 

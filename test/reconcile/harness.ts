@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { createLogger, type Logger } from '../../src/logger.ts';
-import { generateSession, type SimSession } from '../../src/simulator/generate.ts';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import { generateSession, type SimSession } from '../../tools/simulator/generate.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { createStreamClient, type CallSessionStatsParams, type StreamClient } from '../../src/stream/client.ts';
 
 export const API_KEY = 'reconcile-test-key';

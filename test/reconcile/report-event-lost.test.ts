@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/metrics.ts';
 import { enqueueWebhookEvent } from '../../src/queue/enqueue.ts';
 import { runSweep } from '../../src/reconcile/sweep.ts';
-import { buildSessionEndedEvent } from '../../src/simulator/webhooks.ts';
+import { buildSessionEndedEvent } from '../../tools/simulator/webhooks.ts';
 import { parseWebhookEvent, type HandledWebhookEvent } from '../../src/stream/webhook-events.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { captureLogs, endedSession, startStreamHarness } from './harness.ts';

@@ -1,10 +1,10 @@
-import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import * as schema from '../../src/db/schema.ts';
-import { SESSIONS_DUE_CHANNEL } from '../../src/queue/enqueue.ts';
-import { enqueueFoundSessions, type FoundSession } from '../../src/reconcile/enqueue-found.ts';
-import { EXPIRED_ERROR, guardRetention } from '../../src/reconcile/retention.ts';
+import { SESSIONS_DUE_CHANNEL } from '../../src/queue/sql.ts';
+import { enqueueListedSessions } from '../../src/queue/enqueue-listed.ts';
+import { EXPIRED_ERROR } from '../../src/queue/expire.ts';
+import type { FoundSession } from '../../src/reconcile/enqueue-found.ts';
+import { guardRetention } from '../../src/reconcile/retention.ts';
 import { addUnusableRows, completeSweep, readSweepState, recordSweepError, saveSweepProgress, startSweepWindow } from '../../src/reconcile/state.ts';
 import { retentionExpiresAt } from '../../src/stream/retention.ts';
 import { useTestDatabase } from '../helpers/db.ts';
@@ -22,7 +22,7 @@ const found = (callSessionId: string, sessionEndedAt: Date | null, estimate: Dat
 
 describe('reconcile SQL', () => {
   const test = useTestDatabase();
-  const db = () => drizzle(test.current.database.pool, { schema });
+  const db = () => test.current.database.pool;
 
   it('stores a sweep in progress, keeps the first watermark, and completes it', async () => {
     const name = 'state-test';
@@ -109,7 +109,7 @@ describe('reconcile SQL', () => {
 
     const streamEnd = new Date(reportTime.getTime() - 120_000);
     const started = new Date(Date.now() - 20 * DAY_MS);
-    const result = await enqueueFoundSessions(db(), [
+    const result = await enqueueListedSessions(db(), [
       found('from-webhook', streamEnd),
       found('end-known', new Date(knownEnd.getTime() - DAY_MS)),
       found('no-retention', null, retentionExpiresAt(started)),
@@ -143,7 +143,7 @@ describe('reconcile SQL', () => {
     await listener.query(`listen ${SESSIONS_DUE_CHANNEL}`);
     try {
       const ended = new Date('2026-03-01T12:00:00Z');
-      const ids = await enqueueFoundSessions(db(), [
+      const ids = await enqueueListedSessions(db(), [
         found('known-complete', null, null, 'a'),
         found('new-1', ended),
         { ...found('new-2', null), callType: 'livestream', callId: 'c' },
@@ -162,8 +162,8 @@ describe('reconcile SQL', () => {
       ]);
       await expect.poll(() => notified.sort()).toEqual(['new-1', 'new-2']);
 
-      expect(await enqueueFoundSessions(db(), [found('new-1', ended)])).toEqual({ inserted: [], corrected: [] });
-      expect(await enqueueFoundSessions(db(), [])).toEqual({ inserted: [], corrected: [] });
+      expect(await enqueueListedSessions(db(), [found('new-1', ended)])).toEqual({ inserted: [], corrected: [] });
+      expect(await enqueueListedSessions(db(), [])).toEqual({ inserted: [], corrected: [] });
     } finally {
       await listener.end();
     }

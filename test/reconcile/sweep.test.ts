@@ -1,7 +1,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/metrics.ts';
 import { startReconciler } from '../../src/reconcile/reconciler.ts';
-import { EXPIRED_ERROR } from '../../src/reconcile/retention.ts';
+import { EXPIRED_ERROR } from '../../src/queue/expire.ts';
 import { RECONCILE_LOCK_KEY, runSweep, type SweepOptions } from '../../src/reconcile/sweep.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { daysFromNow, insertSessions } from '../helpers/sessions.ts';
