@@ -1,27 +1,13 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
-import { retryDelayMs, type BackoffPolicy } from '../queue/backoff.ts';
+import { RETRY_POLICIES, retryDelayMs, type DelayPolicy } from '../policy/retry.ts';
 import type { StreamClient } from '../stream/client.ts';
 import { StreamApiError } from '../stream/errors.ts';
 import { healthOfOutcome, type StreamHealthVerdict } from '../stream/health.ts';
 
 /** The endpoints the archive uses; GetRateLimits reports their windows (stream-api.md §4). */
 export const PROBED_ENDPOINTS = ['QueryCallParticipantSessions', 'QueryCallSessionStats'] as const;
-
-/**
- * While Stream is unreachable the probe is repeated: 5 s, 10 s, 20 s … up to 5 minutes apart
- * (full jitter). The worker and the sweep also report every exchange, so the state recovers as
- * soon as any of them gets through; the probe matters for intake-only replicas and idle times.
- */
-export const PROBE_BACKOFF: BackoffPolicy = {
-  baseMs: 5_000,
-  capMs: 5 * 60_000,
-  notReadyBaseMs: 5_000,
-  notReadyCapMs: 5 * 60_000,
-  rateLimitJitterMs: 0,
-  maxResetWaitMs: 0,
-};
 
 export interface StreamProbe {
   /** The first probe's verdict: `ok`, `unauthorized`, or `unreachable` (then it keeps trying). */
@@ -34,7 +20,13 @@ export interface StreamProbe {
 export interface StreamProbeOptions {
   readonly stream: StreamClient;
   readonly logger: Logger;
-  readonly backoff?: BackoffPolicy;
+  /**
+   * While Stream is unreachable the probe is repeated (default RETRY_POLICIES.streamProbe: 5 s,
+   * 10 s, 20 s … up to 5 minutes apart). The worker and the sweep also report every exchange, so
+   * the state recovers as soon as any of them gets through; the probe matters for intake-only
+   * replicas and idle times.
+   */
+  readonly backoff?: DelayPolicy;
 }
 
 /**
@@ -74,7 +66,7 @@ export function startStreamProbe(options: StreamProbeOptions): StreamProbe {
         resolveSettled(verdict);
         return;
       }
-      await delay(retryDelayMs(attempt, 'default', options.backoff ?? PROBE_BACKOFF), undefined, { signal: controller.signal });
+      await delay(retryDelayMs(options.backoff ?? RETRY_POLICIES.streamProbe, attempt), undefined, { signal: controller.signal });
     }
   })().catch((error: unknown) => {
     if (!controller.signal.aborted) log.error({ err: coerceError(error) }, 'Stream probe stopped');

@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import type { Logger } from '../logger.ts';
+import { RETRY_POLICIES, retryDelayMs } from '../policy/retry.ts';
 
 export interface DueListener {
   close(): Promise<void>;
@@ -15,8 +16,8 @@ export interface DueListenerOptions {
   readonly onWake: () => void;
 }
 
-const RECONNECT_BASE_MS = 500;
-const RECONNECT_CAP_MS = 30_000;
+// One listener per process: nothing to spread out, so its schedule waits the bound itself.
+const RECONNECT = RETRY_POLICIES.listenerReconnect;
 
 /**
  * LISTEN on one dedicated connection and call `onWake` for every NOTIFY. If the connection drops
@@ -48,7 +49,7 @@ export function startDueListener(options: DueListenerOptions): DueListener {
       } catch (error) {
         failures += 1;
         await candidate.end().catch(() => undefined);
-        const wait = Math.min(RECONNECT_CAP_MS, RECONNECT_BASE_MS * 2 ** (failures - 1));
+        const wait = retryDelayMs(RECONNECT, failures);
         if (!closed) log.warn({ err: error, retryInMs: wait }, 'could not listen for due sessions; retrying');
         await delay(wait, undefined, { signal: stopWaiting.signal }).catch(() => undefined);
         continue;
@@ -64,7 +65,7 @@ export function startDueListener(options: DueListenerOptions): DueListener {
       await dropped;
       client = null;
       await candidate.end().catch(() => undefined);
-      if (!closed) await delay(RECONNECT_BASE_MS, undefined, { signal: stopWaiting.signal }).catch(() => undefined);
+      if (!closed) await delay(RECONNECT.baseMs, undefined, { signal: stopWaiting.signal }).catch(() => undefined);
     }
   };
   const running = connectLoop();

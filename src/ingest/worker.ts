@@ -4,13 +4,13 @@ import type { Database } from '../db/client.ts';
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
-import type { BackoffPolicy } from '../queue/backoff.ts';
+import type { BackoffPolicy, PageRetryPolicy } from '../policy/retry.ts';
 import { claimSessions, type ClaimedSession } from '../queue/claim.ts';
-import { SESSIONS_DUE_CHANNEL } from '../queue/enqueue.ts';
+import { SESSIONS_DUE_CHANNEL } from '../queue/sql.ts';
 import { LeaseLostError, type Lease } from '../queue/fence.ts';
 import { extendLeases } from '../queue/lease.ts';
 import type { StreamClient } from '../stream/client.ts';
-import { WorkerStoppingError, archiveSession, type ArchiveResult, type PageRetryPolicy } from './archive-session.ts';
+import { WorkerStoppingError, archiveSession, type ArchiveResult } from './archive-session.ts';
 import { startDueListener, type DueListener } from './listen.ts';
 import { endSpan, startChildSpan, type Span, type Tracer } from '../tracing.ts';
 
@@ -63,120 +63,159 @@ interface Held {
   readonly lease: Lease;
 }
 
+/** What every piece of a running worker shares; `held` is the one mutable part, owned by the loop. */
+interface WorkerContext {
+  readonly options: WorkerOptions;
+  readonly workerId: string;
+  readonly leaseSeconds: number;
+  readonly heartbeatMs: number;
+  readonly pollIntervalMs: number;
+  readonly maxAttempts: number;
+  readonly log: Logger;
+  readonly held: Map<string, Held>;
+  readonly waker: Waker;
+}
+
+type ClaimTimes = { readonly startedAt: number; readonly endedAt: number };
+
 /**
  * The archiving loop: claims up to `concurrency` due sessions (free slots only), archives each
  * under a lease renewed by one heartbeat statement for all of them, and sleeps until a NOTIFY, a
  * finished session or the poll interval wakes it.
  */
 export function startWorker(options: WorkerOptions): Worker {
-  const workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-  const leaseSeconds = options.leaseSeconds ?? LEASE_SECONDS;
-  const heartbeatMs = options.heartbeatMs ?? HEARTBEAT_MS;
-  const pollIntervalMs = options.pollIntervalMs ?? POLL_INTERVAL_MS;
-  const maxAttempts = options.maxAttempts ?? MAX_ATTEMPTS;
-  const { pool } = options.database;
-  const { tracer } = options;
-  const log = options.logger.child({ workerId });
-  if (heartbeatMs >= leaseSeconds * 1000) {
-    log.warn({ heartbeatMs, leaseSeconds }, 'heartbeat is not shorter than the lease; leases will lapse while held');
+  const ctx = workerContext(options);
+  const { log, held, waker } = ctx;
+  if (ctx.heartbeatMs >= ctx.leaseSeconds * 1000) {
+    log.warn({ heartbeatMs: ctx.heartbeatMs, leaseSeconds: ctx.leaseSeconds }, 'heartbeat is not shorter than the lease; leases will lapse while held');
   }
+  const stopHeartbeat = startHeartbeat(ctx);
+  const listener: DueListener | null =
+    options.listen === false
+      ? null
+      : startDueListener({ connection: options.database.pool.options, channel: SESSIONS_DUE_CHANNEL, logger: log, onWake: waker.wake });
+  log.info({ concurrency: options.concurrency, leaseSeconds: ctx.leaseSeconds, heartbeatMs: ctx.heartbeatMs, pollIntervalMs: ctx.pollIntervalMs, maxAttempts: ctx.maxAttempts }, 'worker started');
+  const running = claimLoop(ctx);
+  let stopped: Promise<void> | null = null;
 
-  const held = new Map<string, Held>();
-  let stopping = false;
-  let wakeRequested = false;
-  let wakeWaiter: (() => void) | null = null;
-
-  const wake = (): void => {
-    wakeRequested = true;
-    wakeWaiter?.();
+  return {
+    workerId: ctx.workerId,
+    get idle() {
+      return held.size === 0;
+    },
+    wake: waker.wake,
+    stop() {
+      stopped ??= (async () => {
+        waker.halt();
+        for (const entry of held.values()) entry.controller.abort(new WorkerStoppingError());
+        await running;
+        await Promise.all([...held.values()].map((entry) => entry.done));
+        stopHeartbeat();
+        await listener?.close();
+        log.info('worker stopped');
+      })();
+      return stopped;
+    },
   };
+}
 
-  const sleepUntilWoken = async (ms: number): Promise<void> => {
-    if (wakeRequested || stopping) return;
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve) => {
-      wakeWaiter = resolve;
-      timer = setTimeout(resolve, ms);
-    });
-    clearTimeout(timer);
-    wakeWaiter = null;
+function workerContext(options: WorkerOptions): WorkerContext {
+  const workerId = options.workerId ?? `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  return {
+    options,
+    workerId,
+    leaseSeconds: options.leaseSeconds ?? LEASE_SECONDS,
+    heartbeatMs: options.heartbeatMs ?? HEARTBEAT_MS,
+    pollIntervalMs: options.pollIntervalMs ?? POLL_INTERVAL_MS,
+    maxAttempts: options.maxAttempts ?? MAX_ATTEMPTS,
+    log: options.logger.child({ workerId }),
+    held: new Map(),
+    waker: createWaker(),
   };
+}
 
-  const begin = (session: ClaimedSession, claim?: { readonly startedAt: number; readonly endedAt: number }): void => {
-    const controller = new AbortController();
-    const started = performance.now();
-    const span = tracer ? traceRun(tracer, session, claim) : undefined;
-    const done = archiveSession({
-      pool,
-      stream: span && tracer ? tracedPages(options.stream, tracer, span) : options.stream,
-      logger: log,
-      metrics: options.metrics,
-      session,
-      signal: controller.signal,
-      maxAttempts,
-      backoff: options.backoff,
-      pageRetry: options.pageRetry,
-    })
-      .then((result) => {
-        options.metrics.archiveRunDuration.observe({ status: result.status }, (performance.now() - started) / 1000);
-        if (span) {
-          span.setAttributes({ 'archive.status': result.status, 'archive.rows': result.rows });
-          endSpan(span, result.status === 'dead' ? new Error(result.detail ?? 'dead') : undefined);
-        }
-        options.onResult?.(session, result);
-      })
-      .catch((error: unknown) => {
-        if (span) endSpan(span, error);
-        log.error({ err: coerceError(error), callSessionId: session.callSessionId }, 'archive run failed unexpectedly');
-      })
-      .finally(() => {
-        if (held.get(session.callSessionId) === entry) held.delete(session.callSessionId);
-        wake();
-      });
-    const entry: Held = { controller, done, lease: { callSessionId: session.callSessionId, owner: session.leaseOwner } };
-    held.set(session.callSessionId, entry);
-  };
-
-  const loop = async (): Promise<void> => {
-    while (!stopping) {
-      wakeRequested = false;
-      const free = options.concurrency - held.size;
-      if (free > 0) {
-        let claimed: ClaimedSession[];
-        const claimStartedAt = Date.now();
-        try {
-          claimed = await claimSessions(pool, { workerId, limit: free, leaseSeconds, exclude: [...held.keys()] });
-        } catch (error) {
-          log.error({ err: coerceError(error) }, 'claiming sessions failed');
-          await sleepUntilWoken(Math.min(CLAIM_ERROR_PAUSE_MS, pollIntervalMs));
-          continue;
-        }
-        if (stopping) {
-          // Claimed just as stop() was called: begin them anyway, stop() hands them straight back.
-          for (const session of claimed) begin(session);
-          for (const entry of held.values()) entry.controller.abort(new WorkerStoppingError());
-          break;
-        }
-        const claim = { startedAt: claimStartedAt, endedAt: Date.now() };
-        for (const session of claimed) begin(session, claim);
-        // Every free slot was filled and one has freed up since: more may be due, look again.
-        // Otherwise sleep; a finishing run, a NOTIFY or the poll interval wakes the loop.
-        if (claimed.length === free && held.size < options.concurrency) continue;
+async function claimLoop(ctx: WorkerContext): Promise<void> {
+  const { options, held, waker } = ctx;
+  while (!waker.halted) {
+    waker.reset();
+    const free = options.concurrency - held.size;
+    if (free > 0) {
+      let claimed: ClaimedSession[];
+      const claimStartedAt = Date.now();
+      try {
+        claimed = await claimSessions(options.database.pool, { workerId: ctx.workerId, limit: free, leaseSeconds: ctx.leaseSeconds, exclude: [...held.keys()] });
+      } catch (error) {
+        ctx.log.error({ err: coerceError(error) }, 'claiming sessions failed');
+        await waker.sleep(Math.min(CLAIM_ERROR_PAUSE_MS, ctx.pollIntervalMs));
+        continue;
       }
-      await sleepUntilWoken(pollIntervalMs);
+      if (waker.halted) {
+        // Claimed just as stop() was called: begin them anyway, stop() hands them straight back.
+        for (const session of claimed) beginRun(ctx, session);
+        for (const entry of held.values()) entry.controller.abort(new WorkerStoppingError());
+        break;
+      }
+      const claim = { startedAt: claimStartedAt, endedAt: Date.now() };
+      for (const session of claimed) beginRun(ctx, session, claim);
+      // Every free slot was filled and one has freed up since: more may be due, look again.
+      // Otherwise sleep; a finishing run, a NOTIFY or the poll interval wakes the loop.
+      if (claimed.length === free && held.size < options.concurrency) continue;
     }
-  };
+    await waker.sleep(ctx.pollIntervalMs);
+  }
+}
 
+/** Archives one claimed session in the background; it leaves `held` and wakes the loop when done. */
+function beginRun(ctx: WorkerContext, session: ClaimedSession, claim?: ClaimTimes): void {
+  const { options, held } = ctx;
+  const { tracer } = options;
+  const controller = new AbortController();
+  const started = performance.now();
+  const span = tracer ? traceRun(tracer, session, claim) : undefined;
+  const done = archiveSession({
+    pool: options.database.pool,
+    stream: span && tracer ? tracedPages(options.stream, tracer, span) : options.stream,
+    logger: ctx.log,
+    metrics: options.metrics,
+    session,
+    signal: controller.signal,
+    maxAttempts: ctx.maxAttempts,
+    backoff: options.backoff,
+    pageRetry: options.pageRetry,
+  })
+    .then((result) => {
+      options.metrics.archiveRunDuration.observe({ status: result.status }, (performance.now() - started) / 1000);
+      if (span) {
+        span.setAttributes({ 'archive.status': result.status, 'archive.rows': result.rows });
+        endSpan(span, result.status === 'dead' ? new Error(result.detail ?? 'dead') : undefined);
+      }
+      options.onResult?.(session, result);
+    })
+    .catch((error: unknown) => {
+      if (span) endSpan(span, error);
+      ctx.log.error({ err: coerceError(error), callSessionId: session.callSessionId }, 'archive run failed unexpectedly');
+    })
+    .finally(() => {
+      if (held.get(session.callSessionId) === entry) held.delete(session.callSessionId);
+      ctx.waker.wake();
+    });
+  const entry: Held = { controller, done, lease: { callSessionId: session.callSessionId, owner: session.leaseOwner } };
+  held.set(session.callSessionId, entry);
+}
+
+/** One statement renews every held lease each interval; a lease found gone aborts its run. Returns the stop. */
+function startHeartbeat(ctx: WorkerContext): () => void {
+  const { held, log } = ctx;
   let beating = false;
-  const heartbeat = async (): Promise<void> => {
+  const beat = async (): Promise<void> => {
     if (beating || held.size === 0) return;
     beating = true;
     try {
-      const { lost } = await extendLeases(pool, {
+      const { lost } = await extendLeases(ctx.options.database.pool, {
         leases: [...held.values()].map((entry) => entry.lease),
-        leaseSeconds,
+        leaseSeconds: ctx.leaseSeconds,
         // One interval, but never so short that a busy database fails healthy beats.
-        timeoutMs: Math.max(heartbeatMs, HEARTBEAT_TIMEOUT_FLOOR_MS),
+        timeoutMs: Math.max(ctx.heartbeatMs, HEARTBEAT_TIMEOUT_FLOOR_MS),
       });
       for (const id of lost) {
         const entry = held.get(id);
@@ -192,35 +231,47 @@ export function startWorker(options: WorkerOptions): Worker {
       beating = false;
     }
   };
-  const heartbeatTimer = setInterval(() => void heartbeat(), heartbeatMs);
+  const timer = setInterval(() => void beat(), ctx.heartbeatMs);
+  return () => clearInterval(timer);
+}
 
-  const listener: DueListener | null =
-    options.listen === false
-      ? null
-      : startDueListener({ connection: pool.options, channel: SESSIONS_DUE_CHANNEL, logger: log, onWake: wake });
+/** The loop's sleep: ends early on wake(), and never sleeps again once halted. */
+interface Waker {
+  wake(): void;
+  /** Forget wakes seen so far (the loop is about to look for work anyway). */
+  reset(): void;
+  sleep(ms: number): Promise<void>;
+  halt(): void;
+  readonly halted: boolean;
+}
 
-  log.info({ concurrency: options.concurrency, leaseSeconds, heartbeatMs, pollIntervalMs, maxAttempts }, 'worker started');
-  const running = loop();
-  let stopped: Promise<void> | null = null;
-
+function createWaker(): Waker {
+  let requested = false;
+  let halted = false;
+  let waiter: (() => void) | null = null;
+  const wake = (): void => {
+    requested = true;
+    waiter?.();
+  };
   return {
-    workerId,
-    get idle() {
-      return held.size === 0;
-    },
     wake,
-    stop() {
-      stopped ??= (async () => {
-        stopping = true;
-        wake();
-        for (const entry of held.values()) entry.controller.abort(new WorkerStoppingError());
-        await running;
-        await Promise.all([...held.values()].map((entry) => entry.done));
-        clearInterval(heartbeatTimer);
-        await listener?.close();
-        log.info('worker stopped');
-      })();
-      return stopped;
+    reset: () => void (requested = false),
+    async sleep(ms) {
+      if (requested || halted) return;
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((resolve) => {
+        waiter = resolve;
+        timer = setTimeout(resolve, ms);
+      });
+      clearTimeout(timer);
+      waiter = null;
+    },
+    halt() {
+      halted = true;
+      wake();
+    },
+    get halted() {
+      return halted;
     },
   };
 }

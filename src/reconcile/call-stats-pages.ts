@@ -1,6 +1,6 @@
-import { AppError } from '../errors.ts';
 import type { StreamClient } from '../stream/client.ts';
 import type { StreamApiError } from '../stream/errors.ts';
+import { paginate } from '../stream/paginate.ts';
 import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schemas.ts';
 import { withStreamRetries, type RetryPolicy } from './retry.ts';
 
@@ -74,32 +74,27 @@ export function endedWindowFilter(window: EndedWindow): Record<string, unknown> 
 }
 
 /**
- * QueryCallSessionStats over one window, page by page. The next page is asked for only when the
- * consumer comes back for it, so a caller that commits each page before continuing never has more
- * than one page in memory or uncommitted. Each request is retried on its own.
+ * QueryCallSessionStats over one window, page by page, through the one paginator without
+ * prefetch: the next page is asked for only when the consumer comes back for it, so a caller that
+ * commits each page before continuing never has more than one page in memory or uncommitted.
+ * Each request is retried on its own.
  */
 export async function* pageCallStats(stream: StreamClient, options: PageCallStatsOptions): AsyncGenerator<CallStatsPage> {
   const filterConditions = endedWindowFilter(options.window);
-  let cursor = options.cursor ?? null;
-  do {
-    options.signal?.throwIfAborted();
-    const requested = cursor;
-    const page = await withStreamRetries(
+  const fetchPage = (cursor: string | null) =>
+    withStreamRetries(
       () =>
         stream.queryCallSessionStats({
           filterConditions,
           sort: CALL_STATS_SORT,
           limit: options.pageLimit ?? CALL_STATS_PAGE_LIMIT,
-          next: requested ?? undefined,
+          next: cursor ?? undefined,
           signal: options.signal,
         }),
       { policy: options.retry, signal: options.signal, onRetry: options.onRetry },
     );
-    // A cursor that points at itself would page forever; stop and let the error be seen.
-    if (page.next !== null && page.next === requested) {
-      throw new AppError('RECONCILE_CURSOR_STUCK', 'Stream call_stats returned the same next cursor it was given');
-    }
-    yield { rows: page.rows, unusable: page.unusable ?? [], cursor: requested, next: page.next };
-    cursor = page.next;
-  } while (cursor !== null);
+  const pages = paginate(fetchPage, { start: options.cursor, prefetch: false, signal: options.signal, operation: 'QueryCallSessionStats' });
+  for await (const { page, cursor } of pages) {
+    yield { rows: page.rows, unusable: page.unusable ?? [], cursor, next: page.next };
+  }
 }

@@ -1,6 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { RETRY_POLICIES, retryDelayMs } from '../policy/retry.ts';
 import { StreamApiError } from '../stream/errors.ts';
 
+/** Tries and schedule of a call_stats request; the jitter is the sweep's (policy/retry.ts). */
 export interface RetryPolicy {
   /** Tries in all, the first included. */
   readonly attempts: number;
@@ -14,7 +16,11 @@ export interface RetryPolicy {
  * longer outage is left to the next interval. Waiting out a 429 is the shared rate limiter's job:
  * it holds the next request until Stream's reset.
  */
-export const SWEEP_RETRY_POLICY: RetryPolicy = { attempts: 5, baseDelayMs: 1_000, maxDelayMs: 8_000 };
+export const SWEEP_RETRY_POLICY: RetryPolicy = {
+  attempts: RETRY_POLICIES.sweep.attempts,
+  baseDelayMs: RETRY_POLICIES.sweep.baseMs,
+  maxDelayMs: RETRY_POLICIES.sweep.capMs,
+};
 
 export interface RetryOptions {
   readonly policy: RetryPolicy;
@@ -25,10 +31,9 @@ export interface RetryOptions {
   readonly sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
 }
 
-/** Capped exponential backoff with jitter, drawn from the upper half so waits never collapse to zero. */
+/** The wait after failed try `attempt`: the sweep's schedule (upper-half jitter) with these numbers. */
 export function backoffDelayMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-  return Math.round(ceiling / 2 + (random() * ceiling) / 2);
+  return retryDelayMs({ ...RETRY_POLICIES.sweep, baseMs: policy.baseDelayMs, capMs: policy.maxDelayMs }, attempt, random);
 }
 
 /**

@@ -76,6 +76,16 @@ export interface RequestCore {
   close(): Promise<void>;
 }
 
+/** What one request core holds for its requests. */
+interface Core {
+  readonly options: RequestCoreOptions;
+  readonly origin: string;
+  readonly basePath: string;
+  readonly timeoutMs: number;
+  readonly pool: Pool;
+  readonly token: { readonly pending: Promise<string>; signed: string | undefined };
+}
+
 /**
  * Every call to Stream goes through here: one keep-alive pool, the process-wide rate limiter,
  * the server JWT, a timeout per request, metrics, and one typed error for every way a call fails.
@@ -83,7 +93,6 @@ export interface RequestCore {
  */
 export function createRequestCore(options: RequestCoreOptions): RequestCore {
   const base = new URL(options.baseUrl);
-  const basePath = base.pathname.replace(/\/+$/, '');
   const timeoutMs = options.timeoutMs ?? REQUEST_TIMEOUT_MS;
   const pool = new Pool(base.origin, {
     connections: options.connections ?? DEFAULT_CONNECTIONS,
@@ -92,150 +101,163 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
   });
-  // Stream's SDKs sign one token without iat/exp and reuse it (stream-api.md §3).
-  const token = createServerToken(options.apiSecret);
-  // Once signed, used as a plain value: no await (and no trip through the microtask queue) per
-  // request. A signing failure surfaces at the first request's await, not as an unhandled rejection.
-  let signedToken: string | undefined;
-  void token.then((value) => (signedToken = value), () => undefined);
-
-  async function request(req: StreamRequest): Promise<StreamResponse> {
-    if (!options.onOutcome) return exchangeOnce(req);
-    const url = `${base.origin}${basePath}/${encodePath(req.path)}`;
-    try {
-      const response = await exchangeOnce(req);
-      options.onOutcome({ operation: req.operation, method: req.method, url, status: response.status, error: null });
-      return response;
-    } catch (error) {
-      if (error instanceof StreamApiError) options.onOutcome({ operation: req.operation, method: req.method, url, status: error.status, error });
-      throw error;
-    }
-  }
-
-  async function exchangeOnce(req: StreamRequest): Promise<StreamResponse> {
-    // A caller that has already given up sends nothing (its abort event has fired, so the listener
-    // below would never hear of it). From here to the socket write nothing awaits unless it must:
-    // a request waiting in the microtask queue also waits for whatever synchronous work the caller
-    // does next (the worker serialises the previous page right after asking for this one).
-    req.signal?.throwIfAborted();
-    if (!options.limiter.tryAcquire()) await options.limiter.acquire(req.signal);
-    const started = performance.now();
-    // One controller per request, released with it: AbortSignal.timeout() would keep each request's
-    // signal (and, through undici's listener on it, the request) alive for the full timeout after
-    // the answer, and AbortSignal.any() ties them to the session's long-lived signal. At ~150 pages
-    // a second that kept seconds of pages in the old generation (peak RSS grew with session size).
-    const exchange = new AbortController();
-    let timedOutByUs = false;
-    const timer = setTimeout(() => {
-      timedOutByUs = true;
-      exchange.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError'));
-    }, timeoutMs);
-    const onCallerAbort = () => exchange.abort(req.signal?.reason);
-    req.signal?.addEventListener('abort', onCallerAbort, { once: true });
-    const signal = exchange.signal;
-    const path = `${basePath}/${encodePath(req.path)}?${queryString({ api_key: options.apiKey, ...req.query })}`;
-    const headers: Record<string, string> = {
-      authorization: signedToken ?? (await token),
-      'stream-auth-type': 'jwt',
-      'x-stream-client': CLIENT_HEADER,
-      'x-client-request-id': randomUUID(),
-      accept: 'application/json',
-      'accept-encoding': 'gzip',
-    };
-    if (req.body !== undefined) headers['content-type'] = 'application/json';
-
-    let status = 0;
-    let responseHeaders: Record<string, string | string[] | undefined> = {};
-    let raw: Buffer;
-    try {
-      const response = await pool.request({
-        path,
-        method: req.method,
-        headers,
-        body: req.body === undefined ? undefined : JSON.stringify(req.body),
-        signal,
-      });
-      status = response.statusCode;
-      responseHeaders = response.headers;
-      raw = await readBody(response.body, responseHeaders['content-encoding']);
-    } catch (error) {
-      clearTimeout(timer);
-      req.signal?.removeEventListener('abort', onCallerAbort);
-      // The caller gave up (lease lost, stopping): not Stream's failure, so it is not wrapped.
-      if (req.signal?.aborted) throw req.signal.reason;
-      const timedOut = timedOutByUs || isTimeoutError(error);
-      const failure = timedOut ? 'timeout' : status !== 0 ? 'invalid_response' : 'network';
-      const rateLimit = status === 0 ? null : parseRateLimitHeaders(responseHeaders);
-      if (status !== 0) options.limiter.observe(rateLimit, status === 429);
-      // A timeout counts as "no answer" whether or not the headers had arrived.
-      if (failure !== 'invalid_response') status = 0;
-      record(req.operation, status, started);
-      const what =
-        failure === 'timeout'
-          ? `timed out after ${timeoutMs} ms`
-          : failure === 'network'
-            ? `failed: ${networkReason(error)}`
-            : `answered ${status} but the body could not be read: ${networkReason(error)}`;
-      throw new StreamApiError(`Stream ${req.operation} ${what}`, {
-        operation: req.operation,
-        status,
-        failure,
-        rateLimit,
-        cause: error,
-      });
-    }
-
-    clearTimeout(timer);
-    req.signal?.removeEventListener('abort', onCallerAbort);
-    const rateLimit = parseRateLimitHeaders(responseHeaders);
-    options.limiter.observe(rateLimit, status === 429);
-    record(req.operation, status, started);
-    if (status === 429) options.metrics?.streamRateLimited.inc();
-
-    const text = raw.toString('utf8');
-    if (status >= 200 && status < 300) {
-      try {
-        // Not JSON.parse: integer-nanosecond entry timestamps would lose their last digits.
-        return { status, body: parseStreamJson(text), rateLimit };
-      } catch (error) {
-        throw new StreamApiError(`Stream ${req.operation} answered ${status} with a body that is not JSON (${raw.length} bytes)`, {
-          operation: req.operation,
-          status,
-          failure: 'invalid_response',
-          rateLimit,
-          cause: error,
-        });
-      }
-    }
-    const apiError = parseApiErrorBody(text);
-    const code = apiError?.code === undefined ? '' : ` (Stream code ${apiError.code})`;
-    const message = apiError?.message ? `: ${truncate(apiError.message, 300)}` : '';
-    const noRoute = status === 404 && req.notFound === 'no_route';
-    const hint = noRoute
-      ? ` at ${base.origin}${basePath}/${encodePath(req.path)}: that is not Stream's API there; check STREAM_BASE_URL (${options.baseUrl})`
-      : '';
-    throw new StreamApiError(`Stream ${req.operation} answered ${status}${code}${message}${hint}`, {
-      operation: req.operation,
-      status,
-      failure: noRoute ? 'client' : failureForStatus(status),
-      streamCode: apiError?.code ?? null,
-      unrecoverable: apiError?.unrecoverable === true,
-      rateLimit,
-    });
-  }
-
-  function record(operation: string, status: number, started: number): void {
-    const seconds = (performance.now() - started) / 1000;
-    options.metrics?.streamRequestDuration.observe({ operation, status: String(status) }, seconds);
-    options.logger?.debug({ operation, status, ms: Math.round(seconds * 1000) }, 'stream request');
-  }
+  // Stream's SDKs sign one token without iat/exp and reuse it (stream-api.md §3). Once signed, it
+  // is used as a plain value: no await (and no trip through the microtask queue) per request. A
+  // signing failure surfaces at the first request's await, not as an unhandled rejection.
+  const token: Core['token'] = { pending: createServerToken(options.apiSecret), signed: undefined };
+  void token.pending.then((value) => (token.signed = value), () => undefined);
+  const core: Core = { options, origin: base.origin, basePath: base.pathname.replace(/\/+$/, ''), timeoutMs, pool, token };
 
   return {
-    request,
+    request: (req) => request(core, req),
     async close() {
       await pool.close();
     },
   };
+}
+
+async function request(core: Core, req: StreamRequest): Promise<StreamResponse> {
+  const { onOutcome } = core.options;
+  if (!onOutcome) return exchangeOnce(core, req);
+  const url = `${core.origin}${core.basePath}/${encodePath(req.path)}`;
+  try {
+    const response = await exchangeOnce(core, req);
+    onOutcome({ operation: req.operation, method: req.method, url, status: response.status, error: null });
+    return response;
+  } catch (error) {
+    if (error instanceof StreamApiError) onOutcome({ operation: req.operation, method: req.method, url, status: error.status, error });
+    throw error;
+  }
+}
+
+async function exchangeOnce(core: Core, req: StreamRequest): Promise<StreamResponse> {
+  const { options, timeoutMs } = core;
+  // A caller that has already given up sends nothing (its abort event has fired, so the listener
+  // below would never hear of it). From here to the socket write nothing awaits unless it must:
+  // a request waiting in the microtask queue also waits for whatever synchronous work the caller
+  // does next (the worker serialises the previous page right after asking for this one).
+  req.signal?.throwIfAborted();
+  if (!options.limiter.tryAcquire()) await options.limiter.acquire(req.signal);
+  const started = performance.now();
+  // One controller per request, released with it: AbortSignal.timeout() would keep each request's
+  // signal (and, through undici's listener on it, the request) alive for the full timeout after
+  // the answer, and AbortSignal.any() ties them to the session's long-lived signal. At ~150 pages
+  // a second that kept seconds of pages in the old generation (peak RSS grew with session size).
+  const exchange = new AbortController();
+  let timedOutByUs = false;
+  const timer = setTimeout(() => {
+    timedOutByUs = true;
+    exchange.abort(new DOMException(`timed out after ${timeoutMs} ms`, 'TimeoutError'));
+  }, timeoutMs);
+  const onCallerAbort = () => exchange.abort(req.signal?.reason);
+  req.signal?.addEventListener('abort', onCallerAbort, { once: true });
+  const path = `${core.basePath}/${encodePath(req.path)}?${queryString({ api_key: options.apiKey, ...req.query })}`;
+  const headers = requestHeaders(core.token.signed ?? (await core.token.pending), req.body !== undefined);
+
+  let status = 0;
+  let responseHeaders: Record<string, string | string[] | undefined> = {};
+  let raw: Buffer;
+  try {
+    const body = req.body === undefined ? undefined : JSON.stringify(req.body);
+    const response = await core.pool.request({ path, method: req.method, headers, body, signal: exchange.signal });
+    status = response.statusCode;
+    responseHeaders = response.headers;
+    raw = await readBody(response.body, responseHeaders['content-encoding']);
+  } catch (error) {
+    clearTimeout(timer);
+    req.signal?.removeEventListener('abort', onCallerAbort);
+    // The caller gave up (lease lost, stopping): not Stream's failure, so it is not wrapped.
+    if (req.signal?.aborted) throw req.signal.reason;
+    throw failedExchange(core, req, { error, status, headers: responseHeaders, timedOut: timedOutByUs || isTimeoutError(error), started });
+  }
+
+  clearTimeout(timer);
+  req.signal?.removeEventListener('abort', onCallerAbort);
+  const rateLimit = parseRateLimitHeaders(responseHeaders);
+  options.limiter.observe(rateLimit, status === 429);
+  record(core, req.operation, status, started);
+  if (status === 429) options.metrics?.streamRateLimited.inc();
+  return answerOrThrow(core, req, status, raw, rateLimit);
+}
+
+function requestHeaders(token: string, hasBody: boolean): Record<string, string> {
+  const headers: Record<string, string> = {
+    authorization: token,
+    'stream-auth-type': 'jwt',
+    'x-stream-client': CLIENT_HEADER,
+    'x-client-request-id': randomUUID(),
+    accept: 'application/json',
+    'accept-encoding': 'gzip',
+  };
+  if (hasBody) headers['content-type'] = 'application/json';
+  return headers;
+}
+
+interface Failed {
+  readonly error: unknown;
+  /** 0 unless the headers had arrived. */
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly timedOut: boolean;
+  readonly started: number;
+}
+
+/** No usable answer: a timeout, a network failure, or a body that could not be read. */
+function failedExchange(core: Core, req: StreamRequest, failed: Failed): StreamApiError {
+  const { error, timedOut } = failed;
+  const failure = timedOut ? 'timeout' : failed.status !== 0 ? 'invalid_response' : 'network';
+  const rateLimit = failed.status === 0 ? null : parseRateLimitHeaders(failed.headers);
+  if (failed.status !== 0) core.options.limiter.observe(rateLimit, failed.status === 429);
+  // A timeout counts as "no answer" whether or not the headers had arrived.
+  const status = failure === 'invalid_response' ? failed.status : 0;
+  record(core, req.operation, status, failed.started);
+  const what =
+    failure === 'timeout'
+      ? `timed out after ${core.timeoutMs} ms`
+      : failure === 'network'
+        ? `failed: ${networkReason(error)}`
+        : `answered ${status} but the body could not be read: ${networkReason(error)}`;
+  return new StreamApiError(`Stream ${req.operation} ${what}`, { operation: req.operation, status, failure, rateLimit, cause: error });
+}
+
+/** A 2xx's parsed JSON, or the typed error for anything else. */
+function answerOrThrow(core: Core, req: StreamRequest, status: number, raw: Buffer, rateLimit: RateLimitInfo | null): StreamResponse {
+  const text = raw.toString('utf8');
+  if (status >= 200 && status < 300) {
+    try {
+      // Not JSON.parse: integer-nanosecond entry timestamps would lose their last digits.
+      return { status, body: parseStreamJson(text), rateLimit };
+    } catch (error) {
+      throw new StreamApiError(`Stream ${req.operation} answered ${status} with a body that is not JSON (${raw.length} bytes)`, {
+        operation: req.operation,
+        status,
+        failure: 'invalid_response',
+        rateLimit,
+        cause: error,
+      });
+    }
+  }
+  const apiError = parseApiErrorBody(text);
+  const code = apiError?.code === undefined ? '' : ` (Stream code ${apiError.code})`;
+  const message = apiError?.message ? `: ${truncate(apiError.message, 300)}` : '';
+  const noRoute = status === 404 && req.notFound === 'no_route';
+  const hint = noRoute
+    ? ` at ${core.origin}${core.basePath}/${encodePath(req.path)}: that is not Stream's API there; check STREAM_BASE_URL (${core.options.baseUrl})`
+    : '';
+  throw new StreamApiError(`Stream ${req.operation} answered ${status}${code}${message}${hint}`, {
+    operation: req.operation,
+    status,
+    failure: noRoute ? 'client' : failureForStatus(status),
+    streamCode: apiError?.code ?? null,
+    unrecoverable: apiError?.unrecoverable === true,
+    rateLimit,
+  });
+}
+
+function record(core: Core, operation: string, status: number, started: number): void {
+  const seconds = (performance.now() - started) / 1000;
+  core.options.metrics?.streamRequestDuration.observe({ operation, status: String(status) }, seconds);
+  core.options.logger?.debug({ operation, status, ms: Math.round(seconds * 1000) }, 'stream request');
 }
 
 /**

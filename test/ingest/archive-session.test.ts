@@ -3,8 +3,8 @@ import { archiveSession, WorkerStoppingError, type ArchiveSessionOptions } from 
 import { createMetrics } from '../../src/metrics.ts';
 import { claimSessions, type ClaimedSession } from '../../src/queue/claim.ts';
 import { LeaseLostError } from '../../src/queue/fence.ts';
-import { generateSession } from '../../src/simulator/generate.ts';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import { generateSession } from '../../tools/simulator/generate.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { createStreamClient, type StreamClient } from '../../src/stream/client.ts';
 import { StreamApiError } from '../../src/stream/errors.ts';
 import type { ParticipantSessionsPage } from '../../src/stream/schemas.ts';

@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import { expect } from 'vitest';
 import { createLogger, type Logger } from '../../src/logger.ts';
-import type { SimSession } from '../../src/simulator/generate.ts';
-import { participantJson, type MissingFieldStyle, type TimestampFormat } from '../../src/simulator/wire.ts';
+import type { SimSession } from '../../tools/simulator/generate.ts';
+import { participantJson, type MissingFieldStyle, type TimestampFormat } from '../../tools/simulator/wire.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -112,5 +112,5 @@ export function quietLogger(): Logger {
 }
 
 /** Fast schedules for tests: seconds become tens of milliseconds. */
-export const FAST_BACKOFF = { baseMs: 20, capMs: 100, notReadyBaseMs: 50, notReadyCapMs: 200, rateLimitJitterMs: 20, maxResetWaitMs: 200 } as const;
+export const FAST_BACKOFF = { baseMs: 20, capMs: 100, floorShare: 0.2, notReadyBaseMs: 50, notReadyCapMs: 200, rateLimitJitterMs: 20, maxResetWaitMs: 200 } as const;
 export const FAST_PAGE_RETRY = { retries: 4, rateLimitedRetries: 5, baseMs: 10, capMs: 80 } as const;

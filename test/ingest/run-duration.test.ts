@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWorker } from '../../src/ingest/worker.ts';
 import { createMetrics } from '../../src/metrics.ts';
-import { generateSession } from '../../src/simulator/generate.ts';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import { generateSession } from '../../tools/simulator/generate.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { createStreamClient } from '../../src/stream/client.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, quietLogger, readSession, waitFor } from './helpers.ts';

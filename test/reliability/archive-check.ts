@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import type { SimSession } from '../../src/simulator/generate.ts';
+import type { SimSession } from '../../tools/simulator/generate.ts';
 
 export interface ArchiveCheck {
   readonly sessions: number;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { formatBodyMemory, runBodyMemoryScenario } from './body-memory-run.ts';
 import { createServeSupervisor, type ServeSupervisor } from './serve-process.ts';

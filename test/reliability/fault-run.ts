@@ -1,9 +1,9 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
-import { generateSession, type SimSession } from '../../src/simulator/generate.ts';
-import { createRandom, type Random } from '../../src/simulator/random.ts';
-import { startSimulator, type SimulatorStats } from '../../src/simulator/server.ts';
-import { buildSessionEndedEvent, buildStatsReportReadyEvent, deliverWebhook } from '../../src/simulator/webhooks.ts';
+import { generateSession, type SimSession } from '../../tools/simulator/generate.ts';
+import { createRandom, type Random } from '../../tools/simulator/random.ts';
+import { startSimulator, type SimulatorStats } from '../../tools/simulator/server.ts';
+import { buildSessionEndedEvent, buildStatsReportReadyEvent, deliverWebhook } from '../../tools/simulator/webhooks.ts';
 import { checkArchive, type ArchiveCheck } from './archive-check.ts';
 import { createServeSupervisor, findSecretLeaks, parseLogLines } from './serve-process.ts';
 

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
 import { MAX_WEBHOOK_BODY_BYTES } from '../../src/http/webhooks.ts';
 import { MAX_WEBHOOK_JSON_DEPTH } from '../../src/stream/webhook-events.ts';
-import type { Random } from '../../src/simulator/random.ts';
+import type { Random } from '../../tools/simulator/random.ts';
 import { signWebhook } from '../../src/stream/signature.ts';
 
 /** One hostile delivery: sent as headers + body, or as raw bytes on a socket when HTTP itself is bent. */

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
-import { generateSession } from '../../src/simulator/generate.ts';
-import { buildSessionEndedEvent } from '../../src/simulator/webhooks.ts';
+import { generateSession } from '../../tools/simulator/generate.ts';
+import { buildSessionEndedEvent } from '../../tools/simulator/webhooks.ts';
 import type { HostileKeys } from './hostile-requests.ts';
 import { countStatuses, postSignedWebhook } from './signed-post.ts';
 

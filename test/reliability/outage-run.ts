@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
-import { generateSession } from '../../src/simulator/generate.ts';
-import { buildStatsReportReadyEvent } from '../../src/simulator/webhooks.ts';
+import { generateSession } from '../../tools/simulator/generate.ts';
+import { buildStatsReportReadyEvent } from '../../tools/simulator/webhooks.ts';
 import type { TcpProxy } from '../helpers/tcp-proxy.ts';
 import type { HostileKeys } from './hostile-requests.ts';
 import { countStatuses, postSignedWebhook, waitUntil } from './signed-post.ts';

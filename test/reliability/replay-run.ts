@@ -1,8 +1,8 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
-import { generateSession, type SimSession } from '../../src/simulator/generate.ts';
-import type { Simulator } from '../../src/simulator/server.ts';
-import { buildStatsReportReadyEvent } from '../../src/simulator/webhooks.ts';
+import { generateSession, type SimSession } from '../../tools/simulator/generate.ts';
+import type { Simulator } from '../../tools/simulator/server.ts';
+import { buildStatsReportReadyEvent } from '../../tools/simulator/webhooks.ts';
 import type { HostileKeys } from './hostile-requests.ts';
 import { countStatuses, postSignedWebhook, waitUntil } from './signed-post.ts';
 import { parseLogLines, type ServeSupervisor } from './serve-process.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimSession } from '../../src/simulator/generate.ts';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
+import type { SimSession } from '../../tools/simulator/generate.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { createServeSupervisor, type ServeSupervisor } from './serve-process.ts';
 import { formatStarvation, runStarvationFlood, seedStarvationData } from './starvation-run.ts';

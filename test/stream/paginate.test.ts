@@ -85,6 +85,40 @@ describe('paginate', () => {
     await expect(run()).rejects.toBeInstanceOf(StreamApiError);
   });
 
+  it('names the operation whose cursor did not advance', async () => {
+    const fetchPage = async (): Promise<FakePage> => ({ n: 0, next: 'same' });
+    const error = await (async () => {
+      for await (const _ of paginate(fetchPage, { start: 'same', operation: 'QueryCallSessionStats' })) {
+        // drain
+      }
+    })().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StreamApiError);
+    expect(error).toMatchObject({ operation: 'QueryCallSessionStats', failure: 'invalid_response' });
+  });
+
+  it('without prefetch, asks for the next page only when the caller comes back for it', async () => {
+    const source = fakeSource(4);
+    const seen: string[] = [];
+    for await (const { page } of paginate(source.fetchPage, { prefetch: false })) {
+      for (let i = 0; i < 5; i += 1) await new Promise((resolve) => setImmediate(resolve));
+      seen.push(`${page.n}:${source.asked.length}`);
+    }
+    // Page n was in hand while only n + 1 requests had been made: nothing fetched ahead.
+    expect(seen).toEqual(['0:1', '1:2', '2:3', '3:4']);
+  });
+
+  it('checks the signal before each request', async () => {
+    const source = fakeSource(4);
+    const controller = new AbortController();
+    const run = async () => {
+      for await (const { page } of paginate(source.fetchPage, { prefetch: false, signal: controller.signal })) {
+        if (page.n === 1) controller.abort(new Error('stopping'));
+      }
+    };
+    await expect(run()).rejects.toThrow('stopping');
+    expect(source.asked).toEqual([null, 'c1']);
+  });
+
   it('sends the request for the next page before the caller works on this one', async () => {
     // A server in another process, so it notes each request's arrival while this process is busy:
     // three pages, answered at once, each arrival printed with the wall clock.

@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { createStreamClient } from '../../src/stream/client.ts';
 import { encodePath } from '../../src/stream/request.ts';
-import { generateSession } from '../../src/simulator/generate.ts';
-import { startSimulator } from '../../src/simulator/server.ts';
+import { generateSession } from '../../tools/simulator/generate.ts';
+import { startSimulator } from '../../tools/simulator/server.ts';
 
 describe('outbound path segments stay data', () => {
   it.each([
