@@ -1,5 +1,7 @@
 /**
- * Operational errors carry a stable `code` and whether retrying can help.
+ * Operational errors carry a stable `code` and whether retrying can help. Every error class in
+ * src/ extends this (directly or through ConfigError or UsageError), so the CLI, the logs and the
+ * HTTP handlers can tell an expected failure by its code from a bug.
  * Anything else is a bug or an unknown and goes through `coerceError`.
  */
 export class AppError extends Error {

@@ -6,30 +6,21 @@ import { BACKFILL_MAX_DAYS, backfillSession, backfillWindow } from '../reconcile
 import type { FoundSession } from '../reconcile/enqueue-found.ts';
 import { createStreamClient } from '../stream/client.ts';
 import { withDatabase } from './database.ts';
-import type { Command } from './types.ts';
+import { textOption, whenOption } from './args.ts';
+import type { Command, OptionValues } from './types.ts';
 import { DAY_MS, type RetentionBasis } from '../stream/retention.ts';
 import type { UnusableCallStatsRow } from '../stream/schemas.ts';
-
 
 export type BackfillRequest =
   | { readonly kind: 'window'; readonly since: Date; readonly until: Date }
   | { readonly kind: 'session'; readonly callType: string; readonly callId: string; readonly callSessionId: string };
 
-type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
-
 /** Turns the flags into one of the two forms; throws UsageError with a one-line reason otherwise. */
-export function parseBackfillArgs(values: Values, positionals: readonly string[], now: Date = new Date()): BackfillRequest {
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-  const flag = (name: string): string | undefined => {
-    const value = values[name];
-    if (value === undefined) return undefined;
-    if (typeof value !== 'string' || value.trim() === '') throw new UsageError(`--${name} needs a value`);
-    return value.trim();
-  };
-  const since = flag('since');
-  const until = flag('until');
-  const call = flag('call');
-  const session = flag('session');
+export function parseBackfillArgs(values: OptionValues, now: Date = new Date()): BackfillRequest {
+  const since = textOption(values.since, '--since');
+  const until = textOption(values.until, '--until');
+  const call = textOption(values.call, '--call');
+  const session = textOption(values.session, '--session');
   const windowForm = since !== undefined || until !== undefined;
   const sessionForm = call !== undefined || session !== undefined;
   if (windowForm && sessionForm) throw new UsageError('use either --since/--until (a window) or --call/--session (one session), not both');
@@ -49,8 +40,8 @@ export function parseBackfillArgs(values: Values, positionals: readonly string[]
         : '--until needs --since',
     );
   }
-  const sinceAt = parseWhen('--since', since, now);
-  const untilAt = until === undefined ? now : parseWhen('--until', until, now);
+  const sinceAt = whenOption(since, '--since', now)!;
+  const untilAt = whenOption(until, '--until', now) ?? now;
   const oldest = now.getTime() - BACKFILL_MAX_DAYS * DAY_MS;
   if (sinceAt.getTime() < oldest) {
     throw new UsageError(
@@ -59,24 +50,6 @@ export function parseBackfillArgs(values: Values, positionals: readonly string[]
   }
   if (untilAt.getTime() <= sinceAt.getTime()) throw new UsageError(`--until (${untilAt.toISOString()}) must be after --since (${sinceAt.toISOString()})`);
   return { kind: 'window', since: sinceAt, until: untilAt };
-}
-
-const DAYS_AGO = /^(\d{1,4})d$/;
-const DATE_ONLY = /^\d{4}-\d{2}-\d{2}$/;
-const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$/;
-
-/** `7d` (that many days before now), `2026-03-01` (midnight UTC) or an ISO date-time with a zone. */
-export function parseWhen(name: string, text: string, now: Date): Date {
-  const daysAgo = DAYS_AGO.exec(text);
-  if (daysAgo) return new Date(now.getTime() - Number(daysAgo[1]) * DAY_MS);
-  let ms = Number.NaN;
-  if (DATE_ONLY.test(text)) ms = Date.parse(`${text}T00:00:00Z`);
-  else if (DATE_TIME.test(text)) ms = Date.parse(text);
-  // Date.parse rolls 2026-02-30 over to March; a date that does not print back as itself is refused.
-  if (Number.isNaN(ms) || (DATE_ONLY.test(text) && new Date(ms).toISOString().slice(0, 10) !== text)) {
-    throw new UsageError(`${name} must be an ISO date (2026-03-01), an ISO date-time with a zone (2026-03-01T12:00:00Z) or Nd (7d); got ${JSON.stringify(text)}`);
-  }
-  return new Date(ms);
 }
 
 export const backfillCommand: Command = {
@@ -92,8 +65,8 @@ export const backfillCommand: Command = {
     'Sessions already in the archive are left as they are; running a backfill twice changes nothing.',
   ].join('\n'),
   options: { since: { type: 'string' }, until: { type: 'string' }, call: { type: 'string' }, session: { type: 'string' } },
-  async run(values, positionals, ctx) {
-    const request = parseBackfillArgs(values, positionals);
+  async run(values, _positionals, ctx) {
+    const request = parseBackfillArgs(values);
     const config = loadConfig(ctx.env);
     // Diagnostics (retries) go to stderr so stdout stays the list of what was enqueued.
     const logger = createLogger({ level: config.logLevel, destination: ctx.stderr });

@@ -1,6 +1,6 @@
 import { loadConfig } from '../config.ts';
-import { UsageError } from '../errors.ts';
 import { forgetUser } from '../lifecycle/forget.ts';
+import { booleanOption, requiredTextOption } from './args.ts';
 import { withDatabase } from './database.ts';
 import type { Command } from './types.ts';
 
@@ -17,9 +17,8 @@ export const forgetCommand: Command = {
     '  (the SHA-256 of the id, never the id), in one transaction.',
   options: { user: { type: 'string' }, 'dry-run': { type: 'boolean' } },
   async run(values, _positionals, ctx) {
-    const userId = values.user as string | undefined;
-    if (userId === undefined || userId === '') throw new UsageError('--user <id> is required');
-    const dryRun = values['dry-run'] === true;
+    const userId = requiredTextOption(values.user, '--user', 'id');
+    const dryRun = booleanOption(values['dry-run']);
     const config = loadConfig(ctx.env, { requireStreamCredentials: false });
     return withDatabase(
       config,

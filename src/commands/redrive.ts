@@ -1,6 +1,6 @@
 import { loadConfig } from '../config.ts';
-import { AppError } from '../errors.ts';
 import { redriveDeadSessions } from '../queue/redrive.ts';
+import { textOption } from './args.ts';
 import { withDatabase } from './database.ts';
 import type { Command } from './types.ts';
 
@@ -10,9 +10,8 @@ export const redriveCommand: Command = {
   usage: 'redrive [--session <call_session_id>]\n\n  --session <id>   only this session (it must be dead)',
   options: { session: { type: 'string' } },
   async run(values, _positionals, ctx) {
+    const callSessionId = textOption(values.session, '--session');
     const config = loadConfig(ctx.env, { requireStreamCredentials: false });
-    const callSessionId = values.session as string | undefined;
-    if (callSessionId !== undefined && callSessionId.trim() === '') throw new AppError('USAGE', '--session needs a call session id');
     return withDatabase(config, async ({ database }) => {
       const { redriven } = await redriveDeadSessions(database.pool, { callSessionId });
       if (callSessionId !== undefined && redriven.length === 0) {

@@ -7,7 +7,7 @@ import { migrationsApplied, runMigrations } from '../db/migrate.ts';
 import { verifyMigrated } from '../db/verify.ts';
 import { startTracing, type Tracing } from '../tracing.ts';
 import { withDeadline } from '../deadline.ts';
-import { AppError, ConfigError, coerceError } from '../errors.ts';
+import { ConfigError, coerceError } from '../errors.ts';
 import { startGaugeRefresher, type GaugeRefresher } from '../health/gauge-refresher.ts';
 import { createStreamHealthRecorder, type StreamHealthRecorder } from '../health/stream-health.ts';
 import { startStreamProbe, type StreamProbe } from '../health/stream-probe.ts';
@@ -65,7 +65,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   } else if (config.databaseUrl !== undefined) {
     await verifyMigrated(database.pool, config.databaseUrl);
   } else if (!(await migrationsApplied(database.pool))) {
-    throw new AppError('NOT_MIGRATED', "the database is missing migrations: run 'attendance migrate' first");
+    // Same verdict as verifyMigrated's for DATABASE_URL: a configuration problem (exit 2), not a failure.
+    throw new ConfigError(['the database is not migrated'], { code: 'NOT_MIGRATED', message: "the database is missing migrations: run 'attendance migrate' first" });
   }
 
   const metrics = options.metrics ?? createMetrics();

@@ -1,3 +1,4 @@
+import { booleanOption } from './args.ts';
 import { runServiceCommand } from './runtime.ts';
 import type { Command } from './types.ts';
 
@@ -6,5 +7,5 @@ export const serveCommand: Command = {
   summary: 'HTTP server + worker + reconciler in one process',
   usage: 'serve [--no-worker]\n\n  --no-worker   intake only: webhooks, health, metrics and the archive API, no archiving',
   options: { 'no-worker': { type: 'boolean' } },
-  run: (values, _positionals, ctx) => runServiceCommand(ctx, { http: true, worker: !values['no-worker'] }),
+  run: (values, _positionals, ctx) => runServiceCommand(ctx, { http: true, worker: !booleanOption(values['no-worker']) }),
 };

@@ -1,10 +1,13 @@
 import { loadConfig } from '../config.ts';
-import { UsageError } from '../errors.ts';
 import { SESSION_STATUSES } from '../db/schema.ts';
 import { readStatusReport, type StatusReport } from '../health/status-report.ts';
-import { AT_RISK_DAYS } from '../queue/stats.ts';
+import { AT_RISK_DAYS } from '../policy/retention.ts';
+import { booleanOption, wholeNumberOption } from './args.ts';
 import { withDatabase } from './database.ts';
 import type { Command } from './types.ts';
+
+// Enough to read in a terminal; scripts that want every row ask for more.
+const STATUS_LIMIT = { min: 0, max: 10_000, default: 20 } as const;
 
 export const statusCommand: Command = {
   name: 'status',
@@ -12,14 +15,12 @@ export const statusCommand: Command = {
   usage: 'status [--json] [--limit <n>]\n\n  --json        one JSON object, for scripts (keys: see the README)\n  --limit <n>   how many retrying, at-risk and dead sessions to list (default 20)',
   options: { json: { type: 'boolean' }, limit: { type: 'string' } },
   async run(values, _positionals, ctx) {
+    const limit = wholeNumberOption(values.limit, '--limit', STATUS_LIMIT);
+    const json = booleanOption(values.json);
     const config = loadConfig(ctx.env, { requireStreamCredentials: false });
-    const limit = values.limit === undefined ? 20 : Number(values.limit);
-    if (!Number.isInteger(limit) || limit < 0 || limit > 10_000) {
-      throw new UsageError(`--limit must be a whole number from 0 to 10000 (got ${JSON.stringify(values.limit)})`);
-    }
     return withDatabase(config, async ({ database }) => {
       const report = await readStatusReport(database, limit);
-      ctx.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+      ctx.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
       return 0;
     }, { stderr: ctx.stderr });
   },

@@ -1,3 +1,5 @@
+import { AppError } from '../errors.ts';
+
 /**
  * `filter_conditions` of QueryCallParticipantSessions (stream-api.md §1): a JSON object sent as one
  * URL-encoded query parameter. Only these fields and operators are allowed (the spec's
@@ -19,9 +21,9 @@ export type ParticipantFilter =
   | { readonly field: ParticipantFilterField; readonly op: '$in'; readonly values: readonly (string | boolean)[] }
   | { readonly field: ParticipantFilterField; readonly op: '$eq'; readonly values: readonly [string | boolean] };
 
-export class FilterError extends Error {
+export class FilterError extends AppError {
   constructor(message: string) {
-    super(message);
+    super('FILTER_INVALID', message);
     this.name = 'FilterError';
   }
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { parseBackfillArgs } from '../../src/commands/backfill.ts';
 import { claimSessions } from '../../src/queue/claim.ts';
-import { generateSession, type SimSession } from '../../src/simulator/generate.ts';
+import { generateSession, type SimSession } from '../../tools/simulator/generate.ts';
 import { retentionExpiresAt } from '../../src/stream/retention.ts';
 import { runCli } from '../helpers/cli.ts';
 import { useTestDatabase } from '../helpers/db.ts';
@@ -70,13 +70,13 @@ describe('attendance backfill', () => {
 
     it('reads Nd, dates and date-times', () => {
       const when = new Date('2026-05-10T12:00:00Z');
-      expect(parseBackfillArgs({ since: '3d' }, [], when)).toEqual({ kind: 'window', since: new Date('2026-05-07T12:00:00Z'), until: when });
-      expect(parseBackfillArgs({ since: '2026-05-01', until: '2026-05-02T06:30:00+02:00' }, [], when)).toEqual({
+      expect(parseBackfillArgs({ since: '3d' }, when)).toEqual({ kind: 'window', since: new Date('2026-05-07T12:00:00Z'), until: when });
+      expect(parseBackfillArgs({ since: '2026-05-01', until: '2026-05-02T06:30:00+02:00' }, when)).toEqual({
         kind: 'window',
         since: new Date('2026-05-01T00:00:00Z'),
         until: new Date('2026-05-02T04:30:00Z'),
       });
-      expect(parseBackfillArgs({ call: 'livestream:a:b', session: 'x' }, [], when)).toEqual({ kind: 'session', callType: 'livestream', callId: 'a:b', callSessionId: 'x' });
+      expect(parseBackfillArgs({ call: 'livestream:a:b', session: 'x' }, when)).toEqual({ kind: 'session', callType: 'livestream', callId: 'a:b', callSessionId: 'x' });
     });
   });
 

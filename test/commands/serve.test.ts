@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateSession } from '../../src/simulator/generate.ts';
-import { startSimulator, type Simulator } from '../../src/simulator/server.ts';
-import { buildStatsReportReadyEvent, deliverWebhook } from '../../src/simulator/webhooks.ts';
+import { generateSession } from '../../tools/simulator/generate.ts';
+import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
+import { buildStatsReportReadyEvent, deliverWebhook } from '../../tools/simulator/webhooks.ts';
 import { spawnCommand, type RunningCommand } from '../helpers/child.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 
