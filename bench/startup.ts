@@ -146,7 +146,15 @@ async function measureServe(v: Variant, env: Record<string, string>): Promise<{ 
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   try {
-    const startMs = await withTimeout(`${v.name}: serve`, START_TIMEOUT_MS, firstHealthy(port, () => child.exitCode !== null, () => stderr));
+    const startMs = await withTimeout(
+      `${v.name}: serve`,
+      START_TIMEOUT_MS,
+      firstHealthy(
+        port,
+        () => child.exitCode !== null,
+        () => stderr,
+      ),
+    );
     const startCpuMs = await cpuMs(child.pid!);
     await delay(SETTLE_MS);
     return { startMs: startMs - started, startCpuMs, idleRssMiB: await rssMiB(child.pid!, 'VmRSS') };

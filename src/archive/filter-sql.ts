@@ -1,9 +1,10 @@
-import { and, eq, inArray, type SQL } from 'drizzle-orm';
+import type { SQL } from 'drizzle-orm';
+import { and, eq, inArray } from '../db/drizzle.ts';
 import { participantSessions } from '../db/schema.ts';
 import type { ParticipantFilter, ParticipantFilterField } from '../stream/filters.ts';
 
 /**
- * Which of Stream's filter fields (stream-api.md §1) the archive can evaluate exactly as Stream
+ * Which of Stream's filter fields (docs/stream-api.md §1) the archive can evaluate exactly as Stream
  * would, from what it holds. The others are refused (400) rather than answered wrongly.
  *
  * - user_id, publisher_type: columns, taken from the entry Stream returned.

@@ -1,4 +1,5 @@
-import { and, asc, desc, eq, gt, gte, lt, lte, sql, type SQL } from 'drizzle-orm';
+import type { SQL } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, gte, lt, lte, sql } from '../db/drizzle.ts';
 import type { Db } from '../db/client.ts';
 import { participantSessions } from '../db/schema.ts';
 import type { ParticipantFilter } from '../stream/filters.ts';
@@ -60,7 +61,9 @@ export async function readParticipantPage(db: Db, options: ReadParticipantPageOp
       rawLeftAt: sql<string | null>`(${p.raw} -> 'left_at')::text`,
       hasDuration: sql<boolean>`coalesce(${p.raw} ? 'duration_in_seconds', false)`,
       durationInSeconds: p.durationInSeconds,
-      others: sql<string | null>`case when jsonb_typeof(${p.raw}) = 'object' then (${p.raw} - ${sql.raw(`array[${KNOWN_FIELDS.map((f) => `'${f}'`).join(', ')}]`)}::text[])::text end`,
+      others: sql<
+        string | null
+      >`case when jsonb_typeof(${p.raw}) = 'object' then (${p.raw} - ${sql.raw(`array[${KNOWN_FIELDS.map((f) => `'${f}'`).join(', ')}]`)}::text[])::text end`,
     })
     .from(p)
     .where(and(base, range))

@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, sql } from '../db/drizzle.ts';
 import type { Db } from '../db/client.ts';
 import { callSessions, SESSION_STATUS, streamResponses, type SessionStatus } from '../db/schema.ts';
 
@@ -49,10 +49,7 @@ const COMPUTED_FIELDS_SQL = sql.raw(`array[${COMPUTED_RESPONSE_FIELDS.map((f) =>
 const REARCHIVING: readonly SessionStatus[] = [SESSION_STATUS.pending, SESSION_STATUS.running, SESSION_STATUS.retrying];
 
 /** The call session if the archive knows it under this call, else undefined (the route's 404). */
-export async function findArchivedSession(
-  db: Db,
-  ids: { callType: string; callId: string; callSessionId: string },
-): Promise<ArchivedSession | undefined> {
+export async function findArchivedSession(db: Db, ids: { callType: string; callId: string; callSessionId: string }): Promise<ArchivedSession | undefined> {
   const [session] = await db
     .select({
       status: callSessions.status,
@@ -60,19 +57,17 @@ export async function findArchivedSession(
       totalParticipantDuration: callSessions.totalParticipantDuration,
       archivedParticipantSessions: callSessions.archivedParticipantSessions,
       archivedAt: callSessions.archivedAt,
-      envelopeJson: sql<string | null>`case when jsonb_typeof(${streamResponses.response}) = 'object' then (${streamResponses.response} - ${COMPUTED_FIELDS_SQL})::text end`,
+      envelopeJson: sql<
+        string | null
+      >`case when jsonb_typeof(${streamResponses.response}) = 'object' then (${streamResponses.response} - ${COMPUTED_FIELDS_SQL})::text end`,
     })
     .from(callSessions)
     .leftJoin(streamResponses, eq(streamResponses.callSessionId, callSessions.callSessionId))
-    .where(
-      and(eq(callSessions.callSessionId, ids.callSessionId), eq(callSessions.callType, ids.callType), eq(callSessions.callId, ids.callId)),
-    );
+    .where(and(eq(callSessions.callSessionId, ids.callSessionId), eq(callSessions.callType, ids.callType), eq(callSessions.callId, ids.callId)));
   if (!session) return undefined;
   const totalsKnown = session.totalParticipantSessions !== null && session.totalParticipantDuration !== null;
   const verifiedBefore =
-    session.archivedAt !== null &&
-    REARCHIVING.includes(session.status) &&
-    session.archivedParticipantSessions === session.totalParticipantSessions;
+    session.archivedAt !== null && REARCHIVING.includes(session.status) && session.archivedParticipantSessions === session.totalParticipantSessions;
   return {
     ...ids,
     status: session.status,

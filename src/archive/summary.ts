@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { and, eq, sql } from '../db/drizzle.ts';
 import type { Db } from '../db/client.ts';
 import { participantSessions } from '../db/schema.ts';
 import type { ParticipantFilter } from '../stream/filters.ts';

@@ -1,8 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
-import { migrate } from 'drizzle-orm/node-postgres/migrator';
-import { drizzle } from 'drizzle-orm/node-postgres';
+import { drizzle, migrate } from './drizzle.ts';
 import { ADVISORY_LOCK_KEYS } from './advisory-lock.ts';
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
@@ -50,9 +49,7 @@ export async function migrationProgress(pool: pg.Pool | pg.PoolClient): Promise<
 }
 
 async function appliedCount(client: pg.Pool | pg.PoolClient): Promise<number> {
-  const exists = await client.query<{ present: boolean }>(
-    "select to_regclass('drizzle.__drizzle_migrations') is not null as present",
-  );
+  const exists = await client.query<{ present: boolean }>("select to_regclass('drizzle.__drizzle_migrations') is not null as present");
   if (!exists.rows[0]?.present) return 0;
   const { rows } = await client.query<{ n: number }>('select count(*)::int as n from drizzle.__drizzle_migrations');
   return rows[0]?.n ?? 0;

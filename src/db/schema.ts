@@ -1,20 +1,9 @@
-import { sql } from 'drizzle-orm';
-import {
-  bigint,
-  check,
-  foreignKey,
-  index,
-  integer,
-  jsonb,
-  pgTable,
-  primaryKey,
-  text,
-  timestamp,
-} from 'drizzle-orm/pg-core';
+import { bigint, check, foreignKey, index, integer, jsonb, pgTable, primaryKey, sql, text, timestamp } from './drizzle.ts';
 
 /**
  * The source of truth for `migrations/` (drizzle-kit generate). Table and column names are
- * a public interface: users query them with SQL, so they follow the design doc exactly.
+ * a public interface: users query them with SQL, so they follow the README's Tables section and
+ * docs/sql.md exactly.
  *
  * Not here, because drizzle-kit cannot express them: the attendance views (`attendance`,
  * `attendance_stretches`, `call_session_attendance`) and the three participant_sessions indexes
@@ -69,7 +58,9 @@ export const callSessions = pgTable(
     // The worker's claim: due sessions by status and time, nearest expiry first.
     index('call_sessions_claim_idx').on(t.status, t.nextAttemptAt, t.retentionExpiresAt),
     // Running sessions whose lease lapsed are taken over.
-    index('call_sessions_lease_idx').on(t.leaseExpiresAt).where(sql`${t.status} = ${sql.raw(`'${SESSION_STATUS.running}'`)}`),
+    index('call_sessions_lease_idx')
+      .on(t.leaseExpiresAt)
+      .where(sql`${t.status} = ${sql.raw(`'${SESSION_STATUS.running}'`)}`),
     index('call_sessions_call_idx').on(t.callType, t.callId),
     index('call_sessions_ended_idx').on(t.sessionEndedAt),
   ],
@@ -167,7 +158,7 @@ export const serviceHealth = pgTable(
 /**
  * Stream's last QueryCallParticipantSessions answer for a session without its entries (`session`,
  * totals, `duration` and any top-level field Stream adds), so the archive route can answer with
- * every field Stream's own response had. Kept beside call_sessions, whose columns are the design's.
+ * every field Stream's own response had. Kept beside call_sessions, whose columns are a fixed public interface.
  */
 export const streamResponses = pgTable(
   'stream_responses',
@@ -176,7 +167,9 @@ export const streamResponses = pgTable(
     response: jsonb('response').notNull(),
     updatedAt: tstz('updated_at').notNull().defaultNow(),
   },
-  (t) => [foreignKey({ name: 'stream_responses_call_session_fk', columns: [t.callSessionId], foreignColumns: [callSessions.callSessionId] }).onDelete('cascade')],
+  (t) => [
+    foreignKey({ name: 'stream_responses_call_session_fk', columns: [t.callSessionId], foreignColumns: [callSessions.callSessionId] }).onDelete('cascade'),
+  ],
 );
 
 /**

@@ -1,4 +1,4 @@
-import { eq } from 'drizzle-orm';
+import { eq } from '../db/drizzle.ts';
 import type { Database } from '../db/client.ts';
 import { callSessions, type SessionStatus } from '../db/schema.ts';
 import { AppError } from '../errors.ts';
@@ -13,7 +13,7 @@ import { SWEEP_RETRY_POLICY, withStreamRetries, type RetryPolicy } from './retry
 import { addUnusableRows, withPoolTransaction } from './state.ts';
 import type { Metrics } from '../metrics.ts';
 
-/** Stream keeps call sessions STREAM_RETENTION_DAYS (stream-api.md §8); a backfill cannot reach further. */
+/** Stream keeps a session's participant detail STREAM_RETENTION_DAYS (docs/stream-api.md §8); a backfill cannot reach further. */
 export const BACKFILL_MAX_DAYS = STREAM_RETENTION_DAYS;
 
 export interface BackfillWindowOptions {
@@ -141,7 +141,14 @@ export async function backfillSession(options: BackfillSessionOptions): Promise<
 
   const session: FoundSession = listed
     ? foundSession(listed, new Date())
-    : { callType: options.callType, callId: options.callId, callSessionId: options.callSessionId, sessionEndedAt: null, retentionExpiresAt: null, retentionBasis: null };
+    : {
+        callType: options.callType,
+        callId: options.callId,
+        callSessionId: options.callSessionId,
+        sessionEndedAt: null,
+        retentionExpiresAt: null,
+        retentionBasis: null,
+      };
   const { inserted } = await enqueueListedSessions(options.database.pool, [session]);
   if (inserted.length === 0) {
     // A webhook or the reconciler got there between the check and the insert.
