@@ -14,11 +14,12 @@ import { startSimulator } from '../tools/simulator/server.ts';
 import { archiveAndWait, copyBaseline, emptyArchive, seedSessions, type ArchiveTiming } from './lib/archive-run.ts';
 import { appendResults, describeMachine, fmt, pass, ratio, withBenchDatabase, withTimeout } from './lib/bench-env.ts';
 import { startServiceProcess } from './lib/service.ts';
+import { HOUR_MS, MINUTE_MS } from '../src/time.ts';
 
 const API_KEY = 'bench-key';
 const API_SECRET = 'bench-secret';
 const RUN_TIMEOUT_MS = 120_000;
-const WHOLE_TIMEOUT_MS = 6 * 60_000;
+const WHOLE_TIMEOUT_MS = 6 * MINUTE_MS;
 
 export interface ArchiveBenchResult {
   readonly large: { archive: ArchiveTiming; copy: ArchiveTiming; peakRssMiB: number; liveHeapMB: number | null };
@@ -29,71 +30,86 @@ export interface ArchiveBenchResult {
 }
 
 export async function runArchiveBench(): Promise<ArchiveBenchResult> {
-  return withTimeout('archive benchmark', WHOLE_TIMEOUT_MS, withBenchDatabase(async (db) => {
-    const endedAt = new Date(Math.floor(Date.now() / 1000) * 1000 - 3_600_000);
-    const reference = [generateSession({ seed: 'bench-10k', size: 10_000, endedAt })];
-    const large = [generateSession({ seed: 'bench-100k', size: 100_000, endedAt })];
-    const many: SimSession[] = [];
-    for (let i = 0; i < 100; i++) many.push(generateSession({ seed: `bench-1k-${i}`, size: 1_000, endedAt }));
-    const simulator = await startSimulator({ apiKey: API_KEY, apiSecret: API_SECRET });
-    try {
-      await seedSessions(db.pool, simulator, [...reference, ...large, ...many]);
-      // --trace-gc only prints a line per collection; it tells a heap that grows with the session
-      // from garbage that is merely collected late.
-      const serviceOptions = { command: 'serve' as const, databaseUrl: db.url, apiKey: API_KEY, apiSecret: API_SECRET, streamBaseUrl: simulator.url, nodeArgs: ['--trace-gc'] };
-
-      // The 10,000-entry reference, in a service of its own so its peak is its alone.
-      const first = await startServiceProcess(serviceOptions);
-      let referenceResult: ArchiveBenchResult['reference'];
+  return withTimeout(
+    'archive benchmark',
+    WHOLE_TIMEOUT_MS,
+    withBenchDatabase(async (db) => {
+      const endedAt = new Date(Math.floor(Date.now() / 1000) * 1000 - HOUR_MS);
+      const reference = [generateSession({ seed: 'bench-10k', size: 10_000, endedAt })];
+      const large = [generateSession({ seed: 'bench-100k', size: 100_000, endedAt })];
+      const many: SimSession[] = [];
+      for (let i = 0; i < 100; i++) many.push(generateSession({ seed: `bench-1k-${i}`, size: 1_000, endedAt }));
+      const simulator = await startSimulator({ apiKey: API_KEY, apiSecret: API_SECRET });
       try {
-        const archive = await archiveAndWait(db.pool, reference, RUN_TIMEOUT_MS);
-        referenceResult = { archive, peakRssMiB: await first.peakRssMiB(), liveHeapMB: first.liveHeapAfterFullGcMB() };
-        console.log(`10,000 entries: ${fmt(archive.rowsPerSecond)} rows/s, peak RSS ${referenceResult.peakRssMiB.toFixed(1)} MiB, live heap after full GC ${referenceResult.liveHeapMB} MB`);
-      } finally {
-        await first.stop();
-      }
+        await seedSessions(db.pool, simulator, [...reference, ...large, ...many]);
+        // --trace-gc only prints a line per collection; it tells a heap that grows with the session
+        // from garbage that is merely collected late.
+        const serviceOptions = {
+          command: 'serve' as const,
+          databaseUrl: db.url,
+          apiKey: API_KEY,
+          apiSecret: API_SECRET,
+          streamBaseUrl: simulator.url,
+          nodeArgs: ['--trace-gc'],
+        };
 
-      const service = await startServiceProcess(serviceOptions);
-      try {
-        await emptyArchive(db.pool);
-        const largeCopy = await copyBaseline(db.url, large);
-        await emptyArchive(db.pool);
-        const largeArchive = await archiveAndWait(db.pool, large, RUN_TIMEOUT_MS);
-        const largePeak = await service.peakRssMiB();
-        console.log(`100,000 entries: ${fmt(largeArchive.rowsPerSecond)} rows/s vs COPY ${fmt(largeCopy.rowsPerSecond)} rows/s, peak RSS ${largePeak.toFixed(1)} MiB, live heap after full GC ${service.liveHeapAfterFullGcMB()} MB`);
-
-        const largeAgain: { archive: ArchiveTiming; copy: ArchiveTiming }[] = [];
-        for (let round = 2; round <= 3; round++) {
-          await emptyArchive(db.pool);
-          const copy = await copyBaseline(db.url, large);
-          await emptyArchive(db.pool);
-          const archive = await archiveAndWait(db.pool, large, RUN_TIMEOUT_MS);
-          largeAgain.push({ archive, copy });
-          console.log(`100,000 entries, round ${round}: ${fmt(archive.rowsPerSecond)} rows/s vs COPY ${fmt(copy.rowsPerSecond)} rows/s`);
+        // The 10,000-entry reference, in a service of its own so its peak is its alone.
+        const first = await startServiceProcess(serviceOptions);
+        let referenceResult: ArchiveBenchResult['reference'];
+        try {
+          const archive = await archiveAndWait(db.pool, reference, RUN_TIMEOUT_MS);
+          referenceResult = { archive, peakRssMiB: await first.peakRssMiB(), liveHeapMB: first.liveHeapAfterFullGcMB() };
+          console.log(
+            `10,000 entries: ${fmt(archive.rowsPerSecond)} rows/s, peak RSS ${referenceResult.peakRssMiB.toFixed(1)} MiB, live heap after full GC ${referenceResult.liveHeapMB} MB`,
+          );
+        } finally {
+          await first.stop();
         }
 
-        await emptyArchive(db.pool);
-        const manyCopy = await copyBaseline(db.url, many);
-        await emptyArchive(db.pool);
-        const manyArchive = await archiveAndWait(db.pool, many, RUN_TIMEOUT_MS);
-        console.log(`100 × 1,000 entries: ${fmt(manyArchive.rowsPerSecond)} rows/s vs COPY ${fmt(manyCopy.rowsPerSecond)} rows/s`);
-        if (service.problems.length > 0) console.log(`service warnings:\n${service.problems.slice(0, 5).join('\n')}`);
+        const service = await startServiceProcess(serviceOptions);
+        try {
+          await emptyArchive(db.pool);
+          const largeCopy = await copyBaseline(db.url, large);
+          await emptyArchive(db.pool);
+          const largeArchive = await archiveAndWait(db.pool, large, RUN_TIMEOUT_MS);
+          const largePeak = await service.peakRssMiB();
+          console.log(
+            `100,000 entries: ${fmt(largeArchive.rowsPerSecond)} rows/s vs COPY ${fmt(largeCopy.rowsPerSecond)} rows/s, peak RSS ${largePeak.toFixed(1)} MiB, live heap after full GC ${service.liveHeapAfterFullGcMB()} MB`,
+          );
 
-        const result: ArchiveBenchResult = {
-          large: { archive: largeArchive, copy: largeCopy, peakRssMiB: largePeak, liveHeapMB: service.liveHeapAfterFullGcMB() },
-          largeAgain,
-          many: { archive: manyArchive, copy: manyCopy },
-          reference: referenceResult,
-        };
-        await record(result, await describeMachine(db.pool));
-        return result;
+          const largeAgain: { archive: ArchiveTiming; copy: ArchiveTiming }[] = [];
+          for (let round = 2; round <= 3; round++) {
+            await emptyArchive(db.pool);
+            const copy = await copyBaseline(db.url, large);
+            await emptyArchive(db.pool);
+            const archive = await archiveAndWait(db.pool, large, RUN_TIMEOUT_MS);
+            largeAgain.push({ archive, copy });
+            console.log(`100,000 entries, round ${round}: ${fmt(archive.rowsPerSecond)} rows/s vs COPY ${fmt(copy.rowsPerSecond)} rows/s`);
+          }
+
+          await emptyArchive(db.pool);
+          const manyCopy = await copyBaseline(db.url, many);
+          await emptyArchive(db.pool);
+          const manyArchive = await archiveAndWait(db.pool, many, RUN_TIMEOUT_MS);
+          console.log(`100 × 1,000 entries: ${fmt(manyArchive.rowsPerSecond)} rows/s vs COPY ${fmt(manyCopy.rowsPerSecond)} rows/s`);
+          if (service.problems.length > 0) console.log(`service warnings:\n${service.problems.slice(0, 5).join('\n')}`);
+
+          const result: ArchiveBenchResult = {
+            large: { archive: largeArchive, copy: largeCopy, peakRssMiB: largePeak, liveHeapMB: service.liveHeapAfterFullGcMB() },
+            largeAgain,
+            many: { archive: manyArchive, copy: manyCopy },
+            reference: referenceResult,
+          };
+          await record(result, await describeMachine(db.pool));
+          return result;
+        } finally {
+          await service.stop();
+        }
       } finally {
-        await service.stop();
+        await simulator.close();
       }
-    } finally {
-      await simulator.close();
-    }
-  }));
+    }),
+  );
 }
 
 async function record(r: ArchiveBenchResult, machine: Awaited<ReturnType<typeof describeMachine>>): Promise<void> {

@@ -36,6 +36,7 @@ import { formatFaultReport } from '../test/reliability/report.ts';
 import { createServeSupervisor, findSecretLeaks, type ServeSupervisor } from '../test/reliability/serve-process.ts';
 import { formatStarvation, runStarvationFlood, seedStarvationData } from '../test/reliability/starvation-run.ts';
 import { fmt, withBenchDatabase, withTimeout, type BenchDatabase } from './lib/bench-env.ts';
+import { MINUTE_MS } from '../src/time.ts';
 
 const CASES = ['nesting', 'replays', 'outage', 'starvation', 'memory', 'faults'] as const;
 type CaseName = (typeof CASES)[number];
@@ -61,7 +62,7 @@ const number = (name: 'sessions' | 'max-size' | 'delivery-seconds' | 'slow-ms' |
 };
 
 const KEYS = { apiKey: 'chaos-key', apiSecret: 'chaos-secret-that-must-never-be-logged-5b2e' };
-const HOSTILE_CASE_TIMEOUT_MS = 5 * 60_000;
+const HOSTILE_CASE_TIMEOUT_MS = 5 * MINUTE_MS;
 
 interface CaseResult {
   readonly passed: boolean;
@@ -140,7 +141,12 @@ async function nestingCase(): Promise<CaseResult> {
   return withService({}, async ({ db, serve }) => {
     const r = await runNestingScenario({ serveUrl: serve.url, keys: KEYS, pool: db.pool, legitimate: NESTED_AMONG, depth: NESTING_DEPTH });
     return {
-      passed: r.legitimateStatuses['200'] === NESTED_AMONG && Object.keys(r.legitimateStatuses).length === 1 && r.deepStatus === 400 && r.legitimateStored === NESTED_AMONG && !r.deepStored,
+      passed:
+        r.legitimateStatuses['200'] === NESTED_AMONG &&
+        Object.keys(r.legitimateStatuses).length === 1 &&
+        r.deepStatus === 400 &&
+        r.legitimateStored === NESTED_AMONG &&
+        !r.deepStored,
       figure:
         `1 signed event nested ${fmt(NESTING_DEPTH)} deep among ${NESTED_AMONG} concurrent webhooks → legitimate ${JSON.stringify(r.legitimateStatuses)}, ` +
         `deep ${r.deepStatus}; stored ${r.legitimateStored} of ${NESTED_AMONG}, deep stored ${r.deepStored}; ${r.seconds.toFixed(2)} s (red team: 60 of 61 answered 503)`,
@@ -259,7 +265,7 @@ async function faultsCase(log: (message: string) => void): Promise<CaseResult> {
         maxSize: number('max-size'),
         deliveryPhaseMs: number('delivery-seconds') * 1000,
         slowMs: number('slow-ms'),
-        settleTimeoutMs: number('settle-minutes') * 60_000,
+        settleTimeoutMs: number('settle-minutes') * MINUTE_MS,
         progress: log,
       });
       details = `seed ${String(values.seed)}, slow answers ${number('slow-ms')} ms\n${formatFaultReport(report)}`;
@@ -289,7 +295,10 @@ async function faultsCase(log: (message: string) => void): Promise<CaseResult> {
 }
 
 function selectedCases(): CaseName[] {
-  const only = values.only?.split(',').map((name) => name.trim()).filter((name) => name.length > 0);
+  const only = values.only
+    ?.split(',')
+    .map((name) => name.trim())
+    .filter((name) => name.length > 0);
   const unknown = (only ?? []).filter((name) => !(CASES as readonly string[]).includes(name));
   if (unknown.length > 0) {
     console.error(`unknown case ${unknown.join(', ')}; the cases are ${CASES.join(', ')}`);
@@ -323,5 +332,7 @@ for (const name of selectedCases()) {
 
 await Promise.all([...liveServes].map((serve) => serve.kill()));
 const failed = results.filter((r) => !r.result.passed);
-console.log(`\n${results.length - failed.length} of ${results.length} cases passed in ${elapsed(runStarted)}${failed.length > 0 ? `; failed: ${failed.map((r) => r.name).join(', ')}` : ''}`);
+console.log(
+  `\n${results.length - failed.length} of ${results.length} cases passed in ${elapsed(runStarted)}${failed.length > 0 ? `; failed: ${failed.map((r) => r.name).join(', ')}` : ''}`,
+);
 process.exit(failed.length === 0 ? 0 : 1);

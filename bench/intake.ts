@@ -23,12 +23,13 @@ import { signWebhook } from '../src/stream/signature.ts';
 import { appendResults, describeMachine, fmt, pass, ratio, withBenchDatabase, withTimeout, type MachineInfo } from './lib/bench-env.ts';
 import { runLoad, type LoadRequest, type LoadResult } from './lib/load.ts';
 import { startServiceProcess } from './lib/service.ts';
+import { HOUR_MS, MINUTE_MS } from '../src/time.ts';
 
 const API_KEY = 'bench-key';
 const API_SECRET = 'bench-secret';
 const CONNECTIONS = 50;
 const PGBENCH_CLIENTS = 16;
-const WHOLE_TIMEOUT_MS = 4 * 60_000;
+const WHOLE_TIMEOUT_MS = 4 * MINUTE_MS;
 const MAX_PRECOMPUTED = 300_000;
 const P99_TARGET_MS = 20;
 
@@ -52,12 +53,14 @@ interface SignedBody {
 
 /** Distinct signed bodies: precomputed up to `count`, built on the spot past that (and counted). */
 function createBodySource(count: number): { next(): SignedBody; cycle(i: number): SignedBody; readonly built: number; readonly bodyBytes: number } {
-  const session = generateSession({ seed: 'bench-intake', size: 3, endedAt: new Date(Date.now() - 3_600_000) });
+  const session = generateSession({ seed: 'bench-intake', size: 3, endedAt: new Date(Date.now() - HOUR_MS) });
   const template = JSON.stringify(buildStatsReportReadyEvent(session, { createdAt: new Date() }));
   const cid = `${session.callType}:${session.callId}`;
   const make = (i: number): SignedBody => {
     const id = `bench-webhook-${i}`;
-    const text = template.replace(`"call_cid":${JSON.stringify(cid)}`, `"call_cid":"bench:call-${i % 1000}"`).replace(`"session_id":${JSON.stringify(session.callSessionId)}`, `"session_id":"bench-session-${i}"`);
+    const text = template
+      .replace(`"call_cid":${JSON.stringify(cid)}`, `"call_cid":"bench:call-${i % 1000}"`)
+      .replace(`"session_id":${JSON.stringify(session.callSessionId)}`, `"session_id":"bench-session-${i}"`);
     const body = Buffer.from(text);
     return { id, body, signature: signWebhook(body, API_SECRET) };
   };
@@ -104,7 +107,9 @@ async function runPgbench(url: string, pool: pg.Pool, seconds: number, sample: s
   await writeFile(script, `insert into bench_insert (payload) values ('${sample.replaceAll("'", "''")}'::jsonb);\n`);
   try {
     const output = await new Promise<string>((resolve, reject) => {
-      const child = spawn('pgbench', ['-n', '-c', String(PGBENCH_CLIENTS), '-j', '2', '-T', String(seconds), '-f', script, url], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('pgbench', ['-n', '-c', String(PGBENCH_CLIENTS), '-j', '2', '-T', String(seconds), '-f', script, url], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
       child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
@@ -120,7 +125,11 @@ async function runPgbench(url: string, pool: pg.Pool, seconds: number, sample: s
   }
 }
 
-async function runBareFastify(seconds: number, rate: number, bodies: ReturnType<typeof createBodySource>): Promise<{ saturated: LoadResult; paced: LoadResult }> {
+async function runBareFastify(
+  seconds: number,
+  rate: number,
+  bodies: ReturnType<typeof createBodySource>,
+): Promise<{ saturated: LoadResult; paced: LoadResult }> {
   const entry = fileURLToPath(new URL('./lib/bare-server.ts', import.meta.url));
   const runTs = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
   const child = spawn(process.execPath, [runTs, entry], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -141,59 +150,81 @@ async function runBareFastify(seconds: number, rate: number, bodies: ReturnType<
 
 export async function runIntakeBench(options: { seconds?: number } = {}): Promise<IntakeBenchResult> {
   const seconds = options.seconds ?? 10;
-  return withTimeout('intake benchmark', WHOLE_TIMEOUT_MS, withBenchDatabase(async (db) => {
-    const probe = createBodySource(1);
-    const pgbenchTps = await runPgbench(db.url, db.pool, seconds, probe.next().body.toString('utf8'));
-    console.log(`pgbench single-row INSERT: ${fmt(pgbenchTps)} tps`);
-    await db.pool.query('checkpoint');
+  return withTimeout(
+    'intake benchmark',
+    WHOLE_TIMEOUT_MS,
+    withBenchDatabase(async (db) => {
+      const probe = createBodySource(1);
+      const pgbenchTps = await runPgbench(db.url, db.pool, seconds, probe.next().body.toString('utf8'));
+      console.log(`pgbench single-row INSERT: ${fmt(pgbenchTps)} tps`);
+      await db.pool.query('checkpoint');
 
-    // Enough for a service at the pgbench rate for the saturated run plus the paced one.
-    const bodies = createBodySource(Math.min(MAX_PRECOMPUTED, Math.ceil(pgbenchTps * seconds * 1.6)));
-    const rate = Math.round(pgbenchTps * 0.5);
-    const { saturated: bare, paced: barePaced } = await runBareFastify(seconds, rate, bodies);
-    console.log(`bare Fastify: ${fmt(bare.requestsPerSecond)} req/s, p99 ${bare.p99Ms} ms; paced at ${fmt(rate)}/s: p99 ${barePaced.p99Ms} ms`);
+      // Enough for a service at the pgbench rate for the saturated run plus the paced one.
+      const bodies = createBodySource(Math.min(MAX_PRECOMPUTED, Math.ceil(pgbenchTps * seconds * 1.6)));
+      const rate = Math.round(pgbenchTps * 0.5);
+      const { saturated: bare, paced: barePaced } = await runBareFastify(seconds, rate, bodies);
+      console.log(`bare Fastify: ${fmt(bare.requestsPerSecond)} req/s, p99 ${bare.p99Ms} ms; paced at ${fmt(rate)}/s: p99 ${barePaced.p99Ms} ms`);
 
-    const service = await startServiceProcess({
-      command: 'serve',
-      args: ['--no-worker'],
-      databaseUrl: db.url,
-      apiKey: API_KEY,
-      apiSecret: API_SECRET,
-      streamBaseUrl: 'http://127.0.0.1:9',
-    });
-    const accepted: string[] = [];
-    const track = (status: number, context: Record<string, unknown>) => {
-      if (status === 200 && typeof context.webhookId === 'string') accepted.push(context.webhookId);
-    };
-    const next = (context: Record<string, unknown>): LoadRequest => {
-      const body = bodies.next();
-      context.webhookId = body.id;
-      return requestFor(body);
-    };
-    let saturated: LoadResult;
-    let paced: LoadResult;
-    try {
-      // A short warm-up, so the JIT and the pool are not part of the figures.
-      await runLoad({ url: service.url!, connections: CONNECTIONS, durationSeconds: 2, next, onResponse: track });
-      saturated = await runLoad({ url: service.url!, connections: CONNECTIONS, durationSeconds: seconds, next, onResponse: track });
-      console.log(`service, saturated: ${fmt(saturated.requestsPerSecond)} accepted/s, p50 ${saturated.p50Ms} ms, p99 ${saturated.p99Ms} ms, errors ${saturated.errors + saturated.non2xx + saturated.timeouts}`);
-      paced = await runLoad({ url: service.url!, connections: CONNECTIONS, durationSeconds: seconds, overallRate: rate, next, onResponse: track });
-      console.log(`service, paced at ${fmt(rate)}/s: ${fmt(paced.requestsPerSecond)} accepted/s, p50 ${paced.p50Ms} ms, p99 ${paced.p99Ms} ms`);
-    } finally {
-      await service.stop();
-    }
-    if (bodies.built > 0) console.log(`${bodies.built} bodies were built during the run (precomputed ran out)`);
-    const stored = (await db.pool.query<{ n: number }>('select count(*)::int as n from webhook_events where webhook_id = any($1)', [accepted])).rows[0]!.n;
-    console.log(`accepted ${fmt(accepted.length)}, stored ${fmt(stored)}`);
-    const result: IntakeBenchResult = { pgbenchTps, bare, barePaced, saturated, paced: { ...paced, rate }, accepted: accepted.length, stored, bodyBytes: bodies.bodyBytes };
-    await record(result, await describeMachine(db.pool), seconds);
-    return result;
-  }));
+      const service = await startServiceProcess({
+        command: 'serve',
+        args: ['--no-worker'],
+        databaseUrl: db.url,
+        apiKey: API_KEY,
+        apiSecret: API_SECRET,
+        streamBaseUrl: 'http://127.0.0.1:9',
+      });
+      const accepted: string[] = [];
+      const track = (status: number, context: Record<string, unknown>) => {
+        if (status === 200 && typeof context.webhookId === 'string') accepted.push(context.webhookId);
+      };
+      const next = (context: Record<string, unknown>): LoadRequest => {
+        const body = bodies.next();
+        context.webhookId = body.id;
+        return requestFor(body);
+      };
+      let saturated: LoadResult;
+      let paced: LoadResult;
+      try {
+        // A short warm-up, so the JIT and the pool are not part of the figures.
+        await runLoad({ url: service.url!, connections: CONNECTIONS, durationSeconds: 2, next, onResponse: track });
+        saturated = await runLoad({ url: service.url!, connections: CONNECTIONS, durationSeconds: seconds, next, onResponse: track });
+        console.log(
+          `service, saturated: ${fmt(saturated.requestsPerSecond)} accepted/s, p50 ${saturated.p50Ms} ms, p99 ${saturated.p99Ms} ms, errors ${saturated.errors + saturated.non2xx + saturated.timeouts}`,
+        );
+        paced = await runLoad({ url: service.url!, connections: CONNECTIONS, durationSeconds: seconds, overallRate: rate, next, onResponse: track });
+        console.log(`service, paced at ${fmt(rate)}/s: ${fmt(paced.requestsPerSecond)} accepted/s, p50 ${paced.p50Ms} ms, p99 ${paced.p99Ms} ms`);
+      } finally {
+        await service.stop();
+      }
+      if (bodies.built > 0) console.log(`${bodies.built} bodies were built during the run (precomputed ran out)`);
+      const stored = (await db.pool.query<{ n: number }>('select count(*)::int as n from webhook_events where webhook_id = any($1)', [accepted])).rows[0]!.n;
+      console.log(`accepted ${fmt(accepted.length)}, stored ${fmt(stored)}`);
+      const result: IntakeBenchResult = {
+        pgbenchTps,
+        bare,
+        barePaced,
+        saturated,
+        paced: { ...paced, rate },
+        accepted: accepted.length,
+        stored,
+        bodyBytes: bodies.bodyBytes,
+      };
+      await record(result, await describeMachine(db.pool), seconds);
+      return result;
+    }),
+  );
 }
 
 async function record(r: IntakeBenchResult, machine: MachineInfo, seconds: number): Promise<void> {
   const errors = (l: LoadResult) => l.errors + l.timeouts + l.non2xx;
-  const row = (name: string, l: LoadResult): string[] => [name, fmt(l.requestsPerSecond), ratio(l.requestsPerSecond, r.pgbenchTps), String(l.p50Ms), String(l.p99Ms), String(errors(l))];
+  const row = (name: string, l: LoadResult): string[] => [
+    name,
+    fmt(l.requestsPerSecond),
+    ratio(l.requestsPerSecond, r.pgbenchTps),
+    String(l.p50Ms),
+    String(l.p99Ms),
+    String(errors(l)),
+  ];
   const allErrors = errors(r.saturated) + errors(r.paced);
   await appendResults({
     title: 'Webhook intake (bench/intake.ts)',

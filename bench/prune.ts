@@ -24,6 +24,7 @@ import { createDatabase } from '../src/db/client.ts';
 import { forgetUser } from '../src/lifecycle/forget.ts';
 import { runPrune } from '../src/lifecycle/prune.ts';
 import { appendResults, describeMachine, fmt, ratio, withBenchDatabase } from './lib/bench-env.ts';
+import { MINUTE_MS } from '../src/time.ts';
 
 const BASELINE_MS = 10_000;
 const INSERT_EVERY_MS = 5;
@@ -137,7 +138,12 @@ async function archivePart(bench: { url: string; pool: pg.Pool }): Promise<void>
   );
   await bench.pool.query('vacuum analyze');
   const fillMs = performance.now() - fillStarted;
-  const expected = (await bench.pool.query<{ n: number }>(`select count(*)::int as n from participant_sessions p join call_sessions cs using (call_session_id) where cs.session_ended_at < now() - interval '365 days'`)).rows[0]?.n ?? 0;
+  const expected =
+    (
+      await bench.pool.query<{ n: number }>(
+        `select count(*)::int as n from participant_sessions p join call_sessions cs using (call_session_id) where cs.session_ended_at < now() - interval '365 days'`,
+      )
+    ).rows[0]?.n ?? 0;
   console.log(`filled ${fmt(n)} sessions, ${fmt(n * 10)} entries (${fmt(expected)} past 365 days) in ${fmt(fillMs / 1000, 1)} s`);
   const database = createDatabase(bench.url, { max: 2 });
   let result: Awaited<ReturnType<typeof runPrune>> | undefined;
@@ -155,8 +161,12 @@ async function archivePart(bench: { url: string; pool: pg.Pool }): Promise<void>
   }
   const { baseline, loaded, pruneMs } = figures;
   const deleted = result?.participantSessions ?? 0;
-  console.log(`pruned ${fmt(deleted)} entries of ${fmt(result?.callSessions ?? 0)} sessions in ${fmt(pruneMs / 1000, 1)} s; the next run, caught up: ${fmt(caughtUpMs)} ms`);
-  console.log(`baseline inserts: p50 ${baseline.p50.toFixed(2)} ms, p99 ${baseline.p99.toFixed(2)} ms; while pruning: p50 ${loaded.p50.toFixed(2)} ms, p99 ${loaded.p99.toFixed(2)} ms, max ${loaded.max.toFixed(2)} ms`);
+  console.log(
+    `pruned ${fmt(deleted)} entries of ${fmt(result?.callSessions ?? 0)} sessions in ${fmt(pruneMs / 1000, 1)} s; the next run, caught up: ${fmt(caughtUpMs)} ms`,
+  );
+  console.log(
+    `baseline inserts: p50 ${baseline.p50.toFixed(2)} ms, p99 ${baseline.p99.toFixed(2)} ms; while pruning: p50 ${loaded.p50.toFixed(2)} ms, p99 ${loaded.p99.toFixed(2)} ms, max ${loaded.max.toFixed(2)} ms`,
+  );
   if (deleted !== expected) throw new Error(`expected ${expected} entries pruned, got ${deleted}`);
   if (!args.record) return;
   await appendResults({
@@ -214,7 +224,9 @@ await withBenchDatabase(
         for (const dryRun of [true, false]) {
           const started = performance.now();
           const erased = await forgetUser(client, 'user-777', { dryRun });
-          console.log(`forget${dryRun ? ' --dry-run' : ''}: ${erased.webhookEvents} event(s) in ${fmt(performance.now() - started)} ms over ${fmt(args.rows + 10_000)} events`);
+          console.log(
+            `forget${dryRun ? ' --dry-run' : ''}: ${erased.webhookEvents} event(s) in ${fmt(performance.now() - started)} ms over ${fmt(args.rows + 10_000)} events`,
+          );
         }
       } finally {
         client.release();
@@ -281,5 +293,5 @@ await withBenchDatabase(
       });
     }
   },
-  { prefix: 'attendance_bench_prune', deadlineMs: 15 * 60_000 },
+  { prefix: 'attendance_bench_prune', deadlineMs: 15 * MINUTE_MS },
 );

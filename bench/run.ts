@@ -26,5 +26,7 @@ for (const [name, run] of steps) {
     console.error(`${name} failed:`, error);
   }
 }
-console.log(`\n${steps.length - failed} of ${steps.length} benchmarks done in ${((performance.now() - started) / 1000).toFixed(0)} s; figures appended to bench/RESULTS.md`);
+console.log(
+  `\n${steps.length - failed} of ${steps.length} benchmarks done in ${((performance.now() - started) / 1000).toFixed(0)} s; figures appended to bench/RESULTS.md`,
+);
 process.exitCode = failed > 0 ? 1 : 0;

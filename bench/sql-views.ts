@@ -11,12 +11,13 @@
 import { appendFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { withBenchDatabase } from './lib/bench-env.ts';
+import { MINUTE_MS } from '../src/time.ts';
 
 const ENTRIES_PER_SESSION = 25;
 const USERS = 20_000;
 const LOAD_TIMEOUT_MS = 600_000;
 const QUERY_TIMEOUT_MS = 60_000;
-const DEADLINE_MS = 20 * 60_000;
+const DEADLINE_MS = 20 * MINUTE_MS;
 
 interface Args {
   rows: number;
@@ -115,37 +116,40 @@ async function main(): Promise<void> {
   const startedAt = Date.now();
   const sessions = Math.floor(args.rows / ENTRIES_PER_SESSION);
   // One connection, so the statement_timeout set below holds for every query.
-  await withBenchDatabase(async ({ pool }) => {
-    const loadStart = performance.now();
-    await pool.query(`set statement_timeout = ${LOAD_TIMEOUT_MS}`);
-    for (const statement of loadStatements(sessions)) await pool.query(statement);
-    const loadSeconds = (performance.now() - loadStart) / 1000;
-    const rows = (await pool.query<{ n: number }>('select count(*)::int as n from participant_sessions')).rows[0]?.n ?? 0;
-    console.log(`loaded ${rows} participant sessions in ${sessions} sessions in ${loadSeconds.toFixed(1)} s`);
+  await withBenchDatabase(
+    async ({ pool }) => {
+      const loadStart = performance.now();
+      await pool.query(`set statement_timeout = ${LOAD_TIMEOUT_MS}`);
+      for (const statement of loadStatements(sessions)) await pool.query(statement);
+      const loadSeconds = (performance.now() - loadStart) / 1000;
+      const rows = (await pool.query<{ n: number }>('select count(*)::int as n from participant_sessions')).rows[0]?.n ?? 0;
+      console.log(`loaded ${rows} participant sessions in ${sessions} sessions in ${loadSeconds.toFixed(1)} s`);
 
-    await pool.query(`set statement_timeout = ${QUERY_TIMEOUT_MS}`);
-    const ids = { session: `cs-${Math.floor(sessions / 2)}`, user: 'user-777' };
-    const timings: Timing[] = [];
-    for (const query of QUERIES) {
-      const text = query.sql(ids);
-      await pool.query(text); // warm the cache: the figures are for a warm server
-      const samples: number[] = [];
-      let resultRows = 0;
-      for (let i = 0; i < args.runs; i += 1) {
-        const t0 = performance.now();
-        resultRows = (await pool.query(text)).rowCount ?? 0;
-        samples.push(performance.now() - t0);
+      await pool.query(`set statement_timeout = ${QUERY_TIMEOUT_MS}`);
+      const ids = { session: `cs-${Math.floor(sessions / 2)}`, user: 'user-777' };
+      const timings: Timing[] = [];
+      for (const query of QUERIES) {
+        const text = query.sql(ids);
+        await pool.query(text); // warm the cache: the figures are for a warm server
+        const samples: number[] = [];
+        let resultRows = 0;
+        for (let i = 0; i < args.runs; i += 1) {
+          const t0 = performance.now();
+          resultRows = (await pool.query(text)).rowCount ?? 0;
+          samples.push(performance.now() - t0);
+        }
+        samples.sort((a, b) => a - b);
+        const timing = { name: query.name, rows: resultRows, medianMs: samples[Math.floor(samples.length / 2)]!, minMs: samples[0]!, maxMs: samples.at(-1)! };
+        timings.push(timing);
+        console.log(`${timing.medianMs.toFixed(1).padStart(9)} ms  ${timing.name} (${timing.rows} rows)`);
       }
-      samples.sort((a, b) => a - b);
-      const timing = { name: query.name, rows: resultRows, medianMs: samples[Math.floor(samples.length / 2)]!, minMs: samples[0]!, maxMs: samples.at(-1)! };
-      timings.push(timing);
-      console.log(`${timing.medianMs.toFixed(1).padStart(9)} ms  ${timing.name} (${timing.rows} rows)`);
-    }
-    const pgVersion = (await pool.query<{ server_version: string }>('show server_version')).rows[0]?.server_version ?? '?';
-    const workMem = (await pool.query<{ work_mem: string }>('show work_mem')).rows[0]?.work_mem ?? '?';
-    await appendFile(new URL('RESULTS.md', import.meta.url), formatResults({ timings, rows, sessions, loadSeconds, pgVersion, workMem, runs: args.runs }));
-    console.log(`appended to bench/RESULTS.md (${((Date.now() - startedAt) / 1000).toFixed(0)} s in all)`);
-  }, { poolMax: 1, deadlineMs: DEADLINE_MS });
+      const pgVersion = (await pool.query<{ server_version: string }>('show server_version')).rows[0]?.server_version ?? '?';
+      const workMem = (await pool.query<{ work_mem: string }>('show work_mem')).rows[0]?.work_mem ?? '?';
+      await appendFile(new URL('RESULTS.md', import.meta.url), formatResults({ timings, rows, sessions, loadSeconds, pgVersion, workMem, runs: args.runs }));
+      console.log(`appended to bench/RESULTS.md (${((Date.now() - startedAt) / 1000).toFixed(0)} s in all)`);
+    },
+    { poolMax: 1, deadlineMs: DEADLINE_MS },
+  );
 }
 
 function formatResults(r: {

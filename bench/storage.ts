@@ -19,12 +19,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { generateSession, pickSessionSizes } from '../tools/simulator/generate.ts';
 import { buildSessionEndedEvent, buildStatsReportReadyEvent } from '../tools/simulator/webhooks.ts';
+import { DAY_MS, MINUTE_MS } from '../src/time.ts';
 import { participantJson } from '../tools/simulator/wire.ts';
 import { appendResults, describeMachine, fmt, withBenchDatabase } from './lib/bench-env.ts';
 
 const PAGE_SIZE = 100;
-const DEADLINE_MS = 10 * 60_000;
-const DAY_MS = 86_400_000;
+const DEADLINE_MS = 10 * MINUTE_MS;
 const MIB = 1024 * 1024;
 
 function parseArgs(argv: string[]): { entries: number } {
@@ -80,10 +80,13 @@ await withBenchDatabase(
         [session.callSessionId, session.callType, session.callId, size, duration, session.endedAt],
       );
       for (const event of [buildStatsReportReadyEvent(session), buildSessionEndedEvent(session)]) {
-        await db.pool.query(
-          `insert into webhook_events (webhook_id, type, call_cid, session_id, attempt, payload) values ($1, $2, $3, $4, 1, $5)`,
-          [randomUUID(), event.type, `${session.callType}:${session.callId}`, session.callSessionId, JSON.stringify(event)],
-        );
+        await db.pool.query(`insert into webhook_events (webhook_id, type, call_cid, session_id, attempt, payload) values ($1, $2, $3, $4, 1, $5)`, [
+          randomUUID(),
+          event.type,
+          `${session.callType}:${session.callId}`,
+          session.callSessionId,
+          JSON.stringify(event),
+        ]);
       }
       for (let i = 0; i < session.participants.length; i += PAGE_SIZE) {
         const page = session.participants.slice(i, i + PAGE_SIZE).map((p) => participantJson(p, 'rfc3339', 'omit'));

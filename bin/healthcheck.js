@@ -36,7 +36,9 @@ function report(healthy, message) {
 
 /** The attendance command PID `pid` runs: the argument after bin/attendance.js. */
 function commandOf(pidText) {
-  const args = readFileSync(`/proc/${pidText}/cmdline`, 'utf8').split('\0').filter((arg) => arg !== '');
+  const args = readFileSync(`/proc/${pidText}/cmdline`, 'utf8')
+    .split('\0')
+    .filter((arg) => arg !== '');
   const entry = args.findIndex((arg) => /(^|\/)attendance(\.js)?$/.test(arg));
   return entry === -1 ? undefined : args[entry + 1];
 }
@@ -89,7 +91,11 @@ async function checkWorker() {
     await client.end().catch(() => undefined);
   }
   const { stuck, example } = rows[0];
-  if (stuck > 0) report(false, `worker: ${stuck} session lease(s) of ${owner}* lapsed over ${LAPSED_GRACE_SECONDS} s ago without renewal (e.g. ${example}): heartbeat stuck`);
+  if (stuck > 0)
+    report(
+      false,
+      `worker: ${stuck} session lease(s) of ${owner}* lapsed over ${LAPSED_GRACE_SECONDS} s ago without renewal (e.g. ${example}): heartbeat stuck`,
+    );
   report(true, `worker: process ${pid} is running and renews its leases`);
 }
 

@@ -11,7 +11,9 @@ const SUPPORTED = 'Node 22 (22.18 or newer) or 24';
  * checkout. With neither, exits 2 with one line naming the Node versions that work.
  */
 export async function loadTypeScript(name) {
-  const underNodeModules = fileURLToPath(import.meta.url).split(sep).includes('node_modules');
+  const underNodeModules = fileURLToPath(import.meta.url)
+    .split(sep)
+    .includes('node_modules');
   if (process.features.typescript && !underNodeModules) return;
   try {
     const { register } = await import('tsx/esm/api');

@@ -9,10 +9,19 @@ const COMMANDS: Readonly<Record<string, CommandEntry>> = {
   worker: { summary: 'worker + reconciler only', load: async () => (await import('./commands/worker.ts')).workerCommand },
   migrate: { summary: 'apply migrations/ to DATABASE_URL and exit', load: async () => (await import('./commands/migrate.ts')).migrateCommand },
   backfill: { summary: 'enqueue sessions from Stream for a window or one session', load: async () => (await import('./commands/backfill.ts')).backfillCommand },
-  status: { summary: 'counts by status, oldest pending, sessions at risk, dead sessions', load: async () => (await import('./commands/status.ts')).statusCommand },
+  status: {
+    summary: 'counts by status, oldest pending, sessions at risk, dead sessions',
+    load: async () => (await import('./commands/status.ts')).statusCommand,
+  },
   redrive: { summary: 'move dead sessions back to pending', load: async () => (await import('./commands/redrive.ts')).redriveCommand },
-  prune: { summary: 'delete inbox events (and archived attendance, if ARCHIVE_RETENTION_DAYS) past their retention now', load: async () => (await import('./commands/prune.ts')).pruneCommand },
-  forget: { summary: "erase one user's attendance and every stored copy of their id (--user <id> [--dry-run])", load: async () => (await import('./commands/forget.ts')).forgetCommand },
+  prune: {
+    summary: 'delete inbox events (and archived attendance, if ARCHIVE_RETENTION_DAYS) past their retention now',
+    load: async () => (await import('./commands/prune.ts')).pruneCommand,
+  },
+  forget: {
+    summary: "erase one user's attendance and every stored copy of their id (--user <id> [--dry-run])",
+    load: async () => (await import('./commands/forget.ts')).forgetCommand,
+  },
 };
 
 /**
@@ -39,9 +48,7 @@ function mainHelp(development: Readonly<Record<string, CommandEntry>>): string {
   const width = Math.max(...[...Object.keys(COMMANDS), ...developmentNames].map((name) => name.length));
   const line = (name: string, summary: string) => `  ${name.padEnd(width)}  ${summary}`;
   const product = Object.entries(COMMANDS).map(([name, c]) => line(name, c.summary));
-  const extra = developmentNames.map((name) =>
-    line(name, development[name]?.summary ?? 'not in this install (needs a clone of the repository)'),
-  );
+  const extra = developmentNames.map((name) => line(name, development[name]?.summary ?? 'not in this install (needs a clone of the repository)'));
   return (
     `usage: attendance <command> [options]\n       attendance --version\n\ncommands:\n${product.join('\n')}\n\n` +
     `development commands (from a clone of the repository):\n${extra.join('\n')}\n\n` +

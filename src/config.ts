@@ -54,7 +54,7 @@ export interface DatabasePoolsConfig {
 export const DEFAULT_DATABASE_POOL_SIZE = 16;
 export const DEFAULT_HTTP_BODY_BUDGET_MIB = 32;
 /**
- * 30 days of inbox: Stream retries a delivery for only ~15 s (stream-api.md §5) and nothing reads
+ * 30 days of inbox: Stream retries a delivery for only ~15 s (docs/stream-api.md §5) and nothing reads
  * webhook_events after intake has acted on it (the replay guard compares with
  * call_sessions.stats_report_ready_at, not the inbox), so a month is ample for debugging a
  * delivery while keeping the table (a few KiB per event) from growing for ever.
@@ -94,12 +94,66 @@ export interface LoadConfigOptions {
 type Env = Readonly<Record<string, string | undefined>>;
 
 /**
- * Reads the environment table of the design into a frozen, typed config.
+ * Reads the environment (the README's Configuration table) into a frozen, typed config.
  * The only place that reads environment variables; every problem is reported at once,
  * naming the variable and never echoing a secret's value.
  */
 export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
-  const requireStream = options.requireStreamCredentials ?? true;
+  const read = createEnvReader(env);
+  // A problem is recorded as its variable is read: the order below is the order of the report.
+  const databaseUrl = read.text('DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
+    read.problems.push('DATABASE_URL must be a postgres:// or postgresql:// connection string');
+  }
+  const stream = readStream(read, options.requireStreamCredentials ?? true);
+  const http = { port: read.integer('PORT', 8080, 0, 65535), host: read.text('HOST') ?? '0.0.0.0' };
+  const logLevel = readLogLevel(read);
+  // 32 MiB: 32 bodies at the 1 MiB limit, or thousands of Stream's few-kilobyte webhooks, at once.
+  // Past it requests get 503 before their body is read: 800 uploads of 1 MiB at once took RSS from
+  // 416 to 923 MiB without it (issue 15). The parser briefly holds a body twice (its chunks and
+  // their concatenation), so the peak is about idle + 2 × budget: with 64 MiB the 800 uploads
+  // peaked at 229–276 MiB, too close to the 300 MiB target (test/reliability/body-memory.test.ts).
+  const bodyBudgetMiB = read.integer('HTTP_BODY_BUDGET_MIB', DEFAULT_HTTP_BODY_BUDGET_MIB, 2, 4096);
+  const concurrency = read.integer('WORKER_CONCURRENCY', 4, 1, 256);
+  const database = readDatabasePools(read, concurrency);
+  const intervalMinutes = read.integer('RECONCILE_INTERVAL_MINUTES', 15, 0, 1440);
+  // How far back the first sweep of an empty archive looks. By default all 90 days Stream keeps
+  // (docs/stream-api.md §8), so a new install archives everything Stream still holds, nearest expiry
+  // first, with no manual backfill; later sweeps only cover what ended since, with an overlap.
+  const lookbackDays = read.integer('RECONCILE_LOOKBACK_DAYS', 90, 1, 90);
+  const retention = readRetention(read);
+  // The OTLP/HTTP base URL; traces go to <endpoint>/v1/traces, as the OpenTelemetry spec says.
+  const otlpEndpoint = read.text('OTEL_EXPORTER_OTLP_ENDPOINT');
+  if (otlpEndpoint !== undefined && !isHttpUrl(otlpEndpoint)) {
+    read.problems.push(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL (got ${JSON.stringify(otlpEndpoint)})`);
+  }
+
+  if (read.problems.length > 0) throw new ConfigError(read.problems);
+
+  return deepFreeze({
+    databaseUrl,
+    stream,
+    http,
+    bodyBudgetBytes: bodyBudgetMiB * 1024 * 1024,
+    database,
+    logLevel,
+    worker: { concurrency },
+    reconcile: { intervalMinutes, lookbackDays },
+    retention,
+    tracing: { endpoint: otlpEndpoint?.replace(/\/+$/, '') },
+  });
+}
+
+/** Reads variables, collecting every problem instead of stopping at the first. */
+interface EnvReader {
+  readonly problems: string[];
+  /** The trimmed value; undefined when unset or blank. */
+  text(name: string): string | undefined;
+  /** `fallback` when unset, and when out of range (with a problem recorded). */
+  integer(name: string, fallback: number, min: number, max: number): number;
+}
+
+function createEnvReader(env: Env): EnvReader {
   const problems: string[] = [];
   const text = (name: string): string | undefined => {
     const value = env[name];
@@ -114,82 +168,53 @@ export function loadConfig(env: Env, options: LoadConfigOptions = {}): Config {
     }
     return Number(raw);
   };
+  return { problems, text, integer };
+}
 
-  const databaseUrl = text('DATABASE_URL');
-  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
-    problems.push('DATABASE_URL must be a postgres:// or postgresql:// connection string');
-  }
-
-  const apiKey = text('STREAM_API_KEY');
-  const apiSecret = text('STREAM_API_SECRET');
-  if (requireStream && apiKey === undefined) problems.push('STREAM_API_KEY is required');
-  if (requireStream && apiSecret === undefined) problems.push('STREAM_API_SECRET is required');
-  const previousApiSecrets = (text('STREAM_PREVIOUS_API_SECRETS') ?? '')
+function readStream(read: EnvReader, requireCredentials: boolean): StreamConfig {
+  const apiKey = read.text('STREAM_API_KEY');
+  const apiSecret = read.text('STREAM_API_SECRET');
+  if (requireCredentials && apiKey === undefined) read.problems.push('STREAM_API_KEY is required');
+  if (requireCredentials && apiSecret === undefined) read.problems.push('STREAM_API_SECRET is required');
+  const previousApiSecrets = (read.text('STREAM_PREVIOUS_API_SECRETS') ?? '')
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
-
-  const baseUrl = text('STREAM_BASE_URL') ?? DEFAULT_STREAM_BASE_URL;
+  const baseUrl = read.text('STREAM_BASE_URL') ?? DEFAULT_STREAM_BASE_URL;
   if (!isHttpUrl(baseUrl)) {
-    problems.push(`STREAM_BASE_URL must be an http(s) URL (got ${JSON.stringify(baseUrl)})`);
+    read.problems.push(`STREAM_BASE_URL must be an http(s) URL (got ${JSON.stringify(baseUrl)})`);
   }
+  return { apiKey: apiKey ?? '', apiSecret: apiSecret ?? '', previousApiSecrets, baseUrl: baseUrl.replace(/\/+$/, '') };
+}
 
-  const port = integer('PORT', 8080, 0, 65535);
-  const host = text('HOST') ?? '0.0.0.0';
-
-  const rawLevel = text('LOG_LEVEL') ?? 'info';
+function readLogLevel(read: EnvReader): LogLevel {
+  const rawLevel = read.text('LOG_LEVEL') ?? 'info';
   const logLevel = (LOG_LEVELS as readonly string[]).includes(rawLevel) ? (rawLevel as LogLevel) : 'info';
   if (logLevel !== rawLevel) {
-    problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(rawLevel)})`);
+    read.problems.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(rawLevel)})`);
   }
+  return logLevel;
+}
 
-  // 32 MiB: 32 bodies at the 1 MiB limit, or thousands of Stream's few-kilobyte webhooks, at once.
-  // Past it requests get 503 before their body is read: 800 uploads of 1 MiB at once took RSS from
-  // 416 to 923 MiB without it (issue 15). The parser briefly holds a body twice (its chunks and
-  // their concatenation), so the peak is about idle + 2 × budget: with 64 MiB the 800 uploads
-  // peaked at 229–276 MiB, too close to the 300 MiB target (test/reliability/body-memory.test.ts).
-  const bodyBudgetMiB = integer('HTTP_BODY_BUDGET_MIB', DEFAULT_HTTP_BODY_BUDGET_MIB, 2, 4096);
-
-  const concurrency = integer('WORKER_CONCURRENCY', 4, 1, 256);
-  const poolSize = integer('DATABASE_POOL_SIZE', defaultDatabasePoolSize(concurrency), 4, 1000);
+function readDatabasePools(read: EnvReader, concurrency: number): DatabasePoolsConfig {
+  const poolSize = read.integer('DATABASE_POOL_SIZE', defaultDatabasePoolSize(concurrency), 4, 1000);
   const pools = splitDatabasePool(poolSize);
-  if (text('DATABASE_POOL_SIZE') !== undefined && pools.backgroundConnections < concurrency + BACKGROUND_OVERHEAD_CONNECTIONS) {
-    problems.push(
+  if (read.text('DATABASE_POOL_SIZE') !== undefined && pools.backgroundConnections < concurrency + BACKGROUND_OVERHEAD_CONNECTIONS) {
+    read.problems.push(
       `DATABASE_POOL_SIZE ${poolSize} leaves ${pools.backgroundConnections} connections for the worker, fewer than WORKER_CONCURRENCY (${concurrency}) + ${BACKGROUND_OVERHEAD_CONNECTIONS}: ` +
         `set DATABASE_POOL_SIZE to at least ${minimumDatabasePoolSize(concurrency)} or lower WORKER_CONCURRENCY`,
     );
   }
-  const intervalMinutes = integer('RECONCILE_INTERVAL_MINUTES', 15, 0, 1440);
-  // How far back the first sweep of an empty archive looks. By default all 90 days Stream keeps
-  // (stream-api.md §8), so a new install archives everything Stream still holds, nearest expiry
-  // first, with no manual backfill; later sweeps only cover what ended since, with an overlap.
-  const lookbackDays = integer('RECONCILE_LOOKBACK_DAYS', 90, 1, 90);
+  return pools;
+}
+
+function readRetention(read: EnvReader): RetentionConfig {
   // 0 keeps the inbox for ever, like RECONCILE_INTERVAL_MINUTES' 0 turns the sweep off.
-  const webhookEventsDays = integer('WEBHOOK_EVENTS_RETENTION_DAYS', DEFAULT_WEBHOOK_EVENTS_RETENTION_DAYS, 0, MAX_RETENTION_DAYS);
+  const webhookEventsDays = read.integer('WEBHOOK_EVENTS_RETENTION_DAYS', DEFAULT_WEBHOOK_EVENTS_RETENTION_DAYS, 0, MAX_RETENTION_DAYS);
   // Unset keeps the archive for ever (the product's point); there is no 0, which would read as
   // "delete everything at once".
-  const archiveDays = text('ARCHIVE_RETENTION_DAYS') === undefined ? undefined : integer('ARCHIVE_RETENTION_DAYS', 0, 1, MAX_RETENTION_DAYS);
-
-  // The OTLP/HTTP base URL; traces go to <endpoint>/v1/traces, as the OpenTelemetry spec says.
-  const otlpEndpoint = text('OTEL_EXPORTER_OTLP_ENDPOINT');
-  if (otlpEndpoint !== undefined && !isHttpUrl(otlpEndpoint)) {
-    problems.push(`OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL (got ${JSON.stringify(otlpEndpoint)})`);
-  }
-
-  if (problems.length > 0) throw new ConfigError(problems);
-
-  return deepFreeze({
-    databaseUrl,
-    stream: { apiKey: apiKey ?? '', apiSecret: apiSecret ?? '', previousApiSecrets, baseUrl: baseUrl.replace(/\/+$/, '') },
-    http: { port, host },
-    bodyBudgetBytes: bodyBudgetMiB * 1024 * 1024,
-    database: pools,
-    logLevel,
-    worker: { concurrency },
-    reconcile: { intervalMinutes, lookbackDays },
-    retention: { webhookEventsDays, archiveDays },
-    tracing: { endpoint: otlpEndpoint?.replace(/\/+$/, '') },
-  });
+  const archiveDays = read.text('ARCHIVE_RETENTION_DAYS') === undefined ? undefined : read.integer('ARCHIVE_RETENTION_DAYS', 0, 1, MAX_RETENTION_DAYS);
+  return { webhookEventsDays, archiveDays };
 }
 
 /** True for an absolute http: or https: URL. */

@@ -40,9 +40,7 @@ const MAX_REASONS = 10;
  */
 export function createLogSummary(options: LogSummaryOptions): LogSummary {
   const now = options.now ?? Date.now;
-  let spell:
-    | { firstAt: number; lastAt: number; total: number; sinceSummary: number; summarisedAt: number; reasons: Map<string, number> }
-    | undefined;
+  let spell: { firstAt: number; lastAt: number; total: number; sinceSummary: number; summarisedAt: number; reasons: Map<string, number> } | undefined;
 
   return {
     failure(reason, fields) {

@@ -5,6 +5,8 @@ import packageJson from '../package.json' with { type: 'json' };
 /** Prometheus scrapes every 15 s or so; a second of reuse is invisible to it. */
 export const RENDER_REUSE_MS = 1_000;
 
+type Registers = Registry[];
+
 /**
  * Every Prometheus metric the service exposes, on one registry per process (no global default
  * registry, so tests can build several apps side by side). Gauges about the database
@@ -17,11 +19,30 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
   // nodejs_heap_size_used_bytes …), so stock dashboards and alerts for Node services work as they are.
   if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
-  // Read when scraped: pg keeps these counts on the pool object, so reporting them costs nothing.
   const pools = new Map<string, pg.Pool>();
+  registerProcessMetrics(registers, pools);
+  return {
+    registry,
+    /** Reports `pool`'s connections as attendance_db_pool_connections{pool: name}. */
+    observePool(name: string, pool: pg.Pool): void {
+      pools.set(name, pool);
+    },
+    ...createRendering(registry),
+    ...intakeMetrics(registers),
+    ...archiveMetrics(registers),
+    ...queueGauges(registers),
+    ...streamMetrics(registers),
+    ...reconcileMetrics(registers),
+    ...pruneMetrics(registers),
+  };
+}
+
+/** The pools' connections and the build: metrics about this process rather than its work. */
+function registerProcessMetrics(registers: Registers, pools: ReadonlyMap<string, pg.Pool>): void {
+  // Read when scraped: pg keeps these counts on the pool object, so reporting them costs nothing.
   new Gauge({
     name: 'attendance_db_pool_connections',
-    help: "Postgres connections of this process by pool (intake, api, background; shared when there is one) and state: total open, idle, and callers waiting for one",
+    help: 'Postgres connections of this process by pool (intake, api, background; shared when there is one) and state: total open, idle, and callers waiting for one',
     labelNames: ['pool', 'state'] as const,
     registers,
     collect() {
@@ -39,13 +60,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     registers,
   });
   buildInfo.set({ version: packageJson.version, node: process.versions.node }, 1);
+}
+
+function createRendering(registry: Registry) {
   let rendered: { readonly at: number; readonly text: Promise<string> } | undefined;
   return {
-    registry,
-    /** Reports `pool`'s connections as attendance_db_pool_connections{pool: name}. */
-    observePool(name: string, pool: pg.Pool): void {
-      pools.set(name, pool);
-    },
     /**
      * The registry as Prometheus text; calls within RENDER_REUSE_MS of a rendering share it.
      * Rendering runs the default process collectors synchronously (prom-client reads
@@ -67,6 +86,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     invalidateRendering(): void {
       rendered = undefined;
     },
+  };
+}
+
+/** Webhook intake and the HTTP server's capacity refusals. */
+function intakeMetrics(registers: Registers) {
+  return {
     webhooksTotal: new Counter({
       name: 'attendance_webhooks_total',
       help: 'Webhook deliveries by event type and outcome (stored, duplicate, ignored, rejected_*, error)',
@@ -80,12 +105,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 6],
       registers,
     }),
-    sessionsByStatus: new Gauge({
-      name: 'attendance_sessions',
-      help: 'Call sessions by archive status',
-      labelNames: ['status'] as const,
+    httpRefused: new Counter({
+      name: 'attendance_http_refused_total',
+      help: 'Requests answered 503 with Retry-After because a bounded resource was full: body_budget (request bytes in memory), archive_api (its connections and queue), database_pool (a pool share)',
+      labelNames: ['reason'] as const,
       registers,
     }),
+  };
+}
+
+/** What this process's worker did: runs, pages and rows. */
+function archiveMetrics(registers: Registers) {
+  return {
     archiveRunDuration: new Histogram({
       name: 'attendance_archive_run_duration_seconds',
       help: 'One archive run of one session, from claim to its end, by how it ended (complete, retrying, dead, expired, released, lease_lost)',
@@ -101,16 +132,16 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       labelNames: ['status'] as const,
       registers,
     }),
-    streamRequestDuration: new Histogram({
-      name: 'attendance_stream_request_duration_seconds',
-      help: 'Requests to the Stream API by operation and HTTP status (0 = network error or timeout)',
-      labelNames: ['operation', 'status'] as const,
-      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-      registers,
-    }),
-    streamRateLimited: new Counter({
-      name: 'attendance_stream_rate_limited_total',
-      help: 'Stream API answers with HTTP 429',
+  };
+}
+
+/** The queue as the gauge refresher last read it from the database. */
+function queueGauges(registers: Registers) {
+  return {
+    sessionsByStatus: new Gauge({
+      name: 'attendance_sessions',
+      help: 'Call sessions by archive status',
+      labelNames: ['status'] as const,
       registers,
     }),
     sessionsAtRisk: new Gauge({
@@ -123,6 +154,46 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'How long the longest-waiting due session (pending or retrying, next_attempt_at passed) has waited',
       registers,
     }),
+    queueGaugesRefreshed: new Gauge({
+      name: 'attendance_queue_gauges_refreshed_timestamp_seconds',
+      help: 'When the gauges read from the database (sessions, at risk, oldest due, Stream health, sweep) were last refreshed (Unix seconds; 0 = never); refreshed every 15 s',
+      registers,
+    }),
+  };
+}
+
+/** Requests to Stream from this process, and Stream's health as every replica recorded it. */
+function streamMetrics(registers: Registers) {
+  return {
+    streamRequestDuration: new Histogram({
+      name: 'attendance_stream_request_duration_seconds',
+      help: 'Requests to the Stream API by operation and HTTP status (0 = network error or timeout)',
+      labelNames: ['operation', 'status'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    }),
+    streamRateLimited: new Counter({
+      name: 'attendance_stream_rate_limited_total',
+      help: 'Stream API answers with HTTP 429',
+      registers,
+    }),
+    streamHealth: new Gauge({
+      name: 'attendance_stream_health',
+      help: 'Stream API health as last recorded by any replica: 1 for the current state (ok, unauthorized, unreachable, unknown), 0 for the others',
+      labelNames: ['state'] as const,
+      registers,
+    }),
+    streamLastSuccess: new Gauge({
+      name: 'attendance_stream_last_success_timestamp_seconds',
+      help: 'When any replica last had a successful answer from Stream (Unix seconds; 0 = never)',
+      registers,
+    }),
+  };
+}
+
+/** The call_stats sweep: this process's runs, and the coverage every sweep recorded. */
+function reconcileMetrics(registers: Registers) {
+  return {
     reconcileSweeps: new Counter({
       name: 'attendance_reconcile_sweeps_total',
       help: 'Reconciliation sweeps by outcome (done, skipped_locked, error)',
@@ -144,6 +215,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'call_stats rows that could not be used at all, over every sweep and backfill (from the database; the same on every replica)',
       registers,
     }),
+    ...reconcileCoverageGauges(registers),
+  };
+}
+
+function reconcileCoverageGauges(registers: Registers) {
+  return {
     reconcileLastSuccess: new Gauge({
       name: 'attendance_reconcile_last_success_timestamp_seconds',
       help: 'When the last call_stats sweep finished (Unix seconds; 0 = never)',
@@ -164,6 +241,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
       help: 'How far the sweep in progress has got (the latest session end committed; Unix seconds); 0 = no sweep in progress',
       registers,
     }),
+  };
+}
+
+/** Retention: this process's prune runs and what they deleted. */
+function pruneMetrics(registers: Registers) {
+  return {
     pruneRuns: new Counter({
       name: 'attendance_prune_runs_total',
       help: 'Retention prune runs (inbox, and archive when ARCHIVE_RETENTION_DAYS is set) by outcome (done, skipped_locked, error)',
@@ -179,28 +262,6 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     pruneLastSuccess: new Gauge({
       name: 'attendance_prune_last_success_timestamp_seconds',
       help: 'When this process last finished a retention prune (Unix seconds; 0 = not yet)',
-      registers,
-    }),
-    streamHealth: new Gauge({
-      name: 'attendance_stream_health',
-      help: "Stream API health as last recorded by any replica: 1 for the current state (ok, unauthorized, unreachable, unknown), 0 for the others",
-      labelNames: ['state'] as const,
-      registers,
-    }),
-    queueGaugesRefreshed: new Gauge({
-      name: 'attendance_queue_gauges_refreshed_timestamp_seconds',
-      help: 'When the gauges read from the database (sessions, at risk, oldest due, Stream health, sweep) were last refreshed (Unix seconds; 0 = never); refreshed every 15 s',
-      registers,
-    }),
-    httpRefused: new Counter({
-      name: 'attendance_http_refused_total',
-      help: 'Requests answered 503 with Retry-After because a bounded resource was full: body_budget (request bytes in memory), archive_api (its connections and queue), database_pool (a pool share)',
-      labelNames: ['reason'] as const,
-      registers,
-    }),
-    streamLastSuccess: new Gauge({
-      name: 'attendance_stream_last_success_timestamp_seconds',
-      help: 'When any replica last had a successful answer from Stream (Unix seconds; 0 = never)',
       registers,
     }),
   };

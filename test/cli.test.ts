@@ -62,22 +62,40 @@ describe('attendance CLI', () => {
 
   it("shows a provided development command's own summary in --help", async () => {
     const { stdout } = await run(['--help'], {}, { developmentCommands: { demo: fakeDevelopmentCommand('demo', []) } });
-    expect(stdout).toMatch(/^  demo +fake demo for the test$/m);
-    expect(stdout).toMatch(/^  simulate +not in this install/m);
+    expect(stdout).toMatch(/^ {2}demo +fake demo for the test$/m);
+    expect(stdout).toMatch(/^ {2}simulate +not in this install/m);
   });
 
   it.each<[string, string[], Record<string, string>, number, RegExp]>([
     ['an unknown command', ['frobnicate'], {}, 2, /^attendance: unknown command 'frobnicate'/],
     ['a positional no command takes', ['redrive', 'abc'], NO_DATABASE, 2, /^attendance redrive: unexpected argument "abc"/],
     ['a positional after flags', ['status', '--json', 'extra'], NO_DATABASE, 2, /^attendance status: unexpected argument "extra"/],
-    ['a number that is not whole', ['status', '--limit', '2.5'], NO_DATABASE, 2, /^attendance status: --limit must be a whole number from 0 to 10000 \(got "2\.5"\)/],
+    [
+      'a number that is not whole',
+      ['status', '--limit', '2.5'],
+      NO_DATABASE,
+      2,
+      /^attendance status: --limit must be a whole number from 0 to 10000 \(got "2\.5"\)/,
+    ],
     ['a number out of range', ['status', '--limit', '10001'], NO_DATABASE, 2, /--limit must be a whole number from 0 to 10000/],
     ['an empty number', ['status', '--limit', ''], NO_DATABASE, 2, /--limit must be a whole number/],
     ['an empty --session', ['redrive', '--session', ''], NO_DATABASE, 2, /^attendance redrive: --session needs a value$/],
     ['a blank --session', ['redrive', '--session', '  '], NO_DATABASE, 2, /^attendance redrive: --session needs a value$/],
     ['a blank --user', ['forget', '--user', ' '], NO_DATABASE, 2, /^attendance forget: --user <id> is required$/],
-    ['demo when tools/ is not installed', ['demo'], {}, 2, /^attendance: 'demo' is a development command: run it from a clone of the repository after 'npm install'$/],
-    ['simulate when tools/ is not installed', ['simulate', '--port', '0'], {}, 2, /^attendance: 'simulate' is a development command: run it from a clone of the repository after 'npm install'$/],
+    [
+      'demo when tools/ is not installed',
+      ['demo'],
+      {},
+      2,
+      /^attendance: 'demo' is a development command: run it from a clone of the repository after 'npm install'$/,
+    ],
+    [
+      'simulate when tools/ is not installed',
+      ['simulate', '--port', '0'],
+      {},
+      2,
+      /^attendance: 'simulate' is a development command: run it from a clone of the repository after 'npm install'$/,
+    ],
     ['a database that cannot be reached', ['status'], NO_DATABASE, 2, /^attendance status: .*DATABASE_URL/],
   ])('%s exits with a one-line reason', async (_what, argv, env, exitCode, message) => {
     const { code, stdout, stderr } = await run(argv, env);
@@ -139,7 +157,9 @@ describe('attendance CLI', () => {
 
   it('never lets a development command shadow a product command', async () => {
     const calls: { values: unknown; positionals: string[] }[] = [];
-    const { code, stderr } = await run(['migrate', '--rounds', '1'], NO_DATABASE, { developmentCommands: { migrate: fakeDevelopmentCommand('migrate', calls) } });
+    const { code, stderr } = await run(['migrate', '--rounds', '1'], NO_DATABASE, {
+      developmentCommands: { migrate: fakeDevelopmentCommand('migrate', calls) },
+    });
     expect(code).toBe(2);
     expect(stderr).toMatch(/--rounds/);
     expect(calls).toHaveLength(0);
@@ -158,18 +178,15 @@ describe('attendance CLI', () => {
     expect(stderr).toMatch(/attendance migrate: .*--bogus/);
   });
 
-  it.each(PRODUCT_COMMANDS)(
-    '%s: --help prints its usage; an unknown flag exits 2 with one line',
-    async (name) => {
-      const help = await run([name, '--help']);
-      expect(help.code).toBe(0);
-      expect(help.stdout).toMatch(new RegExp(`^usage: attendance ${name}`));
-      const bad = await run([name, '--no-such-flag'], { DATABASE_URL: 'postgres://127.0.0.1:1/none' });
-      expect(bad.code).toBe(2);
-      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
-      expect(bad.stderr).toMatch(new RegExp(`^attendance ${name}: .*--no-such-flag`));
-    },
-  );
+  it.each(PRODUCT_COMMANDS)('%s: --help prints its usage; an unknown flag exits 2 with one line', async (name) => {
+    const help = await run([name, '--help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(new RegExp(`^usage: attendance ${name}`));
+    const bad = await run([name, '--no-such-flag'], { DATABASE_URL: 'postgres://127.0.0.1:1/none' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(new RegExp(`^attendance ${name}: .*--no-such-flag`));
+  });
 
   it('names the variable when configuration is bad', async () => {
     const { code, stderr } = await run(['migrate'], { DATABASE_URL: 'mysql://nope' });

@@ -86,7 +86,7 @@ const COPY_COLUMNS = 'call_session_id, user_session_id, call_type, call_id, user
 export async function copyBaseline(databaseUrl: string, sessions: readonly SimSession[]): Promise<ArchiveTiming> {
   const csv: string[] = [];
   for (const s of sessions) for (const p of s.participants) csv.push(csvRow(s, p));
-  const data = csv.join('\n') + '\n';
+  const data = `${csv.join('\n')}\n`;
   const overhead = await timedPsqlCopy(databaseUrl, '');
   const seconds = (await timedPsqlCopy(databaseUrl, data)) - overhead;
   return { rows: csv.length, seconds, rowsPerSecond: csv.length / seconds };
@@ -95,9 +95,13 @@ export async function copyBaseline(databaseUrl: string, sessions: readonly SimSe
 async function timedPsqlCopy(databaseUrl: string, data: string): Promise<number> {
   const started = performance.now();
   await new Promise<void>((resolve, reject) => {
-    const child = spawn('psql', [databaseUrl, '-v', 'ON_ERROR_STOP=1', '-q', '-c', `copy participant_sessions (${COPY_COLUMNS}) from stdin with (format csv)`], {
-      stdio: ['pipe', 'ignore', 'pipe'],
-    });
+    const child = spawn(
+      'psql',
+      [databaseUrl, '-v', 'ON_ERROR_STOP=1', '-q', '-c', `copy participant_sessions (${COPY_COLUMNS}) from stdin with (format csv)`],
+      {
+        stdio: ['pipe', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
     child.once('error', reject);
@@ -136,4 +140,3 @@ export async function emptyArchive(pool: pg.Pool): Promise<void> {
   await pool.query('vacuum analyze call_sessions');
   await pool.query('checkpoint');
 }
-

@@ -59,7 +59,10 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   let buffered = '';
   const ready = new Promise<string | undefined>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${options.command} did not start within ${START_TIMEOUT_MS} ms:\n${problems.join('\n')}`)), START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`${options.command} did not start within ${START_TIMEOUT_MS} ms:\n${problems.join('\n')}`)),
+      START_TIMEOUT_MS,
+    );
     const onLine = (line: string) => {
       const fullGc = /Mark-Compact [\d.]+ \([\d.]+\) -> ([\d.]+) \(/.exec(line);
       if (fullGc) {

@@ -35,7 +35,10 @@ export function createCursorScope(callSessionId: string, filters: readonly Parti
     .map((f) => [f.field, f.op, [...f.values].map((v) => JSON.stringify(v)).sort()])
     .map((c) => JSON.stringify(c))
     .sort();
-  return createHash('sha256').update(JSON.stringify([callSessionId, canonical])).digest('base64url').slice(0, SCOPE_CHARS);
+  return createHash('sha256')
+    .update(JSON.stringify([callSessionId, canonical]))
+    .digest('base64url')
+    .slice(0, SCOPE_CHARS);
 }
 
 export function encodeArchiveCursor(cursor: ArchiveCursor): string {

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { coerceError, UsageError } from '../errors.ts';
-import { DAY_MS } from '../stream/retention.ts';
+import { DAY_MS } from '../time.ts';
 import type { OptionSpec, OptionValues } from './types.ts';
 
 /**

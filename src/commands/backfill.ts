@@ -1,4 +1,5 @@
 import { loadConfig } from '../config.ts';
+import { SESSION_STATUS } from '../db/schema.ts';
 import { UsageError } from '../errors.ts';
 import { createLogger } from '../logger.ts';
 import { createMetrics } from '../metrics.ts';
@@ -8,7 +9,8 @@ import { createStreamClient } from '../stream/client.ts';
 import { withDatabase } from './database.ts';
 import { textOption, whenOption } from './args.ts';
 import type { Command, OptionValues } from './types.ts';
-import { DAY_MS, type RetentionBasis } from '../stream/retention.ts';
+import type { RetentionBasis } from '../stream/retention.ts';
+import { DAY_MS } from '../time.ts';
 import type { UnusableCallStatsRow } from '../stream/schemas.ts';
 
 export type BackfillRequest =
@@ -35,9 +37,7 @@ export function parseBackfillArgs(values: OptionValues, now: Date = new Date()):
 
   if (since === undefined) {
     throw new UsageError(
-      until === undefined
-        ? 'give --since <ISO date or Nd> for a window, or --call <type>:<id> --session <id> for one session'
-        : '--until needs --since',
+      until === undefined ? 'give --since <ISO date or Nd> for a window, or --call <type>:<id> --session <id> for one session' : '--until needs --since',
     );
   }
   const sinceAt = whenOption(since, '--since', now)!;
@@ -79,59 +79,63 @@ export const backfillCommand: Command = {
       logger,
     });
     try {
-      return await withDatabase(config, async ({ database }) => {
-        if (request.kind === 'window') {
-          const result = await backfillWindow({
-            database,
-            stream,
-            window: { from: request.since, until: request.until },
-            signal: ctx.stopSignal,
-            metrics,
-            onEnqueued: (sessions) => {
-              for (const s of sessions) ctx.stdout.write(`enqueued  ${describeSession(s)}\n`);
-            },
-            // Not enqueued, so not on stdout's list: one line each on stderr, with whatever ids the row had.
-            onRowProblems: (unusable) => {
-              for (const row of unusable) ctx.stderr.write(`unusable  call_stats row ${row.index}: ${row.reason}${describeIds(row.ids)}\n`);
-            },
-          });
-          const known = result.seen - result.enqueued - result.unusable;
-          ctx.stdout.write(
-            `backfill: ${result.enqueued} session(s) enqueued, ${known} already known, ` +
-              `of ${result.seen} ended between ${request.since.toISOString()} and ${request.until.toISOString()}; ` +
-              `${result.withoutEnd} without an end time (retention estimated), ${result.corrected} end time(s) filled in, ` +
-              `${result.unusable} unusable (not enqueued)\n`,
-          );
-          return 0;
-        }
-
-        const result = await backfillSession({ database, stream, ...request, signal: ctx.stopSignal });
-        const id = request.callSessionId;
-        if (result.outcome === 'enqueued') {
-          ctx.stdout.write(`enqueued  ${describeSession(result.session)}\n`);
-          if (result.lookupNote) {
-            const retention = result.session.retentionExpiresAt
-              ? `retention estimated from its ${BASIS_TEXT[result.session.retentionBasis ?? 'listed']}: ${result.session.retentionExpiresAt.toISOString()}`
-              : 'no retention date set';
-            ctx.stdout.write(`  end time unknown (${result.lookupNote}); ${retention}\n`);
+      return await withDatabase(
+        config,
+        async ({ database }) => {
+          if (request.kind === 'window') {
+            const result = await backfillWindow({
+              database,
+              stream,
+              window: { from: request.since, until: request.until },
+              signal: ctx.stopSignal,
+              metrics,
+              onEnqueued: (sessions) => {
+                for (const s of sessions) ctx.stdout.write(`enqueued  ${describeSession(s)}\n`);
+              },
+              // Not enqueued, so not on stdout's list: one line each on stderr, with whatever ids the row had.
+              onRowProblems: (unusable) => {
+                for (const row of unusable) ctx.stderr.write(`unusable  call_stats row ${row.index}: ${row.reason}${describeIds(row.ids)}\n`);
+              },
+            });
+            const known = result.seen - result.enqueued - result.unusable;
+            ctx.stdout.write(
+              `backfill: ${result.enqueued} session(s) enqueued, ${known} already known, ` +
+                `of ${result.seen} ended between ${request.since.toISOString()} and ${request.until.toISOString()}; ` +
+                `${result.withoutEnd} without an end time (retention estimated), ${result.corrected} end time(s) filled in, ` +
+                `${result.unusable} unusable (not enqueued)\n`,
+            );
+            return 0;
           }
-          ctx.stdout.write('backfill: 1 session(s) enqueued\n');
+
+          const result = await backfillSession({ database, stream, ...request, signal: ctx.stopSignal });
+          const id = request.callSessionId;
+          if (result.outcome === 'enqueued') {
+            ctx.stdout.write(`enqueued  ${describeSession(result.session)}\n`);
+            if (result.lookupNote) {
+              const retention = result.session.retentionExpiresAt
+                ? `retention estimated from its ${BASIS_TEXT[result.session.retentionBasis ?? 'listed']}: ${result.session.retentionExpiresAt.toISOString()}`
+                : 'no retention date set';
+              ctx.stdout.write(`  end time unknown (${result.lookupNote}); ${retention}\n`);
+            }
+            ctx.stdout.write('backfill: 1 session(s) enqueued\n');
+            return 0;
+          }
+          if (result.status === SESSION_STATUS.dead) {
+            ctx.stderr.write(`attendance backfill: session ${id} (${result.callCid}) is dead; to archive it again run 'attendance redrive --session ${id}'\n`);
+            return 1;
+          }
+          if (result.status === SESSION_STATUS.expired) {
+            ctx.stderr.write(
+              `attendance backfill: session ${id} (${result.callCid}) is expired: it passed Stream's ${BACKFILL_MAX_DAYS}-day retention unarchived, so Stream no longer holds its detail\n`,
+            );
+            return 1;
+          }
+          ctx.stdout.write(`already known  ${id}  ${result.callCid}  ${result.status}; nothing changed\n`);
+          ctx.stdout.write('backfill: 0 session(s) enqueued\n');
           return 0;
-        }
-        if (result.status === 'dead') {
-          ctx.stderr.write(`attendance backfill: session ${id} (${result.callCid}) is dead; to archive it again run 'attendance redrive --session ${id}'\n`);
-          return 1;
-        }
-        if (result.status === 'expired') {
-          ctx.stderr.write(
-            `attendance backfill: session ${id} (${result.callCid}) is expired: it passed Stream's ${BACKFILL_MAX_DAYS}-day retention unarchived, so Stream no longer holds its detail\n`,
-          );
-          return 1;
-        }
-        ctx.stdout.write(`already known  ${id}  ${result.callCid}  ${result.status}; nothing changed\n`);
-        ctx.stdout.write('backfill: 0 session(s) enqueued\n');
-        return 0;
-      }, { stderr: ctx.stderr });
+        },
+        { stderr: ctx.stderr },
+      );
     } finally {
       await stream.close();
     }

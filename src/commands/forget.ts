@@ -9,7 +9,7 @@ export const forgetCommand: Command = {
   summary: "erase one user's attendance and every stored copy of their id; idempotent; leaves an audit row",
   usage:
     'forget --user <id> [--dry-run]\n\n' +
-    "  --user <id>   the Stream user id, exactly (ids are case-sensitive)\n" +
+    '  --user <id>   the Stream user id, exactly (ids are case-sensitive)\n' +
     '  --dry-run     count what would be removed; change nothing\n\n' +
     "  Deletes the user's participant_sessions, recounts call_sessions.archived_participant_sessions of their\n" +
     '  sessions (Stream\'s totals stay as Stream reported them), replaces the id with "[erased]" wherever it is\n' +

@@ -5,7 +5,7 @@ import { loadConfig, type Config } from '../config.ts';
 import { createDatabase, type Database } from '../db/client.ts';
 import { migrationsApplied, runMigrations } from '../db/migrate.ts';
 import { verifyMigrated } from '../db/verify.ts';
-import { startTracing, type Tracing } from '../tracing.ts';
+import { startTracing, type Tracer, type Tracing } from '../tracing.ts';
 import { withDeadline } from '../deadline.ts';
 import { ConfigError, coerceError } from '../errors.ts';
 import { startGaugeRefresher, type GaugeRefresher } from '../health/gauge-refresher.ts';
@@ -56,133 +56,53 @@ export interface Service {
   stop(): Promise<void>;
 }
 
+/** What a start has started so far: a failed start and stop() stop exactly that. */
+interface Running {
+  tracing?: Tracing | undefined;
+  app?: FastifyInstance;
+  refresher?: GaugeRefresher;
+  health?: StreamHealthRecorder;
+  stream?: StreamClient;
+  probe?: StreamProbe;
+  worker?: Worker;
+  reconciler?: Reconciler;
+  pruner?: Pruner;
+}
+
 /** The composition root shared by `serve`, `worker` and `demo`. */
 export async function startService(options: ServiceOptions): Promise<Service> {
   const { config, database, logger } = options;
-  if (options.migrate) {
-    const applied = await runMigrations(database.pool);
-    if (applied > 0) logger.info({ applied }, 'migrations applied');
-  } else if (config.databaseUrl !== undefined) {
-    await verifyMigrated(database.pool, config.databaseUrl);
-  } else if (!(await migrationsApplied(database.pool))) {
-    // Same verdict as verifyMigrated's for DATABASE_URL: a configuration problem (exit 2), not a failure.
-    throw new ConfigError(['the database is not migrated'], { code: 'NOT_MIGRATED', message: "the database is missing migrations: run 'attendance migrate' first" });
-  }
-
+  await checkMigrations(options);
   const metrics = options.metrics ?? createMetrics();
   const background = options.pools?.background ?? database;
-  if (options.pools) {
-    metrics.observePool('intake', database.pool);
-    metrics.observePool('api', options.pools.api.pool);
-    metrics.observePool('background', options.pools.background.pool);
-  } else {
-    metrics.observePool('shared', database.pool);
-  }
-  let refresher: GaugeRefresher | undefined;
-  let stream: StreamClient | undefined;
-  let health: StreamHealthRecorder | undefined;
-  let probe: StreamProbe | undefined;
-  let worker: Worker | undefined;
-  let reconciler: Reconciler | undefined;
-  let pruner: Pruner | undefined;
-  let app: FastifyInstance | undefined;
-  let url: string | undefined;
-
-  const stop = async () => {
-    const steps: [string, () => Promise<unknown> | undefined][] = [
-      // Fastify's close stops accepting and waits for in-flight requests (webhooks commit, then answer).
-      ['http', () => app?.close()],
-      ['gauge refresher', () => refresher?.stop()],
-      ['worker', () => worker?.stop()],
-      ['reconciler', () => reconciler?.stop()],
-      ['pruner', () => pruner?.stop()],
-      ['stream probe', () => probe?.stop()],
-      ['stream client', () => stream?.close()],
-      ['stream health', () => health?.flush()],
-      // Last, so the spans of everything stopped above are sent.
-      ['tracing', () => tracing?.shutdown()],
-    ];
-    const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_DEADLINE_MS, 'timeout').unref());
-    const sequence = (async () => {
-      for (const [name, step] of steps) {
-        try {
-          await step();
-        } catch (error) {
-          logger.warn({ err: coerceError(error), step: name }, 'shutdown step failed');
-        }
-      }
-      return 'done' as const;
-    })();
-    if ((await Promise.race([sequence, deadline])) === 'timeout') logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown deadline passed');
-  };
-
+  observePools(metrics, options);
+  const running: Running = {};
+  const stop = () => stopRunning(running, logger);
   const readiness = { started: false };
-  let tracing: Tracing | undefined;
+  let url: string | undefined;
   try {
-    tracing = await startTracing(config.tracing.endpoint);
+    running.tracing = await startTracing(config.tracing.endpoint);
+    const tracer = running.tracing?.tracer;
     // The port first: a port in use must fail before a worker claims anything or a sweep starts.
     if (options.http) {
-      app = await buildApp({ config, database, apiDatabase: options.pools?.api, logger, metrics, readiness, tracer: tracing?.tracer });
-      url = await listen(app, config);
+      running.app = await buildApp({ config, database, apiDatabase: options.pools?.api, logger, metrics, readiness, tracer });
+      url = await listen(running.app, config);
       // One refresher per process, on the background pool: /metrics serves what it last read.
-      refresher = startGaugeRefresher({ database: background, metrics, logger });
+      running.refresher = startGaugeRefresher({ database: background, metrics, logger });
     }
-    // Intake verifies webhooks with the same secret the worker signs with, so every replica
-    // checks the credentials, intake-only ones too.
-    health = createStreamHealthRecorder({ pool: background.pool, logger, baseUrl: config.stream.baseUrl });
-    stream = createStreamClient({
-      baseUrl: config.stream.baseUrl,
-      apiKey: config.stream.apiKey,
-      apiSecret: config.stream.apiSecret,
-      metrics,
-      logger,
-      onOutcome: health.observe,
-    });
-    probe = startStreamProbe({ stream, logger });
-    const verdict = await probe.first;
-    if (verdict === 'unauthorized') {
-      await health.flush();
-      throw new ConfigError([health.problem() ?? 'Stream refused the API credentials: check STREAM_API_KEY and STREAM_API_SECRET']);
-    }
+    const { stream, health, verdict } = await startStreamChecks(running, { config, logger, metrics, background });
     // Unreachable: intake needs no Stream, so the service runs on; the probe keeps trying and the
     // state shows in /readyz, `status` and /metrics until Stream answers.
-    if (options.worker) {
-      const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
-      worker = startWorker({ database: background, logger, metrics, stream, concurrency: config.worker.concurrency, workerId, tracer: tracing?.tracer });
-      if (config.reconcile.intervalMinutes > 0) {
-        reconciler = startReconciler({
-          database: background,
-          logger,
-          metrics,
-          stream,
-          intervalMinutes: config.reconcile.intervalMinutes,
-          lookbackDays: config.reconcile.lookbackDays,
-        });
-      }
-      // Retention runs where the worker does (serve, worker), on the background pool; replicas
-      // take turns through an advisory lock (lifecycle/prune.ts).
-      if (pruningEnabled(config.retention)) {
-        pruner = startPruner({
-          database: background,
-          logger,
-          retention: config.retention,
-          // A prune that keeps failing shows on /metrics (and its alert), not only in the log.
-          onRun: (run) => {
-            metrics.pruneRuns.inc({ outcome: run.outcome });
-            if (run.outcome === 'error') return;
-            metrics.prunedRows.inc({ table: 'webhook_events' }, run.result.webhookEvents);
-            metrics.prunedRows.inc({ table: 'participant_sessions' }, run.result.participantSessions);
-            metrics.prunedRows.inc({ table: 'stream_responses' }, run.result.streamResponses);
-            if (run.outcome === 'done') metrics.pruneLastSuccess.setToCurrentTime();
-          },
-        });
-      }
-    }
+    if (options.worker) startBackgroundWork(running, { config, logger, metrics, background, stream, tracer });
     // The gauges /metrics serves show this start's verdict as soon as it reports ready, not the
     // one read before the probe answered; bounded, so a slow database cannot hold the start.
+    const { refresher } = running;
     if (refresher) {
-      const current = refresher;
-      await withDeadline(health.flush().then(() => current.refresh()), FIRST_REFRESH_WAIT_MS, () => new Error('first gauge refresh')).catch(() => undefined);
+      await withDeadline(
+        health.flush().then(() => refresher.refresh()),
+        FIRST_REFRESH_WAIT_MS,
+        () => new Error('first gauge refresh'),
+      ).catch(() => undefined);
     }
     readiness.started = true;
     if (options.http) logger.info({ url, worker: options.worker, stream: verdict }, 'listening');
@@ -191,7 +111,130 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     await stop();
     throw error;
   }
-  return { url, app, worker, reconciler, metrics, stop };
+  return { url, app: running.app, worker: running.worker, reconciler: running.reconciler, metrics, stop };
+}
+
+async function checkMigrations({ config, database, logger, migrate }: ServiceOptions): Promise<void> {
+  if (migrate) {
+    const applied = await runMigrations(database.pool);
+    if (applied > 0) logger.info({ applied }, 'migrations applied');
+  } else if (config.databaseUrl !== undefined) {
+    await verifyMigrated(database.pool, config.databaseUrl);
+  } else if (!(await migrationsApplied(database.pool))) {
+    // Same verdict as verifyMigrated's for DATABASE_URL: a configuration problem (exit 2), not a failure.
+    throw new ConfigError(['the database is not migrated'], {
+      code: 'NOT_MIGRATED',
+      message: "the database is missing migrations: run 'attendance migrate' first",
+    });
+  }
+}
+
+function observePools(metrics: Metrics, { database, pools }: ServiceOptions): void {
+  if (pools) {
+    metrics.observePool('intake', database.pool);
+    metrics.observePool('api', pools.api.pool);
+    metrics.observePool('background', pools.background.pool);
+  } else {
+    metrics.observePool('shared', database.pool);
+  }
+}
+
+interface StartParts {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly background: Database;
+}
+
+/**
+ * The Stream client with its health recorder and probe; resolves with the probe's first verdict.
+ * Intake verifies webhooks with the same secret the worker signs with, so every replica checks the
+ * credentials, intake-only ones too.
+ */
+async function startStreamChecks(running: Running, { config, logger, metrics, background }: StartParts) {
+  const health = createStreamHealthRecorder({ pool: background.pool, logger, baseUrl: config.stream.baseUrl });
+  running.health = health;
+  const stream = createStreamClient({
+    baseUrl: config.stream.baseUrl,
+    apiKey: config.stream.apiKey,
+    apiSecret: config.stream.apiSecret,
+    metrics,
+    logger,
+    onOutcome: health.observe,
+  });
+  running.stream = stream;
+  const probe = startStreamProbe({ stream, logger });
+  running.probe = probe;
+  const verdict = await probe.first;
+  if (verdict === 'unauthorized') {
+    await health.flush();
+    throw new ConfigError([health.problem() ?? 'Stream refused the API credentials: check STREAM_API_KEY and STREAM_API_SECRET']);
+  }
+  return { stream, health, verdict };
+}
+
+/** The worker, and the reconciler and pruner when configured: what runs where the worker does. */
+function startBackgroundWork(running: Running, parts: StartParts & { readonly stream: StreamClient; readonly tracer: Tracer | undefined }): void {
+  const { config, logger, metrics, background, stream, tracer } = parts;
+  const workerId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  running.worker = startWorker({ database: background, logger, metrics, stream, concurrency: config.worker.concurrency, workerId, tracer });
+  if (config.reconcile.intervalMinutes > 0) {
+    running.reconciler = startReconciler({
+      database: background,
+      logger,
+      metrics,
+      stream,
+      intervalMinutes: config.reconcile.intervalMinutes,
+      lookbackDays: config.reconcile.lookbackDays,
+    });
+  }
+  // Retention runs where the worker does (serve, worker), on the background pool; replicas
+  // take turns through an advisory lock (lifecycle/prune.ts).
+  if (pruningEnabled(config.retention)) {
+    running.pruner = startPruner({
+      database: background,
+      logger,
+      retention: config.retention,
+      // A prune that keeps failing shows on /metrics (and its alert), not only in the log.
+      onRun: (run) => {
+        metrics.pruneRuns.inc({ outcome: run.outcome });
+        if (run.outcome === 'error') return;
+        metrics.prunedRows.inc({ table: 'webhook_events' }, run.result.webhookEvents);
+        metrics.prunedRows.inc({ table: 'participant_sessions' }, run.result.participantSessions);
+        metrics.prunedRows.inc({ table: 'stream_responses' }, run.result.streamResponses);
+        if (run.outcome === 'done') metrics.pruneLastSuccess.setToCurrentTime();
+      },
+    });
+  }
+}
+
+/** Stops what is running in order, each step's failure logged, the whole bounded by SHUTDOWN_DEADLINE_MS. */
+async function stopRunning(running: Running, logger: Logger): Promise<void> {
+  const steps: [string, () => Promise<unknown> | undefined][] = [
+    // Fastify's close stops accepting and waits for in-flight requests (webhooks commit, then answer).
+    ['http', () => running.app?.close()],
+    ['gauge refresher', () => running.refresher?.stop()],
+    ['worker', () => running.worker?.stop()],
+    ['reconciler', () => running.reconciler?.stop()],
+    ['pruner', () => running.pruner?.stop()],
+    ['stream probe', () => running.probe?.stop()],
+    ['stream client', () => running.stream?.close()],
+    ['stream health', () => running.health?.flush()],
+    // Last, so the spans of everything stopped above are sent.
+    ['tracing', () => running.tracing?.shutdown()],
+  ];
+  const deadline = new Promise<'timeout'>((resolve) => setTimeout(resolve, SHUTDOWN_DEADLINE_MS, 'timeout').unref());
+  const sequence = (async () => {
+    for (const [name, step] of steps) {
+      try {
+        await step();
+      } catch (error) {
+        logger.warn({ err: coerceError(error), step: name }, 'shutdown step failed');
+      }
+    }
+    return 'done' as const;
+  })();
+  if ((await Promise.race([sequence, deadline])) === 'timeout') logger.error({ deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutdown deadline passed');
 }
 
 /** Listens on HOST:PORT; a port in use or not ours to take is a configuration error naming PORT. */

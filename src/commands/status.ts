@@ -12,17 +12,22 @@ const STATUS_LIMIT = { min: 0, max: 10_000, default: 20 } as const;
 export const statusCommand: Command = {
   name: 'status',
   summary: "Stream's health, the last sweep, counts by status, retrying, at-risk and dead sessions with their errors",
-  usage: 'status [--json] [--limit <n>]\n\n  --json        one JSON object, for scripts (keys: see the README)\n  --limit <n>   how many retrying, at-risk and dead sessions to list (default 20)',
+  usage:
+    'status [--json] [--limit <n>]\n\n  --json        one JSON object, for scripts (keys: see the README)\n  --limit <n>   how many retrying, at-risk and dead sessions to list (default 20)',
   options: { json: { type: 'boolean' }, limit: { type: 'string' } },
   async run(values, _positionals, ctx) {
     const limit = wholeNumberOption(values.limit, '--limit', STATUS_LIMIT);
     const json = booleanOption(values.json);
     const config = loadConfig(ctx.env, { requireStreamCredentials: false });
-    return withDatabase(config, async ({ database }) => {
-      const report = await readStatusReport(database, limit);
-      ctx.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
-      return 0;
-    }, { stderr: ctx.stderr });
+    return withDatabase(
+      config,
+      async ({ database }) => {
+        const report = await readStatusReport(database, limit);
+        ctx.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+        return 0;
+      },
+      { stderr: ctx.stderr },
+    );
   },
 };
 
@@ -43,7 +48,9 @@ export function formatStatus(report: StatusReport, now: Date = new Date()): stri
       lines.push(`last sweep: finished ${at(sweep.lastFinishedAt)}, window ${window}`);
     }
     lines.push(`  rows seen ${sweep.seen}, enqueued ${sweep.enqueued}, unusable ${sweep.unusable} (all time ${sweep.unusableTotal})`);
-    lines.push(`  covered: sessions that ended ${sweep.covered.from ? `${iso(sweep.covered.from)} → ${iso(sweep.covered.until)}` : 'none yet (no sweep has finished)'}`);
+    lines.push(
+      `  covered: sessions that ended ${sweep.covered.from ? `${iso(sweep.covered.from)} → ${iso(sweep.covered.until)}` : 'none yet (no sweep has finished)'}`,
+    );
     if (sweep.lastError) lines.push(`  last error: ${sweep.lastError}`);
   }
   lines.push('');
@@ -61,7 +68,9 @@ export function formatStatus(report: StatusReport, now: Date = new Date()): stri
   }
   lines.push(`at risk (not complete, expiring within ${AT_RISK_DAYS} days): ${report.atRiskCount}`);
   for (const s of report.atRisk) {
-    lines.push(`  ${s.callSessionId}  ${s.callCid}  ${s.status}  expires ${s.retentionExpiresAt.toISOString()}${s.lastError ? `  last error: ${s.lastError}` : ''}`);
+    lines.push(
+      `  ${s.callSessionId}  ${s.callCid}  ${s.status}  expires ${s.retentionExpiresAt.toISOString()}${s.lastError ? `  last error: ${s.lastError}` : ''}`,
+    );
   }
   lines.push(`dead: ${report.deadCount}${report.deadCount > 0 ? " (retry with 'attendance redrive')" : ''}`);
   for (const s of report.dead) {

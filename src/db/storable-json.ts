@@ -11,6 +11,7 @@
 // In JSON text both can only arrive escaped (`\u0000`, `\ud800`): raw NUL bytes are not valid
 // JSON, and decoding UTF-8 never yields a lone surrogate. A false alarm only costs the slow path.
 const ESCAPED_UNSTORABLE = /\\u0000|\\ud[89a-f]/i;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what Postgres text and jsonb cannot store
 const UNSTORABLE = /[\u0000\ud800-\udfff]/;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 

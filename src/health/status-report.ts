@@ -33,11 +33,7 @@ export interface StatusReport extends QueueStats {
 }
 
 export async function readStatusReport(database: Database, listLimit: number): Promise<StatusReport> {
-  const [stream, sweep, stats] = await Promise.all([
-    readStreamHealth(database.pool),
-    readSweepStatus(database),
-    readQueueStats(database.pool, { listLimit }),
-  ]);
+  const [stream, sweep, stats] = await Promise.all([readStreamHealth(database.pool), readSweepStatus(database), readQueueStats(database.pool, { listLimit })]);
   return { stream, sweep, ...stats };
 }
 

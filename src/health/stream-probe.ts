@@ -6,7 +6,7 @@ import type { StreamClient } from '../stream/client.ts';
 import { StreamApiError } from '../stream/errors.ts';
 import { healthOfOutcome, type StreamHealthVerdict } from '../stream/health.ts';
 
-/** The endpoints the archive uses; GetRateLimits reports their windows (stream-api.md §4). */
+/** The endpoints the archive uses; GetRateLimits reports their windows (docs/stream-api.md §4). */
 export const PROBED_ENDPOINTS = ['QueryCallParticipantSessions', 'QueryCallSessionStats'] as const;
 
 export interface StreamProbe {

@@ -13,13 +13,13 @@ import { AppError } from '../errors.ts';
 import type { AppDeps } from './app.ts';
 
 /**
- * The archive in Stream's own API: QueryCallParticipantSessions (stream-api.md §1–2) answered from
+ * The archive in Stream's own API: QueryCallParticipantSessions (docs/stream-api.md §1–2) answered from
  * participant_sessions, with Stream's `session` object and any top-level field it added from
  * stream_responses, so an SDK pointed here with `basePath` reads what the archive holds, and
  * `/summary` on the same path gives the filtered subset's totals that Stream's API cannot.
  */
 
-/** The page size when `limit` is absent or 0; Stream documents none, its docs example uses 25 (stream-api.md §1). */
+/** The page size when `limit` is absent or 0; Stream documents none, its docs example uses 25 (docs/stream-api.md §1). */
 export const DEFAULT_PAGE_LIMIT = 25;
 export const MAX_PAGE_LIMIT = 100;
 
@@ -72,7 +72,9 @@ export const archivePlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
       return reply
         .code(error.status)
         .headers(error.headers)
-        .send(apiErrorBody(error.status, error.streamCode, error.message, { startedAt: startedAt(request), exceptionFields, unrecoverable: error.unrecoverable }));
+        .send(
+          apiErrorBody(error.status, error.streamCode, error.message, { startedAt: startedAt(request), exceptionFields, unrecoverable: error.unrecoverable }),
+        );
     }
     // A value Postgres refuses for its content (SQLSTATE class 22, e.g. a NUL in text) is the
     // caller's input, not our failure: refuseNul catches the known paths first; this is the backstop.
@@ -140,7 +142,7 @@ export const archivePlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
 };
 
 /**
- * Stream's totals always describe the whole session (stream-api.md §1), and an SDK user reads the
+ * Stream's totals always describe the whole session (docs/stream-api.md §1), and an SDK user reads the
  * list as all of it: the Go and Python SDKs drop headers and unknown fields, so a 200 for a
  * partial archive would be taken as whole. Until the rows are verified against Stream's total,
  * the list answers as Stream does while its analytics are not ready: 404, code 16, which code
@@ -150,11 +152,14 @@ export const archivePlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
  */
 function verifyWhole(session: ArchivedSession): void {
   if (session.whole) return;
-  const held = session.totalParticipantSessions === null
-    ? `${session.archivedParticipantSessions} participant sessions archived, Stream's total not read yet`
-    : `${session.archivedParticipantSessions} of ${session.totalParticipantSessions} participant sessions archived`;
+  const held =
+    session.totalParticipantSessions === null
+      ? `${session.archivedParticipantSessions} participant sessions archived, Stream's total not read yet`
+      : `${session.archivedParticipantSessions} of ${session.totalParticipantSessions} participant sessions archived`;
   const message = `call session archive is not complete (status ${session.status}: ${held}); ${
-    session.status === SESSION_STATUS.expired ? "Stream's detail expired before the archive was complete; the rows held are in participant_sessions" : 'try again once it is complete'
+    session.status === SESSION_STATUS.expired
+      ? "Stream's detail expired before the archive was complete; the rows held are in participant_sessions"
+      : 'try again once it is complete'
   }`;
   throw new ArchiveRequestError(404, STREAM_ERROR_CODES.notFound, message, 'session', {
     unrecoverable: session.status === SESSION_STATUS.expired,
@@ -188,7 +193,8 @@ function envelopeMembers(session: ArchivedSession): string {
  */
 function refuseNul(values: Record<string, unknown>): void {
   for (const [field, value] of Object.entries(values)) {
-    if (holdsNul(value)) throw new ArchiveRequestError(400, STREAM_ERROR_CODES.input, `${field} holds a NUL character (U+0000), which no stored value can contain`, field);
+    if (holdsNul(value))
+      throw new ArchiveRequestError(400, STREAM_ERROR_CODES.input, `${field} holds a NUL character (U+0000), which no stored value can contain`, field);
   }
 }
 
@@ -200,7 +206,7 @@ function holdsNul(value: unknown): boolean {
 }
 
 /**
- * Stream's server-side auth (stream-api.md §3): `api_key` in the query, a server JWT (HS256 under
+ * Stream's server-side auth (docs/stream-api.md §3): `api_key` in the query, a server JWT (HS256 under
  * the current API secret only) bare in Authorization, `stream-auth-type: jwt`. Messages never
  * echo the token or the key.
  */
@@ -252,7 +258,10 @@ function parseLimit(raw: unknown): number {
 function parseCursorParams(query: Record<string, unknown>, scope: string): ArchiveCursor | undefined {
   const next = query.next;
   const prev = query.prev;
-  for (const [name, value] of [['next', next], ['prev', prev]] as const) {
+  for (const [name, value] of [
+    ['next', next],
+    ['prev', prev],
+  ] as const) {
     if (value !== undefined && typeof value !== 'string') {
       throw new ArchiveRequestError(400, STREAM_ERROR_CODES.input, `${name} must be given once`, name);
     }

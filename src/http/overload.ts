@@ -3,7 +3,7 @@ import { AppError } from '../errors.ts';
 
 /**
  * Seconds a refused client is told to wait. Stream retries a webhook for about 15 s in all
- * (stream-api.md §5), so a longer hint would outlast its retries; 1 s lets a burst drain.
+ * (docs/stream-api.md §5), so a longer hint would outlast its retries; 1 s lets a burst drain.
  */
 export const RETRY_AFTER_SECONDS = 1;
 

@@ -2,26 +2,27 @@ import { isUtf8 } from 'node:buffer';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { isContentError, sqlState } from '../db/sqlstate.ts';
-import { createLogSummary } from '../log-summary.ts';
-import { createWebhookEnqueuer } from '../queue/enqueue.ts';
+import { createLogSummary, type LogSummary } from '../log-summary.ts';
+import { createWebhookEnqueuer, type EnqueueResult, type WebhookEnqueuer } from '../queue/enqueue.ts';
 import { createWebhookSignatureVerifier } from '../stream/signature.ts';
 import {
   exceedsJsonDepth,
+  type HandledWebhookEvent,
   InvalidWebhookEventError,
   MAX_WEBHOOK_JSON_DEPTH,
   nestsDeeperThan,
   parseWebhookEvent,
   type WebhookEvent,
 } from '../stream/webhook-events.ts';
-import { endSpan, startChildSpan, type Span } from '../tracing.ts';
+import { endSpan, startChildSpan, type Span, type Tracer } from '../tracing.ts';
 import type { AppDeps } from './app.ts';
 
-/** Largest body accepted, compressed or after gunzip (design.md: 413 above 1 MiB). */
+/** Largest body accepted, compressed or after gunzip (docs/architecture.md, "Signature first": 413 above 1 MiB). */
 export const MAX_WEBHOOK_BODY_BYTES = 1024 * 1024;
 
-// Stream gives each attempt 6 s (stream-api.md §5). The pool gives up connecting after 2 s; this
+// Stream gives each attempt 6 s (docs/stream-api.md §5). The pool gives up connecting after 2 s; this
 // bounds the whole database step however the pool is configured, leaving time to answer.
 const DATABASE_DEADLINE_MS = 4_500;
 
@@ -38,15 +39,19 @@ const GZIP_MAGIC_1 = 0x8b;
 const EMPTY_BODY = Buffer.alloc(0);
 const gunzipAsync = promisify(gunzip);
 
-type Outcome =
-  | 'stored'
-  | 'duplicate'
-  | 'ignored'
-  | 'rejected_unauthorized'
-  | 'rejected_invalid'
-  | 'rejected_too_large'
-  | 'rejected_encoding'
-  | 'error';
+type Outcome = 'stored' | 'duplicate' | 'ignored' | 'rejected_unauthorized' | 'rejected_invalid' | 'rejected_too_large' | 'rejected_encoding' | 'error';
+
+type Answer = (reply: FastifyReply, status: number, outcome: Outcome, type: string, body: object) => FastifyReply;
+
+interface IntakeParts {
+  readonly answer: Answer;
+  readonly verifySignature: (body: Buffer, signature: string) => boolean;
+  readonly expectedApiKey: Buffer;
+  readonly enqueuer: WebhookEnqueuer;
+  readonly refusals: LogSummary;
+  readonly tracer: Tracer | undefined;
+  readonly spans: WeakMap<FastifyRequest, Span>;
+}
 
 /**
  * POST /webhooks/stream: verify on the raw bytes, store and make the session due in one statement
@@ -54,7 +59,7 @@ type Outcome =
  * before the signature check) and its error handler apply to this route alone.
  */
 export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => {
-  const { config, database, metrics } = deps;
+  const { config, database, metrics, tracer } = deps;
   const verifySignature = createWebhookSignatureVerifier([config.stream.apiSecret, ...config.stream.previousApiSecrets]);
   const expectedApiKey = Buffer.from(config.stream.apiKey, 'utf8');
   // Concurrent requests share one statement and one commit; each is answered after that commit.
@@ -67,29 +72,13 @@ export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => 
 
   // Traces (OTEL_EXPORTER_OTLP_ENDPOINT): a span per delivery with the enqueue as its child. Without
   // a tracer no hook is added and no span made.
-  const { tracer } = deps;
   const spans = new WeakMap<FastifyRequest, Span>();
-  if (tracer) {
-    app.addHook('onRequest', async (request) => {
-      spans.set(request, tracer.startSpan('webhook', { attributes: { 'http.request.method': request.method } }));
-    });
-    app.addHook('onResponse', async (request, reply) => {
-      const span = spans.get(request);
-      if (!span) return;
-      span.setAttribute('http.response.status_code', reply.statusCode);
-      endSpan(span, reply.statusCode >= 500 ? new Error(`answered ${reply.statusCode}`) : undefined);
-    });
-  }
+  if (tracer) addTracingHooks(app, tracer, spans);
 
-  const answer = (reply: FastifyReply, status: number, outcome: Outcome, type: string, body: object): FastifyReply => {
+  const answer: Answer = (reply, status, outcome, type, body) => {
     metrics.webhooksTotal.inc({ type, outcome });
     metrics.webhookDuration.observe({ outcome }, reply.elapsedTime / 1000);
     return reply.code(status).send(body);
-  };
-  const unauthorized = (request: FastifyRequest, reply: FastifyReply, reason: string): FastifyReply => {
-    // The reason goes to the log only: the caller learns nothing about which check failed.
-    request.log.warn({ reason, webhookId: headerForLog(request.headers['x-webhook-id']) }, 'webhook rejected');
-    return answer(reply, 401, 'rejected_unauthorized', 'unknown', { error: 'unauthorized' });
   };
 
   // The signature covers the exact bytes, so this route takes every body (and none) as a Buffer.
@@ -97,9 +86,29 @@ export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => 
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_WEBHOOK_BODY_BYTES }, (_request, body, done) => {
     done(null, body);
   });
+  app.setErrorHandler(createEarlyErrorHandler(answer));
+  app.post(
+    '/webhooks/stream',
+    { bodyLimit: MAX_WEBHOOK_BODY_BYTES },
+    createIntakeHandler({ answer, verifySignature, expectedApiKey, enqueuer, refusals, tracer, spans }),
+  );
+};
 
-  // Errors raised before the handler runs: a body over the limit, a bad Content-Length or Content-Type.
-  app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
+function addTracingHooks(app: FastifyInstance, tracer: Tracer, spans: WeakMap<FastifyRequest, Span>): void {
+  app.addHook('onRequest', async (request) => {
+    spans.set(request, tracer.startSpan('webhook', { attributes: { 'http.request.method': request.method } }));
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const span = spans.get(request);
+    if (!span) return;
+    span.setAttribute('http.response.status_code', reply.statusCode);
+    endSpan(span, reply.statusCode >= 500 ? new Error(`answered ${reply.statusCode}`) : undefined);
+  });
+}
+
+/** Errors raised before the handler runs: a body over the limit, a bad Content-Length or Content-Type. */
+function createEarlyErrorHandler(answer: Answer) {
+  return (error: Error & { statusCode?: number }, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
     const status = error.statusCode ?? 500;
     if (status === 413) return answer(reply, 413, 'rejected_too_large', 'unknown', { error: 'payload too large' });
     if (status >= 400 && status < 500) return answer(reply, status, 'rejected_invalid', 'unknown', { error: 'bad request' });
@@ -107,20 +116,19 @@ export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => 
     if (status === 503) return answer(reply, 503, 'error', 'unknown', { error: 'service busy' });
     request.log.error({ err: error }, 'webhook failed');
     return answer(reply, 500, 'error', 'unknown', { error: 'internal error' });
-  });
+  };
+}
 
-  app.post('/webhooks/stream', { bodyLimit: MAX_WEBHOOK_BODY_BYTES }, async (request, reply) => {
+/**
+ * The route's handler, built once per app. Its steps are synchronous calls that answer a refusal
+ * themselves; the only waits on a delivery's path are gunzip and the group commit.
+ */
+function createIntakeHandler(parts: IntakeParts) {
+  const { answer, verifySignature, enqueuer, tracer, spans } = parts;
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const headers = request.headers;
-    const encoding = parseContentEncoding(headers['content-encoding']);
-    if (encoding === 'unsupported') {
-      return answer(reply, 415, 'rejected_encoding', 'unknown', { error: 'unsupported content encoding' });
-    }
-    // Both headers are checked before any decompression, so an unsigned body costs no gunzip.
-    const apiKey = headers['x-api-key'];
-    if (typeof apiKey !== 'string' || apiKey === '') return unauthorized(request, reply, 'missing api key');
-    if (!matchesApiKey(apiKey, expectedApiKey)) return unauthorized(request, reply, 'unknown api key');
-    const signature = headers['x-signature'];
-    if (typeof signature !== 'string' || signature === '') return unauthorized(request, reply, 'missing signature');
+    const signature = checkSigningHeaders(request, reply, parts);
+    if (typeof signature !== 'string') return signature;
 
     let body = Buffer.isBuffer(request.body) ? request.body : EMPTY_BODY;
     // The bytes decide, as in Stream's SDK: a proxy may have decompressed the body and left the
@@ -137,13 +145,12 @@ export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => 
         return answer(reply, 400, 'rejected_invalid', 'unknown', { error: 'body could not be decompressed' });
       }
     }
-    if (!verifySignature(body, signature)) return unauthorized(request, reply, 'signature mismatch');
+    if (!verifySignature(body, signature)) return unauthorized(request, reply, 'signature mismatch', answer);
 
     // No nesting Postgres would refuse (54001) may reach a batch. Checked on the parsed value (0.5-5 µs
     // for Stream's events); a large body is scanned before parsing too, since V8 spends ~350 ms
     // parsing 1 MiB nested 500,000 deep, and the scan finds it in microseconds.
-    const tooDeep = () => answer(reply, 400, 'rejected_invalid', 'unknown', { error: `JSON nested deeper than ${MAX_WEBHOOK_JSON_DEPTH}` });
-    if (body.length > SCAN_BEFORE_PARSING_FROM_BYTES && exceedsJsonDepth(body, MAX_WEBHOOK_JSON_DEPTH)) return tooDeep();
+    if (body.length > SCAN_BEFORE_PARSING_FROM_BYTES && exceedsJsonDepth(body, MAX_WEBHOOK_JSON_DEPTH)) return answerTooDeep(reply, answer);
     const bodyText = body.toString('utf8');
     let payload: unknown;
     try {
@@ -151,48 +158,106 @@ export const webhooksPlugin: FastifyPluginAsync<AppDeps> = async (app, deps) => 
     } catch {
       return answer(reply, 400, 'rejected_invalid', 'unknown', { error: 'body is not JSON' });
     }
-    if (nestsDeeperThan(payload, MAX_WEBHOOK_JSON_DEPTH)) return tooDeep();
-    let event: WebhookEvent;
-    try {
-      // isUtf8 only when an id could hold a U+FFFD from decoding: ~0.1 µs, but spared on nearly every body.
-      event = parseWebhookEvent(payload, { bodyWasUtf8: !bodyText.includes('\ufffd') || isUtf8(body) });
-    } catch (error) {
-      if (!(error instanceof InvalidWebhookEventError)) throw error;
-      const type = isObjectWithStringType(payload) ? metricType(payload.type) : 'unknown';
-      return answer(reply, 400, 'rejected_invalid', type, { error: error.message });
-    }
+    if (nestsDeeperThan(payload, MAX_WEBHOOK_JSON_DEPTH)) return answerTooDeep(reply, answer);
+    const event = parseEventOrAnswer(reply, payload, bodyText, body, answer);
+    if (event === undefined) return reply;
     if (event.kind === 'ignored') return answer(reply, 200, 'ignored', metricType(event.type), { status: 'ignored' });
 
     const webhookId = parseWebhookId(headers['x-webhook-id'], body);
     if (webhookId === null) return answer(reply, 400, 'rejected_invalid', event.type, { error: 'X-WEBHOOK-ID is too long' });
     const enqueueSpan = tracer
-      ? startChildSpan(tracer, 'enqueue', spans.get(request), { 'webhook.type': event.type, 'call_session_id': event.callSessionId })
+      ? startChildSpan(tracer, 'enqueue', spans.get(request), { 'webhook.type': event.type, call_session_id: event.callSessionId })
       : undefined;
     try {
       const result = await enqueuer.enqueue({ webhookId, attempt: parseAttempt(headers['x-webhook-attempt']), event, bodyText, payload });
-      if (enqueueSpan) {
-        enqueueSpan.setAttribute('stored', result.stored);
-        endSpan(enqueueSpan);
-      }
-      refusals.success();
-      request.log.debug({ webhookId, callSessionId: event.callSessionId, type: event.type, ...result }, 'webhook handled');
-      const outcome = result.stored ? 'stored' : 'duplicate';
-      return answer(reply, 200, outcome, event.type, { status: outcome });
+      return answerStored(request, reply, result, webhookId, event, enqueueSpan, parts);
     } catch (error) {
       if (enqueueSpan) endSpan(enqueueSpan, error);
-      const logged = { err: error, webhookId, callSessionId: event.callSessionId, type: event.type };
-      if (isContentError(error)) {
-        // Retrying the same bytes would fail the same way; the reconciler still finds the session.
-        // The enqueuer fails only this event, never its batch.
-        request.log.error(logged, 'webhook event cannot be stored');
-        return answer(reply, 400, 'rejected_invalid', event.type, { error: 'event cannot be stored' });
-      }
-      // One line with a stack per refusal made an outage 8,732 lines (5.4 MB): summarised instead.
-      refusals.failure(refusalReason(error), logged);
-      return answer(reply, 503, 'error', event.type, { error: 'database unavailable' });
+      return answerEnqueueFailure(request, reply, error, webhookId, event, parts);
     }
-  });
-};
+  };
+}
+
+/**
+ * X-SIGNATURE once Content-Encoding and X-API-KEY pass, else the refusal answered. Both headers are
+ * checked before any decompression, so an unsigned body costs no gunzip.
+ */
+function checkSigningHeaders(request: FastifyRequest, reply: FastifyReply, parts: IntakeParts): string | FastifyReply {
+  const { headers } = request;
+  const { answer } = parts;
+  const encoding = parseContentEncoding(headers['content-encoding']);
+  if (encoding === 'unsupported') {
+    return answer(reply, 415, 'rejected_encoding', 'unknown', { error: 'unsupported content encoding' });
+  }
+  const apiKey = headers['x-api-key'];
+  if (typeof apiKey !== 'string' || apiKey === '') return unauthorized(request, reply, 'missing api key', answer);
+  if (!matchesApiKey(apiKey, parts.expectedApiKey)) return unauthorized(request, reply, 'unknown api key', answer);
+  const signature = headers['x-signature'];
+  if (typeof signature !== 'string' || signature === '') return unauthorized(request, reply, 'missing signature', answer);
+  return signature;
+}
+
+function unauthorized(request: FastifyRequest, reply: FastifyReply, reason: string, answer: Answer): FastifyReply {
+  // The reason goes to the log only: the caller learns nothing about which check failed.
+  request.log.warn({ reason, webhookId: headerForLog(request.headers['x-webhook-id']) }, 'webhook rejected');
+  return answer(reply, 401, 'rejected_unauthorized', 'unknown', { error: 'unauthorized' });
+}
+
+function answerTooDeep(reply: FastifyReply, answer: Answer): FastifyReply {
+  return answer(reply, 400, 'rejected_invalid', 'unknown', { error: `JSON nested deeper than ${MAX_WEBHOOK_JSON_DEPTH}` });
+}
+
+/** The event, or undefined once a body that is not one of Stream's events has been answered 400. */
+function parseEventOrAnswer(reply: FastifyReply, payload: unknown, bodyText: string, body: Buffer, answer: Answer): WebhookEvent | undefined {
+  try {
+    // isUtf8 only when an id could hold a U+FFFD from decoding: ~0.1 µs, but spared on nearly every body.
+    return parseWebhookEvent(payload, { bodyWasUtf8: !bodyText.includes('\ufffd') || isUtf8(body) });
+  } catch (error) {
+    if (!(error instanceof InvalidWebhookEventError)) throw error;
+    const type = isObjectWithStringType(payload) ? metricType(payload.type) : 'unknown';
+    answer(reply, 400, 'rejected_invalid', type, { error: error.message });
+    return undefined;
+  }
+}
+
+function answerStored(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  result: EnqueueResult,
+  webhookId: string,
+  event: HandledWebhookEvent,
+  enqueueSpan: Span | undefined,
+  parts: IntakeParts,
+): FastifyReply {
+  if (enqueueSpan) {
+    enqueueSpan.setAttribute('stored', result.stored);
+    endSpan(enqueueSpan);
+  }
+  parts.refusals.success();
+  request.log.debug({ webhookId, callSessionId: event.callSessionId, type: event.type, ...result }, 'webhook handled');
+  const outcome = result.stored ? 'stored' : 'duplicate';
+  return parts.answer(reply, 200, outcome, event.type, { status: outcome });
+}
+
+function answerEnqueueFailure(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  error: unknown,
+  webhookId: string,
+  event: HandledWebhookEvent,
+  parts: IntakeParts,
+): FastifyReply {
+  const logged = { err: error, webhookId, callSessionId: event.callSessionId, type: event.type };
+  if (isContentError(error)) {
+    // Retrying the same bytes would fail the same way; the reconciler still finds the session.
+    // The enqueuer fails only this event, never its batch.
+    request.log.error(logged, 'webhook event cannot be stored');
+    return parts.answer(reply, 400, 'rejected_invalid', event.type, { error: 'event cannot be stored' });
+  }
+  // One line with a stack per refusal made an outage 8,732 lines (5.4 MB): summarised instead.
+  parts.refusals.failure(refusalReason(error), logged);
+  return parts.answer(reply, 503, 'error', event.type, { error: 'database unavailable' });
+}
 
 /** 'gzip' | 'identity' (also for no header); 'unsupported' for anything else. */
 function parseContentEncoding(header: string | undefined): 'gzip' | 'identity' | 'unsupported' {

@@ -1,5 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type pg from 'pg';
+import { SESSION_STATUS } from '../db/schema.ts';
 import { AppError, coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -130,14 +131,17 @@ async function verifyAndFinish(run: Run, progress: RunProgress): Promise<Archive
   const { session, lease } = run;
   const { outcome, held } = await withFencedTransaction(run.options.pool, lease, async (client) => {
     const counted = await countArchived(client, session.callSessionId);
-    const pastRetention = isPastRetention({ retentionExpiresAt: session.retentionExpiresAt, sessionEndedAt: session.sessionEndedAt ?? progress.sessionEndedAt }, run.now());
+    const pastRetention = isPastRetention(
+      { retentionExpiresAt: session.retentionExpiresAt, sessionEndedAt: session.sessionEndedAt ?? progress.sessionEndedAt },
+      run.now(),
+    );
     const end: RunEnd = { kind: 'paged', held: counted, totals, entriesSeen: progress.entriesSeen, pastRetention };
     const decided = decideOutcome(runFacts(run, progress), end, { backoff: run.options.backoff });
     await finishSession(client, lease, decided);
     return { outcome: decided, held: counted };
   });
   const fields = { status: outcome.status, rows: held.rows, total: totals.participantSessions, pages: progress.pages, detail: outcomeDetail(outcome) };
-  if (outcome.status === 'complete') run.log.info(fields, 'session archived');
+  if (outcome.status === SESSION_STATUS.complete) run.log.info(fields, 'session archived');
   else run.log.warn(fields, 'session not verified');
   return recorded(run, progress, outcome);
 }
@@ -159,7 +163,7 @@ async function settleFailure(run: Run, progress: RunProgress, caught: unknown): 
     const end: RunEnd = { kind: 'failed', failure: describeFailure(coerceError(caught)) };
     const outcome = decideOutcome(runFacts(run, progress), end, { backoff: options.backoff });
     await finishSession(options.pool, lease, outcome);
-    if (outcome.status === 'dead') log.error({ rows: progress.rows, err: caught }, 'session dead');
+    if (outcome.status === SESSION_STATUS.dead) log.error({ rows: progress.rows, err: caught }, 'session dead');
     else log.warn({ status: outcome.status, rows: progress.rows, err: caught }, 'session will be retried');
     return recorded(run, progress, outcome);
   } catch (error) {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Database } from '../db/client.ts';
+import { SESSION_STATUS } from '../db/schema.ts';
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
@@ -94,7 +95,16 @@ export function startWorker(options: WorkerOptions): Worker {
     options.listen === false
       ? null
       : startDueListener({ connection: options.database.pool.options, channel: SESSIONS_DUE_CHANNEL, logger: log, onWake: waker.wake });
-  log.info({ concurrency: options.concurrency, leaseSeconds: ctx.leaseSeconds, heartbeatMs: ctx.heartbeatMs, pollIntervalMs: ctx.pollIntervalMs, maxAttempts: ctx.maxAttempts }, 'worker started');
+  log.info(
+    {
+      concurrency: options.concurrency,
+      leaseSeconds: ctx.leaseSeconds,
+      heartbeatMs: ctx.heartbeatMs,
+      pollIntervalMs: ctx.pollIntervalMs,
+      maxAttempts: ctx.maxAttempts,
+    },
+    'worker started',
+  );
   const running = claimLoop(ctx);
   let stopped: Promise<void> | null = null;
 
@@ -143,7 +153,12 @@ async function claimLoop(ctx: WorkerContext): Promise<void> {
       let claimed: ClaimedSession[];
       const claimStartedAt = Date.now();
       try {
-        claimed = await claimSessions(options.database.pool, { workerId: ctx.workerId, limit: free, leaseSeconds: ctx.leaseSeconds, exclude: [...held.keys()] });
+        claimed = await claimSessions(options.database.pool, {
+          workerId: ctx.workerId,
+          limit: free,
+          leaseSeconds: ctx.leaseSeconds,
+          exclude: [...held.keys()],
+        });
       } catch (error) {
         ctx.log.error({ err: coerceError(error) }, 'claiming sessions failed');
         await waker.sleep(Math.min(CLAIM_ERROR_PAUSE_MS, ctx.pollIntervalMs));
@@ -187,7 +202,7 @@ function beginRun(ctx: WorkerContext, session: ClaimedSession, claim?: ClaimTime
       options.metrics.archiveRunDuration.observe({ status: result.status }, (performance.now() - started) / 1000);
       if (span) {
         span.setAttributes({ 'archive.status': result.status, 'archive.rows': result.rows });
-        endSpan(span, result.status === 'dead' ? new Error(result.detail ?? 'dead') : undefined);
+        endSpan(span, result.status === SESSION_STATUS.dead ? new Error(result.detail ?? 'dead') : undefined);
       }
       options.onResult?.(session, result);
     })
@@ -255,7 +270,9 @@ function createWaker(): Waker {
   };
   return {
     wake,
-    reset: () => void (requested = false),
+    reset: () => {
+      requested = false;
+    },
     async sleep(ms) {
       if (requested || halted) return;
       let timer: NodeJS.Timeout | undefined;

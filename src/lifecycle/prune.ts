@@ -7,7 +7,7 @@ import { pruneArchiveBatch, pruneResponsesBatch } from './prune-archive.ts';
 import { pruneInboxBatch } from './prune-inbox.ts';
 
 /** One pruner at a time over every replica and `attendance prune` (db/advisory-lock.ts lists every key). */
-export const PRUNE_LOCK_KEY = ADVISORY_LOCK_KEYS.prune;
+const PRUNE_LOCK_KEY = ADVISORY_LOCK_KEYS.prune;
 
 /*
  * Batches and pauses, measured with bench/prune.ts (2 shared cores, ~1.3 KiB events, figures in
@@ -72,11 +72,7 @@ export async function runPrune(database: Database, options: PruneOptions): Promi
   return run.locked ? { ran: true, ...counts, interrupted: run.value } : { ran: false, ...counts, interrupted: false };
 }
 
-async function pruneLocked(
-  client: pg.PoolClient,
-  options: PruneOptions,
-  counts: PruneCounts,
-): Promise<boolean> {
+async function pruneLocked(client: pg.PoolClient, options: PruneOptions, counts: PruneCounts): Promise<boolean> {
   const batchRows = options.batchRows ?? PRUNE_BATCH_ROWS;
   const pauseMs = options.pauseMs ?? PRUNE_PAUSE_MS;
   const signal = options.signal;

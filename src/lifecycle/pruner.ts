@@ -2,6 +2,7 @@ import type { RetentionConfig } from '../config.ts';
 import type { Database } from '../db/client.ts';
 import { AppError, coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { MINUTE_MS } from '../time.ts';
 import { runPrune, type PruneResult } from './prune.ts';
 
 /** Hourly: the inbox gains at most an hour of events past its retention, in batches of seconds. */
@@ -47,7 +48,7 @@ export interface Pruner {
 export function startPruner(options: PrunerOptions): Pruner {
   const log = options.logger.child({ component: 'pruner' });
   const controller = new AbortController();
-  const intervalMs = (options.intervalMinutes ?? PRUNE_INTERVAL_MINUTES) * 60_000;
+  const intervalMs = (options.intervalMinutes ?? PRUNE_INTERVAL_MINUTES) * MINUTE_MS;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let queue: Promise<unknown> = Promise.resolve();

@@ -99,7 +99,14 @@ function outcomeOfFailure(run: RunFacts, failure: RunFailure, policy: DecisionPo
     return retryOrDead(run, policy, { error, class: 'retryable', resetAt: null, restart: true, totals: null, progressed: false });
   }
   if (failure.class === 'refused' || failure.class === 'fatal') return { status: 'dead', error: failure.message, totals: null };
-  return retryOrDead(run, policy, { error: failure.message, class: failure.class, resetAt: failure.resetAt, restart: false, totals: null, progressed: run.cursorMoved });
+  return retryOrDead(run, policy, {
+    error: failure.message,
+    class: failure.class,
+    resetAt: failure.resetAt,
+    restart: false,
+    totals: null,
+    progressed: run.cursorMoved,
+  });
 }
 
 interface Retry {

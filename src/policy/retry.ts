@@ -1,3 +1,5 @@
+import { MINUTE_MS } from '../time.ts';
+
 /**
  * Every wait before trying again, in one place: one capped exponential schedule, one rule for
  * jitter, and the named policies each retry loop uses. Pure: the caller sleeps.
@@ -60,7 +62,12 @@ export interface BackoffPolicy extends DelayPolicy {
 export type RetryKind = 'default' | 'not_ready';
 
 /** The session's wait after attempt `attempt` failed, on the default or the not-ready schedule. */
-export function sessionRetryDelayMs(attempt: number, kind: RetryKind, policy: BackoffPolicy = RETRY_POLICIES.session, random: () => number = Math.random): number {
+export function sessionRetryDelayMs(
+  attempt: number,
+  kind: RetryKind,
+  policy: BackoffPolicy = RETRY_POLICIES.session,
+  random: () => number = Math.random,
+): number {
   const schedule = kind === 'not_ready' ? { ...policy, baseMs: policy.notReadyBaseMs, capMs: policy.notReadyCapMs } : policy;
   return retryDelayMs(schedule, attempt, random);
 }
@@ -96,8 +103,6 @@ export interface AttemptsPolicy extends DelayPolicy {
   readonly attempts: number;
 }
 
-const MINUTE_MS = 60_000;
-
 /**
  * The named policies, with their numbers:
  *
@@ -125,7 +130,7 @@ export const RETRY_POLICIES = deepFreeze({
   sweep: { baseMs: 1_000, capMs: 8_000, jitter: 0.5, attempts: 5 } satisfies AttemptsPolicy,
   listenerReconnect: { baseMs: 500, capMs: 30_000, jitter: 0 } satisfies DelayPolicy,
   streamProbe: { baseMs: 5_000, capMs: 5 * MINUTE_MS, floorShare: 0.2 } satisfies DelayPolicy,
-  rateLimiterFallback: { baseMs: 1_000, capMs: 60_000, jitter: 0 } satisfies DelayPolicy,
+  rateLimiterFallback: { baseMs: 1_000, capMs: MINUTE_MS, jitter: 0 } satisfies DelayPolicy,
   rateLimiterReset: { maxWaitMs: 65_000, jitterMs: 1_000 } satisfies ResetWaitPolicy,
 });
 

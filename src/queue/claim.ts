@@ -85,9 +85,7 @@ export async function claimSessions(db: Queryable, options: ClaimOptions): Promi
   if (options.limit <= 0) return [];
   const result = await db.query<ClaimRow>(CLAIM_SQL, [options.workerId, options.limit, options.leaseSeconds, options.exclude ?? []]);
   // UPDATE … RETURNING does not keep the CTE's order.
-  const rows = [...result.rows].sort(
-    (a, b) => (a.retention_expires_at?.getTime() ?? Infinity) - (b.retention_expires_at?.getTime() ?? Infinity),
-  );
+  const rows = [...result.rows].sort((a, b) => (a.retention_expires_at?.getTime() ?? Infinity) - (b.retention_expires_at?.getTime() ?? Infinity));
   return rows.map((row) => ({
     callSessionId: row.call_session_id,
     callType: row.call_type,

@@ -22,7 +22,7 @@ export interface EnqueueListedResult {
  * Sessions that are not yet in call_sessions go in as pending and due now. A session already
  * known is left to whoever owns it (a webhook, the worker, an earlier sweep): its status,
  * schedule, lease and cursor are never touched. Only its dates may be corrected, and only while
- * its end is unknown (one retention clock, design.md): when the listing knows Stream's end,
+ * its end is unknown (docs/architecture.md, "One retention clock"): when the listing knows Stream's end,
  * session_ended_at and retention_expires_at = end + 90 days replace whatever estimate the row had
  * (a report event's time, which errs late); when it does not, an estimate only fills a retention
  * that is still null. A row whose end is known is never changed.

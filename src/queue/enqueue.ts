@@ -76,7 +76,7 @@ const INSERT_EVENTS = `
  * An event's created_at is the sender's clock, and a retention estimated from it must not be moved
  * by a wrong one: a created_at far behind would make the guard expire a session Stream still holds,
  * one far ahead would sort it after sessions that expire sooner. Stream sends an event within
- * seconds of it happening and retries for only ~15 s (stream-api.md §5), so a created_at is
+ * seconds of it happening and retries for only ~15 s (docs/stream-api.md §5), so a created_at is
  * plausible from 1 day behind the receive time (a generous margin for a slow clock or a delayed
  * delivery; anything older is older than any delivery Stream makes) to 1 hour ahead (clock skew,
  * nothing more: no event describes the future). Outside that band, or absent, the receive time
@@ -98,7 +98,7 @@ const NOTIFY_AND_REPORT = `
 
 /*
  * Which report a session's archive was last started for: stats_report_ready_at holds its
- * created_at. X-WEBHOOK-ID is not signed (design.md, "Signature first"), so one captured signed
+ * created_at. X-WEBHOOK-ID is not signed (docs/stream-api.md §5), so one captured signed
  * body can be re-sent under any number of fresh ids; the red team's 173 replays in 10 s each reset
  * the session, costing 2,632 Stream calls and 172 fenced-out runs. So a report acts only when it
  * is newer than the one already acted on:
@@ -207,11 +207,7 @@ const SESSION_ENDED_SQL = `
  * database errors are passed on as pg raised them (with their SQLSTATE in `code`).
  * Under concurrent load prefer createWebhookEnqueuer, which shares one commit between requests.
  */
-export async function enqueueWebhookEvent(
-  pool: pg.Pool,
-  input: WebhookEventToEnqueue,
-  options: { deadlineMs: number },
-): Promise<EnqueueResult> {
+export async function enqueueWebhookEvent(pool: pg.Pool, input: WebhookEventToEnqueue, options: { deadlineMs: number }): Promise<EnqueueResult> {
   // A statement that loses the race may still commit later: a stored event that Stream's retry
   // then finds as a duplicate.
   const results = await withDeadline(storeBatch(pool, [input], options.deadlineMs), options.deadlineMs, () => new EnqueueTimeoutError(options.deadlineMs));
@@ -268,7 +264,11 @@ export function createWebhookEnqueuer(pool: pg.Pool, options: WebhookEnqueuerOpt
     // copies of an id share its first copy's fate.
     const firsts = new Map<string, Waiting>();
     for (const waiting of batch) if (!firsts.has(waiting.input.webhookId)) firsts.set(waiting.input.webhookId, waiting);
-    const outcomes = await storeIsolatingContentErrors(pool, [...firsts.values()].map((w) => w.input), options.deadlineMs);
+    const outcomes = await storeIsolatingContentErrors(
+      pool,
+      [...firsts.values()].map((w) => w.input),
+      options.deadlineMs,
+    );
     for (const waiting of batch) {
       const outcome = outcomes.get(waiting.input.webhookId);
       if (outcome !== undefined && 'error' in outcome) waiting.reject(outcome.error);
@@ -337,11 +337,7 @@ type StoreOutcome = EnqueueResult | { readonly error: unknown };
  * content (the database went away meanwhile) fails the events of the part that raised it and of
  * every part not yet sent; parts already committed keep their results.
  */
-async function storeIsolatingContentErrors(
-  pool: pg.Pool,
-  inputs: readonly WebhookEventToEnqueue[],
-  timeoutMs: number,
-): Promise<Map<string, StoreOutcome>> {
+async function storeIsolatingContentErrors(pool: pg.Pool, inputs: readonly WebhookEventToEnqueue[], timeoutMs: number): Promise<Map<string, StoreOutcome>> {
   const outcomes = new Map<string, StoreOutcome>();
   let unavailable: { error: unknown } | undefined;
   const store = async (part: readonly WebhookEventToEnqueue[]): Promise<void> => {

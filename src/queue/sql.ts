@@ -40,14 +40,13 @@ export const holdsLease = (callSessionId: string, leaseOwner: string, row = ''):
 export const RELEASE_LEASE = 'lease_owner = null, lease_expires_at = null, updated_at = now()';
 
 /*
- * One retention clock (design.md): retention_expires_at is Stream's session end + 90 days. The
+ * One retention clock (docs/architecture.md): retention_expires_at is Stream's session end + 90 days. The
  * interval comes from stream/retention.ts, the TypeScript side's only statement of the rule.
  */
 export const RETENTION_INTERVAL = `interval '${STREAM_RETENTION_DAYS} days'`;
 
 /** What users see in archived_participant_sessions: the rows really held for the session. */
-export const archivedCount = (callSessionId: string): string =>
-  `(select count(*) from participant_sessions p where p.call_session_id = ${callSessionId})`;
+export const archivedCount = (callSessionId: string): string => `(select count(*) from participant_sessions p where p.call_session_id = ${callSessionId})`;
 
 /*
  * A session whose detail Stream no longer has is 'expired', unless it was archived in full

@@ -4,11 +4,11 @@ import { paginate } from '../stream/paginate.ts';
 import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schemas.ts';
 import { withStreamRetries, type RetryPolicy } from './retry.ts';
 
-/** Stream's maximum page size for call_stats (stream-api.md §7). */
+/** Stream's maximum page size for call_stats (docs/stream-api.md §7). */
 export const CALL_STATS_PAGE_LIMIT = 100;
 
 /**
- * The only sort Stream allows on session_ended_at pairs it with call_cid (stream-api.md §7);
+ * The only sort Stream allows on session_ended_at pairs it with call_cid (docs/stream-api.md §7);
  * the second key makes the order total, so a cursor never skips or repeats a row that ties on time.
  */
 export const CALL_STATS_SORT = [

@@ -4,6 +4,7 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { StreamClient } from '../stream/client.ts';
 import type { RetryPolicy } from './retry.ts';
+import { MINUTE_MS } from '../time.ts';
 import { runSweep, type SweepResult } from './sweep.ts';
 
 export type { SweepResult } from './sweep.ts';
@@ -40,7 +41,7 @@ export interface Reconciler {
 export function startReconciler(options: ReconcilerOptions): Reconciler {
   const log = options.logger.child({ component: 'reconciler' });
   const controller = new AbortController();
-  const intervalMs = options.intervalMinutes * 60_000;
+  const intervalMs = options.intervalMinutes * MINUTE_MS;
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   // Sweeps in this process run one after another; a second lock attempt from here would only skip.

@@ -32,7 +32,7 @@ export interface RetryOptions {
 }
 
 /** The wait after failed try `attempt`: the sweep's schedule (upper-half jitter) with these numbers. */
-export function backoffDelayMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
+function backoffDelayMs(policy: RetryPolicy, attempt: number, random: () => number = Math.random): number {
   return retryDelayMs({ ...RETRY_POLICIES.sweep, baseMs: policy.baseDelayMs, capMs: policy.maxDelayMs }, attempt, random);
 }
 

@@ -12,14 +12,22 @@ import { makeReportedSessionsDue } from '../queue/make-due.ts';
 import { foundSession } from './enqueue-found.ts';
 import { guardRetention } from './retention.ts';
 import { SWEEP_RETRY_POLICY, type RetryPolicy } from './retry.ts';
-import { completeSweep, discardSweepCursor, inTransaction, readSweepState, recordSweepError, saveSweepProgress, startSweepWindow, type PageTally } from './state.ts';
-import { DAY_MS } from '../stream/retention.ts';
+import {
+  completeSweep,
+  discardSweepCursor,
+  inTransaction,
+  readSweepState,
+  recordSweepError,
+  saveSweepProgress,
+  startSweepWindow,
+  type PageTally,
+} from './state.ts';
+import { DAY_MS, MINUTE_MS } from '../time.ts';
 import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schemas.ts';
 
 /** Held for the whole sweep by the replica that runs it (db/advisory-lock.ts lists every key). */
-export const RECONCILE_LOCK_KEY = ADVISORY_LOCK_KEYS.reconcile;
+const RECONCILE_LOCK_KEY = ADVISORY_LOCK_KEYS.reconcile;
 export const DEFAULT_OVERLAP_MINUTES = 60;
-const MINUTE_MS = 60_000;
 const LOGGED_IDS = 5;
 
 export interface SweepOptions {
@@ -165,7 +173,10 @@ async function sweepWindow(client: pg.PoolClient, options: SweepOptions, log: Lo
       const { inserted, corrected, madeDue } = await inTransaction(client, async () => {
         const written = await enqueueListedSessions(client, found);
         const insertedIds = new Set(written.inserted);
-        const due = await makeReportedSessionsDue(client, found.map((row) => row.callSessionId).filter((id) => !insertedIds.has(id)));
+        const due = await makeReportedSessionsDue(
+          client,
+          found.map((row) => row.callSessionId).filter((id) => !insertedIds.has(id)),
+        );
         const tally: PageTally = {
           seen: page.rows.length + page.unusable.length,
           enqueued: written.inserted.length,
@@ -180,7 +191,8 @@ async function sweepWindow(client: pg.PoolClient, options: SweepOptions, log: Lo
       options.metrics.reconcileEnqueued.inc(inserted.length);
       if (inserted.length > 0) log.info({ enqueued: inserted.length, first: inserted.slice(0, LOGGED_IDS) }, 'sessions with no webhook enqueued');
       if (madeDue.length > 0) log.info({ madeDue: madeDue.length, first: madeDue.slice(0, LOGGED_IDS) }, 'sessions whose report event never came made due');
-      if (corrected.length > 0) log.info({ corrected: corrected.length, first: corrected.slice(0, LOGGED_IDS) }, 'retention of sessions without a known end corrected from call_stats');
+      if (corrected.length > 0)
+        log.info({ corrected: corrected.length, first: corrected.slice(0, LOGGED_IDS) }, 'retention of sessions without a known end corrected from call_stats');
       reportRowProblems(log, options.metrics, page.unusable, withoutEnd, found);
       // Stopping between pages leaves a consistent checkpoint: this page and its cursor committed together.
       options.signal?.throwIfAborted();

@@ -1,5 +1,5 @@
 /**
- * Stream's APIError body (stream-api.md §4). Used by the simulator and by our own archive route,
+ * Stream's APIError body (docs/stream-api.md §4). Used by the simulator and by our own archive route,
  * which answers like Stream so existing SDKs understand its errors.
  */
 export interface ApiErrorBody {

@@ -1,6 +1,6 @@
 import { AppError } from '../errors.ts';
 
-/** Stream's rate-limit headers (stream-api.md §4): a 1-minute window per endpoint and platform. */
+/** Stream's rate-limit headers (docs/stream-api.md §4): a 1-minute window per endpoint and platform. */
 export interface RateLimitInfo {
   readonly limit: number;
   readonly remaining: number;

@@ -1,7 +1,7 @@
 import { AppError } from '../errors.ts';
 
 /**
- * `filter_conditions` of QueryCallParticipantSessions (stream-api.md §1): a JSON object sent as one
+ * `filter_conditions` of QueryCallParticipantSessions (docs/stream-api.md §1): a JSON object sent as one
  * URL-encoded query parameter. Only these fields and operators are allowed (the spec's
  * x-stream-filter-fields); anything else is a 400. Parsed once here, then applied in memory by the
  * simulator and turned into SQL by the archive route.
@@ -56,9 +56,7 @@ export function parseParticipantFilterObject(parsed: unknown): ParticipantFilter
     }
     const spec = PARTICIPANT_FILTER_FIELDS[field as ParticipantFilterField];
     const entries: [string, unknown][] =
-      condition !== null && typeof condition === 'object' && !Array.isArray(condition)
-        ? Object.entries(condition)
-        : [['$eq', condition]];
+      condition !== null && typeof condition === 'object' && !Array.isArray(condition) ? Object.entries(condition) : [['$eq', condition]];
     if (entries.length === 0) throw new FilterError(`filter on "${field}" has no operator`);
     for (const [op, value] of entries) {
       if (!(spec.operators as readonly string[]).includes(op)) {
@@ -78,12 +76,12 @@ export function parseParticipantFilterObject(parsed: unknown): ParticipantFilter
   return conditions;
 }
 
-const BRACKET_KEY = /^filter_conditions\[([^\[\]]*)\](?:\[([^\[\]]*)\])?(?:\[([^\[\]]*)\])?$/;
+const BRACKET_KEY = /^filter_conditions\[([^[\]]*)\](?:\[([^[\]]*)\])?(?:\[([^[\]]*)\])?$/;
 
 /**
  * `filter_conditions` from a whole query string, in either encoding, so the archive route and the
  * simulator read a request the same way:
- * - JSON, as every official SDK sends it (stream-api.md §1): `filter_conditions=<URL-encoded JSON>`;
+ * - JSON, as every official SDK sends it (docs/stream-api.md §1): `filter_conditions=<URL-encoded JSON>`;
  * - the bracket form that qs-style clients and curl examples write:
  *   `filter_conditions[user_id]=alice` (shorthand for $eq), `filter_conditions[user_id][$eq]=alice`,
  *   `filter_conditions[user_id][$in][]=a&…[$in][]=b` or `…[$in][0]=a&…[$in][1]=b` (indexed values
@@ -119,7 +117,8 @@ function bracketFilterObject(pairs: readonly [string, string][]): Record<string,
     const op = match[2] ?? '$eq';
     const index = match[3];
     const typed = typedValue(field, value);
-    const conditions = (filter[field] ??= Object.create(null) as Record<string, unknown>);
+    filter[field] ??= Object.create(null) as Record<string, unknown>;
+    const conditions = filter[field];
     if (op === '$in') {
       if (index !== undefined && index !== '' && !/^\d{1,6}$/.test(index)) throw new FilterError(`"${key}": the $in index must be a whole number`);
       const list = indexed.get(`${field}\u0000$in`) ?? [];
@@ -151,7 +150,7 @@ function typedValue(field: string, value: string): string | boolean {
 /**
  * The values an entry has for each filter field. `session_id` is read as the entry's
  * user_session_id and `published_tracks` as the kinds it published; Stream does not document
- * either (stream-api.md §9.7), so these are our reading.
+ * either (docs/stream-api.md §9.7), so these are our reading.
  */
 export interface FilterableEntry {
   readonly user_id: string;

@@ -3,7 +3,7 @@ import type { ParticipantSessionsParams, StreamClient } from './client.ts';
 import { StreamApiError } from './errors.ts';
 import type { ParticipantSessionsPage } from './schemas.ts';
 
-/** Stream's maximum page size for participant_sessions (stream-api.md §1). */
+/** Stream's maximum page size for participant_sessions (docs/stream-api.md §1). */
 export const PAGE_LIMIT = 100;
 
 export interface FetchedPage<P> {

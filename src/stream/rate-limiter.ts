@@ -4,7 +4,7 @@ import type { RateLimitInfo } from './errors.ts';
 
 /**
  * One per process, shared by every session being paged: Stream counts its limit per app,
- * platform and endpoint (stream-api.md §4), so several workers in one process spend one budget.
+ * platform and endpoint (docs/stream-api.md §4), so several workers in one process spend one budget.
  */
 export interface RateLimiter {
   /** Resolves when this caller may send one request; rejects if `signal` aborts first. */

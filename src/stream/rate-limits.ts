@@ -11,7 +11,7 @@ export interface EndpointRateLimit {
 export type RateLimitsResponse = Readonly<Record<string, EndpointRateLimit>>;
 
 /**
- * Parses `GET /api/v2/rate_limits?server_side=true` (stream-api.md §4):
+ * Parses `GET /api/v2/rate_limits?server_side=true` (docs/stream-api.md §4):
  * `{server_side: {<Endpoint>: {limit, remaining, reset}}, duration}`, reset in Unix seconds.
  * Only the shape is checked strictly; an endpoint Stream leaves out is simply absent.
  */

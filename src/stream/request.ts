@@ -58,7 +58,7 @@ export interface StreamRequest {
   readonly signal?: AbortSignal;
   /**
    * What a 404 means here. `not_ready` (the default) is participant_sessions' "analytics not in
-   * yet" (stream-api.md §8); `no_route` is for endpoints that never answer 404 themselves, so a 404
+   * yet" (docs/stream-api.md §8); `no_route` is for endpoints that never answer 404 themselves, so a 404
    * means STREAM_BASE_URL points at something that is not Stream's API: a configuration error.
    */
   readonly notFound?: 'not_ready' | 'no_route';
@@ -101,11 +101,14 @@ export function createRequestCore(options: RequestCoreOptions): RequestCore {
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
   });
-  // Stream's SDKs sign one token without iat/exp and reuse it (stream-api.md §3). Once signed, it
+  // Stream's SDKs sign one token without iat/exp and reuse it (docs/stream-api.md §3). Once signed, it
   // is used as a plain value: no await (and no trip through the microtask queue) per request. A
   // signing failure surfaces at the first request's await, not as an unhandled rejection.
   const token: Core['token'] = { pending: createServerToken(options.apiSecret), signed: undefined };
-  void token.pending.then((value) => (token.signed = value), () => undefined);
+  void token.pending.then(
+    (value) => (token.signed = value),
+    () => undefined,
+  );
   const core: Core = { options, origin: base.origin, basePath: base.pathname.replace(/\/+$/, ''), timeoutMs, pool, token };
 
   return {
@@ -282,7 +285,7 @@ export function encodePath(segments: readonly string[]): string {
 
 /**
  * Query parameters the way Stream's SDKs write them: objects and arrays of objects as
- * URL-encoded JSON (filter_conditions, sort), scalar arrays comma-joined (stream-api.md §1).
+ * URL-encoded JSON (filter_conditions, sort), scalar arrays comma-joined (docs/stream-api.md §1).
  */
 export function queryString(query: Readonly<Record<string, QueryValue>>): string {
   const parts: string[] = [];
@@ -353,12 +356,7 @@ async function readBody(body: AsyncIterable<Buffer>, encoding: string | string[]
 function isTimeoutError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   const name = (error as { name?: unknown } | null)?.name;
-  return (
-    code === 'UND_ERR_HEADERS_TIMEOUT' ||
-    code === 'UND_ERR_BODY_TIMEOUT' ||
-    code === 'UND_ERR_CONNECT_TIMEOUT' ||
-    name === 'TimeoutError'
-  );
+  return code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || name === 'TimeoutError';
 }
 
 function networkReason(error: unknown): string {

@@ -1,10 +1,11 @@
+import { DAY_MS } from '../time.ts';
+
 /**
  * Stream keeps a call session's participant detail this long after the session ends; after
- * that `participants_sessions` comes back empty while the totals remain (stream-api.md §8).
+ * that `participants_sessions` comes back empty while the totals remain (docs/stream-api.md §8).
  * The SQL in queue/enqueue.ts builds its interval from this same number.
  */
 export const STREAM_RETENTION_DAYS = 90;
-export const DAY_MS = 86_400_000;
 
 /** When Stream empties the detail of a session that ended at `endedAt`. */
 export function retentionExpiresAt(endedAt: Date): Date {
@@ -27,7 +28,7 @@ export interface RetentionEstimate {
 }
 
 /**
- * The retention of a session call_stats lists, from the best date the row has (stream-api.md §7:
+ * The retention of a session call_stats lists, from the best date the row has (docs/stream-api.md §7:
  * `call_ended_at` and `call_started_at` may be absent):
  * - its end: exact, Stream's 90 days count from it;
  * - else its start, which is never later than the end: the estimate errs early, so the session is

@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import { AppError } from '../errors.ts';
-import { DAY_MS } from './retention.ts';
+import { DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS } from '../time.ts';
 
 /**
- * Stream's wire format becomes typed values here and nowhere else (stream-api.md §2, §7).
+ * Stream's wire format becomes typed values here and nowhere else (docs/stream-api.md §2, §7).
  * Quirks handled in this file, each because Stream's SDKs disagree or the spec is silent:
- * - timestamps come as RFC 3339 strings or as integer Unix nanoseconds (§2, "parse both forms");
+ * - timestamps come as RFC 3339 strings or as integer Unix nanoseconds (§2), so both are parsed;
  * - `next`/`prev` are absent or "" on the last page (§9.2): both become null;
  * - optional entry fields may be absent or null (§9.9): both become null;
  * - `duration` is an integer on this endpoint and a string elsewhere: both are accepted;
@@ -53,7 +53,7 @@ export interface ParticipantSessionsPage {
   readonly callType: string;
   readonly callId: string;
   readonly callSessionId: string;
-  /** Every participant session of the call session; filters never change it (stream-api.md §1). */
+  /** Every participant session of the call session; filters never change it (docs/stream-api.md §1). */
   readonly totalParticipantSessions: number;
   /** Sum of all participant durations, in seconds. */
   readonly totalParticipantDuration: number;
@@ -228,8 +228,6 @@ function microsInstant(micros: bigint): Instant {
   return { micros: `${isoMillis(Number(ms))}${String(rest).padStart(3, '0')}Z`, ms: Number(ms) };
 }
 
-
-
 /**
  * `YYYY-MM-DDTHH:MM:SS.mmm` of a Unix millisecond (UTC), as Date#toISOString without its `Z`.
  * By arithmetic (days to civil date, H. Hinnant's algorithm) for years 1000–9999: toISOString
@@ -249,12 +247,12 @@ export function isoMillis(ms: number): string {
     lastDay = days;
     lastDayPrefix = civilDate(days);
   }
-  const hours = Math.floor(rest / 3_600_000);
-  rest -= hours * 3_600_000;
-  const minutes = Math.floor(rest / 60_000);
-  rest -= minutes * 60_000;
-  const seconds = Math.floor(rest / 1_000);
-  const millis = rest - seconds * 1_000;
+  const hours = Math.floor(rest / HOUR_MS);
+  rest -= hours * HOUR_MS;
+  const minutes = Math.floor(rest / MINUTE_MS);
+  rest -= minutes * MINUTE_MS;
+  const seconds = Math.floor(rest / SECOND_MS);
+  const millis = rest - seconds * SECOND_MS;
   return `${lastDayPrefix}T${pad2(hours)}:${pad2(minutes)}:${pad2(seconds)}.${millis < 10 ? '00' : millis < 100 ? '0' : ''}${millis}`;
 }
 
@@ -316,7 +314,7 @@ function digits(value: string, start: number, length: number): number {
   return n;
 }
 
-/** `next`/`prev`: absent, null and "" all mean "no more" (stream-api.md §9.2). */
+/** `next`/`prev`: absent, null and "" all mean "no more" (docs/stream-api.md §9.2). */
 const noMoreToNull = (value: string | null | undefined): string | null => (value === undefined || value === null || value === '' ? null : value);
 
 const cursorField = z.string().nullish().transform(noMoreToNull);
@@ -476,7 +474,7 @@ const statsPageSchema = z.object({
  * call_stats rows are read one by one: a row that names no session (its ids missing or not
  * strings) is returned in `unusable` rather than failing the page, so one bad row never hides the
  * other 99 nor stops the sweep's cursor. Stream requires only call_type, call_id,
- * call_session_id, generated_at and counts in a row (stream-api.md §7); the session window may be
+ * call_session_id, generated_at and counts in a row (docs/stream-api.md §7); the session window may be
  * absent, and an unreadable date is read as absent (and named in `dateProblems`) since the ids
  * alone are enough to archive the session. A wrong envelope still fails the whole page.
  */
@@ -522,7 +520,7 @@ function parseStatsRow(item: unknown, index: number): CallSessionStatsRow | Unus
     }
   };
   // The spec names the row fields call_started_at/call_ended_at while its filters say
-  // session_started_at/session_ended_at (stream-api.md §7); either is read.
+  // session_started_at/session_ended_at (docs/stream-api.md §7); either is read.
   const sessionStartedAt = date('session_started_at') ?? date('call_started_at');
   const sessionEndedAt = date('session_ended_at') ?? date('call_ended_at');
   return {

@@ -3,7 +3,7 @@ import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'no
 /**
  * Stream's webhook signature: lowercase hex HMAC-SHA256 of the exact request bytes (after gunzip
  * when compressed), keyed with the app's API secret as UTF-8. No timestamp is signed, so
- * X-WEBHOOK-ID dedupe is the replay guard (stream-api.md §5).
+ * X-WEBHOOK-ID dedupe is the replay guard (docs/stream-api.md §5).
  */
 export function signWebhook(body: Buffer | string, secret: string): string {
   return createHmac('sha256', secret).update(body).digest('hex');

@@ -3,7 +3,7 @@ import { SignJWT, jwtVerify } from 'jose';
 /**
  * Stream's server-side auth: a JWT with payload {"server": true}, HS256 under the API secret,
  * sent bare (no "Bearer ") in `Authorization` with `stream-auth-type: jwt` and `api_key` in the
- * query. The SDKs sign it without iat/exp and reuse it for the client's lifetime (stream-api.md §3).
+ * query. The SDKs sign it without iat/exp and reuse it for the client's lifetime (docs/stream-api.md §3).
  */
 export async function createServerToken(apiSecret: string): Promise<string> {
   return new SignJWT({ server: true }).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(secretKey(apiSecret));

@@ -2,7 +2,7 @@ import { AppError } from '../errors.ts';
 import { parseStreamTimestamp } from './schemas.ts';
 
 /**
- * Webhook bodies (stream-api.md §6) as typed values. Only the two events that drive archiving are
+ * Webhook bodies (docs/stream-api.md §6) as typed values. Only the two events that drive archiving are
  * read; every other type is passed on as `ignored` with its name, so new event types Stream adds
  * never fail a delivery.
  */
@@ -107,7 +107,7 @@ function isExactId(id: string, bodyWasUtf8: boolean): boolean {
 }
 
 /**
- * Deepest JSON nesting accepted in a webhook body. Stream's events are shallow (stream-api.md §6):
+ * Deepest JSON nesting accepted in a webhook body. Stream's events are shallow (docs/stream-api.md §6):
  * call.session_ended's deepest standard path, call.session.participants[].user.custom, opens its
  * 7th level, and user-defined custom data may add a few more. Postgres refuses jsonb nested a few
  * thousand deep (54001, stack depth), and one such event used to fail its whole batch. 64 leaves

@@ -15,7 +15,9 @@ describe('wholeNumberOption', () => {
   });
 
   it.each([[''], ['0'], ['101'], ['1e2'], ['0x10'], ['2.0'], ['-1'], [true]])('%j is refused naming the flag and the range', (value) => {
-    expect(() => wholeNumberOption(value, 'limit', RANGE)).toThrow(new UsageError(`--limit must be a whole number from 1 to 100 (got ${JSON.stringify(value)})`));
+    expect(() => wholeNumberOption(value, 'limit', RANGE)).toThrow(
+      new UsageError(`--limit must be a whole number from 1 to 100 (got ${JSON.stringify(value)})`),
+    );
   });
 });
 

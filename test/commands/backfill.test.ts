@@ -5,8 +5,9 @@ import { generateSession, type SimSession } from '../../tools/simulator/generate
 import { retentionExpiresAt } from '../../src/stream/retention.ts';
 import { runCli } from '../helpers/cli.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { insertSessions } from '../helpers/sessions.ts';
+import { insertSessionRows } from '../helpers/session-rows.ts';
 import { API_KEY, API_SECRET, endedSession, startStreamHarness, type StreamHarness } from '../reconcile/harness.ts';
+import { DAY_MS, HOUR_MS } from '../../src/time.ts';
 
 describe('attendance backfill', () => {
   const test = useTestDatabase();
@@ -76,13 +77,18 @@ describe('attendance backfill', () => {
         since: new Date('2026-05-01T00:00:00Z'),
         until: new Date('2026-05-02T04:30:00Z'),
       });
-      expect(parseBackfillArgs({ call: 'livestream:a:b', session: 'x' }, when)).toEqual({ kind: 'session', callType: 'livestream', callId: 'a:b', callSessionId: 'x' });
+      expect(parseBackfillArgs({ call: 'livestream:a:b', session: 'x' }, when)).toEqual({
+        kind: 'session',
+        callType: 'livestream',
+        callId: 'a:b',
+        callSessionId: 'x',
+      });
     });
   });
 
   it('--since/--until enqueues exactly the sessions that ended in the window, once, without touching the watermark', async () => {
     // Came by webhook already: listed by Stream, but not enqueued again.
-    await insertSessions(pool(), [{ call_session_id: s('20h').callSessionId, call_type: s('20h').callType, call_id: s('20h').callId, status: 'complete' }]);
+    await insertSessionRows(pool(), [{ call_session_id: s('20h').callSessionId, call_type: s('20h').callType, call_id: s('20h').callId, status: 'complete' }]);
     const since = s('30h').endedAt.toISOString();
     const until = s('10h').endedAt.toISOString();
     const { code, stdout, stderr } = await runCli(['backfill', '--since', since, '--until', until], env());
@@ -113,9 +119,13 @@ describe('attendance backfill', () => {
     const argv = ['backfill', '--call', `${one.callType}:${one.callId}`, '--session', one.callSessionId];
     const first = await runCli(argv, env());
     expect(first.code).toBe(0);
-    expect(first.stdout).toBe(`enqueued  ${one.callSessionId}  ${one.callType}:${one.callId}  ended ${one.endedAt.toISOString()}\nbackfill: 1 session(s) enqueued\n`);
-    const { rows } = await pool().query('select status, session_ended_at, retention_expires_at from call_sessions where call_session_id = $1', [one.callSessionId]);
-    expect(rows).toEqual([{ status: 'pending', session_ended_at: one.endedAt, retention_expires_at: new Date(one.endedAt.getTime() + 90 * 86_400_000) }]);
+    expect(first.stdout).toBe(
+      `enqueued  ${one.callSessionId}  ${one.callType}:${one.callId}  ended ${one.endedAt.toISOString()}\nbackfill: 1 session(s) enqueued\n`,
+    );
+    const { rows } = await pool().query('select status, session_ended_at, retention_expires_at from call_sessions where call_session_id = $1', [
+      one.callSessionId,
+    ]);
+    expect(rows).toEqual([{ status: 'pending', session_ended_at: one.endedAt, retention_expires_at: new Date(one.endedAt.getTime() + 90 * DAY_MS) }]);
 
     await pool().query("update call_sessions set status = 'complete' where call_session_id = $1", [one.callSessionId]);
     const second = await runCli(argv, env());
@@ -125,7 +135,7 @@ describe('attendance backfill', () => {
   });
 
   it('--call/--session sends dead sessions to redrive, says expired ones are gone, and refuses the wrong call', async () => {
-    await insertSessions(pool(), [
+    await insertSessionRows(pool(), [
       { call_session_id: 'dead-one', status: 'dead', last_error: 'HTTP 403' },
       { call_session_id: 'expired-one', status: 'expired' },
     ]);
@@ -175,18 +185,24 @@ describe('attendance backfill', () => {
   it('--since/--until enqueues sessions listed without an end, fills in known ones, and prints and counts unusable rows', async () => {
     const day = 24;
     const quirky = (seed: string, hoursAgo: number, statsRow: SimSession['statsRow']) =>
-      generateSession({ seed, size: 2, endedAt: new Date(Math.floor((now - hoursAgo * 3_600_000) / 1000) * 1000), statsRow });
+      generateSession({ seed, size: 2, endedAt: new Date(Math.floor((now - hoursAgo * HOUR_MS) / 1000) * 1000), statsRow });
     const noEnd = quirky('bf-no-end', 60 * day, { omit: ['call_ended_at'] });
     const noId = quirky('bf-no-id', 60 * day + 1, { unusable: 'no_call_session_id' });
     const fromWebhook = quirky('bf-webhook', 60 * day + 2, undefined);
     for (const session of [noEnd, noId, fromWebhook]) harness.sim.addSession(session);
     // Known from a report webhook only: no end, retention from the report's time.
-    await insertSessions(pool(), [
-      { call_session_id: fromWebhook.callSessionId, call_type: fromWebhook.callType, call_id: fromWebhook.callId, status: 'retrying', retention_expires_at: new Date(now + 90 * 86_400_000) },
+    await insertSessionRows(pool(), [
+      {
+        call_session_id: fromWebhook.callSessionId,
+        call_type: fromWebhook.callType,
+        call_id: fromWebhook.callId,
+        status: 'retrying',
+        retention_expires_at: new Date(now + 90 * DAY_MS),
+      },
     ]);
 
-    const since = new Date(now - 61 * 86_400_000).toISOString();
-    const until = new Date(now - 59 * 86_400_000).toISOString();
+    const since = new Date(now - 61 * DAY_MS).toISOString();
+    const until = new Date(now - 59 * DAY_MS).toISOString();
     const { code, stdout, stderr } = await runCli(['backfill', '--since', since, '--until', until], env());
     expect(code).toBe(0);
     expect(stdout.trimEnd().split('\n')).toEqual([
@@ -194,13 +210,20 @@ describe('attendance backfill', () => {
       `backfill: 1 session(s) enqueued, 1 already known, of 3 ended between ${since} and ${until}; ` +
         '1 without an end time (retention estimated), 1 end time(s) filled in, 1 unusable (not enqueued)',
     ]);
-    expect(stderr).toBe(`unusable  call_stats row 1: call_session_id: expected a non-empty string, received undefined (call ${noId.callType}:${noId.callId})\n`);
+    expect(stderr).toBe(
+      `unusable  call_stats row 1: call_session_id: expected a non-empty string, received undefined (call ${noId.callType}:${noId.callId})\n`,
+    );
 
     const { rows } = await pool().query('select call_session_id, status, session_ended_at, retention_expires_at from call_sessions order by call_session_id');
     expect(rows).toEqual(
       [
         { call_session_id: noEnd.callSessionId, status: 'pending', session_ended_at: null, retention_expires_at: retentionExpiresAt(noEnd.startedAt) },
-        { call_session_id: fromWebhook.callSessionId, status: 'retrying', session_ended_at: fromWebhook.endedAt, retention_expires_at: retentionExpiresAt(fromWebhook.endedAt) },
+        {
+          call_session_id: fromWebhook.callSessionId,
+          status: 'retrying',
+          session_ended_at: fromWebhook.endedAt,
+          retention_expires_at: retentionExpiresAt(fromWebhook.endedAt),
+        },
       ].sort((a, b) => a.call_session_id.localeCompare(b.call_session_id)),
     );
     // Counted for status and /metrics, without touching the sweep's watermark.

@@ -64,7 +64,9 @@ describe('database problems at start: exit 2, one line naming DATABASE_URL and t
     const url = databaseUrl(test.current.url, 'attendance_no_such_db');
     const line = oneConfigLine(await runCli([command], { DATABASE_URL: url }));
     const { hostname, port, username } = new URL(url);
-    expect(line).toContain(`database "attendance_no_such_db" does not exist; create it: createdb -h ${hostname} -p ${port || 5432} -U ${username} attendance_no_such_db`);
+    expect(line).toContain(
+      `database "attendance_no_such_db" does not exist; create it: createdb -h ${hostname} -p ${port || 5432} -U ${username} attendance_no_such_db`,
+    );
     expect(line).toContain('CREATE DATABASE "attendance_no_such_db"');
   });
 
@@ -72,7 +74,11 @@ describe('database problems at start: exit 2, one line naming DATABASE_URL and t
     const empty = await createTestDatabase({ migrated: false });
     try {
       const line = oneConfigLine(await runCli(argv, { ...STREAM, DATABASE_URL: empty.url }));
-      expect(line).toMatch(new RegExp(`^attendance ${argv[0]}: DATABASE_URL \\(.*database "${empty.name}".*\\) has no attendance tables yet: run 'attendance migrate' first, with the same DATABASE_URL$`));
+      expect(line).toMatch(
+        new RegExp(
+          `^attendance ${argv[0]}: DATABASE_URL \\(.*database "${empty.name}".*\\) has no attendance tables yet: run 'attendance migrate' first, with the same DATABASE_URL$`,
+        ),
+      );
     } finally {
       await empty.drop();
     }
@@ -82,7 +88,9 @@ describe('database problems at start: exit 2, one line naming DATABASE_URL and t
     const partial = await createTestDatabase();
     try {
       const { rows } = await partial.database.pool.query<{ n: number }>('select count(*)::int as n from drizzle.__drizzle_migrations');
-      await partial.database.pool.query('delete from drizzle.__drizzle_migrations where created_at = (select max(created_at) from drizzle.__drizzle_migrations)');
+      await partial.database.pool.query(
+        'delete from drizzle.__drizzle_migrations where created_at = (select max(created_at) from drizzle.__drizzle_migrations)',
+      );
       const line = oneConfigLine(await runCli(['status'], { DATABASE_URL: partial.url }));
       expect(line).toContain(`has ${rows[0]!.n - 1} of the ${rows[0]!.n} migrations this version needs: run 'attendance migrate'`);
     } finally {

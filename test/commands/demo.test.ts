@@ -90,7 +90,9 @@ describe('attendance demo --keep on the embedded Postgres', () => {
       // the kept server checks passwords (scram), so the authentication messages can be seen for real
       const wrong = spawnCommand(['status'], { DATABASE_URL: url!.replace('postgres:postgres@', 'postgres:not-the-password@') });
       expect(await wrong.exited).toBe(2);
-      expect(wrong.stderr()).toMatch(/^attendance status: cannot connect to DATABASE_URL \(127\.0\.0\.1:\d+, database "attendance_demo", user "postgres"\): authentication failed: wrong password for user "postgres"; fix the user or password in DATABASE_URL\n$/);
+      expect(wrong.stderr()).toMatch(
+        /^attendance status: cannot connect to DATABASE_URL \(127\.0\.0\.1:\d+, database "attendance_demo", user "postgres"\): authentication failed: wrong password for user "postgres"; fix the user or password in DATABASE_URL\n$/,
+      );
       expect(wrong.output()).not.toContain('not-the-password');
       const none = spawnCommand(['status'], { DATABASE_URL: url!.replace('postgres:postgres@', 'postgres@') });
       expect(await none.exited).toBe(2);

@@ -4,6 +4,7 @@ import { startSimulator, type Simulator } from '../../tools/simulator/server.ts'
 import { buildStatsReportReadyEvent, deliverWebhook } from '../../tools/simulator/webhooks.ts';
 import { spawnCommand, type RunningCommand } from '../helpers/child.ts';
 import { useTestDatabase } from '../helpers/db.ts';
+import { daysFromNow, insertSessionRows } from '../helpers/session-rows.ts';
 
 const API_KEY = 'serve-test-key';
 const API_SECRET = 'serve-test-secret-that-must-never-be-logged';
@@ -43,16 +44,23 @@ describe('attendance serve as a child process', () => {
     const session = generateSession({ seed: 'sigterm', size: 3_000 });
     simulator.addSession(session);
     const { serve, url } = await startServe();
-    const delivery = await deliverWebhook({ url: `${url}/webhooks/stream`, apiKey: API_KEY, apiSecret: API_SECRET, event: buildStatsReportReadyEvent(session) });
+    const delivery = await deliverWebhook({
+      url: `${url}/webhooks/stream`,
+      apiKey: API_KEY,
+      apiSecret: API_SECRET,
+      event: buildStatsReportReadyEvent(session),
+    });
     expect(delivery.status).toBe(200);
 
     const pool = test.current.database.pool;
     const status = async () =>
-      (await pool.query<{ status: string; rows: number; lease_owner: string | null }>(
-        `select status, lease_owner, (select count(*)::int from participant_sessions p where p.call_session_id = c.call_session_id) as rows
+      (
+        await pool.query<{ status: string; rows: number; lease_owner: string | null }>(
+          `select status, lease_owner, (select count(*)::int from participant_sessions p where p.call_session_id = c.call_session_id) as rows
            from call_sessions c where call_session_id = $1`,
-        [session.callSessionId],
-      )).rows[0];
+          [session.callSessionId],
+        )
+      ).rows[0];
     // wait until some pages are in, but not all
     for (let i = 0; i < 200; i++) {
       const s = await status();
@@ -92,21 +100,21 @@ describe('attendance serve as a child process', () => {
     const session = generateSession({ seed: 'worker-only', size: 250 });
     simulator.addSession(session);
     const pool = test.current.database.pool;
-    await pool.query(
-      `insert into call_sessions (call_session_id, call_type, call_id, call_cid, retention_expires_at)
-       values ($1, $2, $3, $2 || ':' || $3, now() + interval '90 days')`,
-      [session.callSessionId, session.callType, session.callId],
-    );
+    await insertSessionRows(pool, [
+      { call_session_id: session.callSessionId, call_type: session.callType, call_id: session.callId, retention_expires_at: daysFromNow(90) },
+    ]);
     const worker = spawnCommand(['worker'], env());
     try {
       await worker.waitForLog((l) => l.msg === 'worker started');
       let row: { status: string; rows: number } | undefined;
       for (let i = 0; i < 200 && row?.status !== 'complete'; i++) {
         await new Promise((r) => setTimeout(r, 50));
-        row = (await pool.query<{ status: string; rows: number }>(
-          `select status, archived_participant_sessions as rows from call_sessions where call_session_id = $1`,
-          [session.callSessionId],
-        )).rows[0];
+        row = (
+          await pool.query<{ status: string; rows: number }>(
+            `select status, archived_participant_sessions as rows from call_sessions where call_session_id = $1`,
+            [session.callSessionId],
+          )
+        ).rows[0];
       }
       expect(row).toEqual({ status: 'complete', rows: 250 });
       expect(worker.output()).not.toMatch(/"msg":"listening"/);

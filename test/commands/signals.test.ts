@@ -20,45 +20,57 @@ const FORMS: [string, string, string[], boolean][] = [
 describe('SIGTERM to the started process stops the whole service', () => {
   const test = useTestDatabase();
 
-  it.each(FORMS)('%s: the port is released and no process of its group remains', async (_form, command, args, waitsForService) => {
-    const port = await findFreePort();
-    // Its own process group, so what it leaves behind can be found (and cleaned up) by group id.
-    const child = spawn(command, args, {
-      cwd: ROOT,
-      detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        PATH: process.env.PATH ?? '',
-        HOME: process.env.HOME ?? '',
-        DATABASE_URL: test.current.url,
-        STREAM_API_KEY: 'k',
-        STREAM_API_SECRET: 's',
-        STREAM_BASE_URL: 'http://127.0.0.1:9',
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        RECONCILE_INTERVAL_MINUTES: '0',
-        LOG_LEVEL: 'warn',
-      },
-    });
-    let output = '';
-    child.stdout!.on('data', (c) => (output += String(c)));
-    child.stderr!.on('data', (c) => (output += String(c)));
-    const group = child.pid!;
-    try {
-      await waitFor(() => isListening(port), 40_000, () => `never listened on ${port}:\n${output}`);
-      const exited = new Promise((resolve) => child.once('exit', resolve));
+  it.each(FORMS)(
+    '%s: the port is released and no process of its group remains',
+    async (_form, command, args, waitsForService) => {
+      const port = await findFreePort();
+      // Its own process group, so what it leaves behind can be found (and cleaned up) by group id.
+      const child = spawn(command, args, {
+        cwd: ROOT,
+        detached: true,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          PATH: process.env.PATH ?? '',
+          HOME: process.env.HOME ?? '',
+          DATABASE_URL: test.current.url,
+          STREAM_API_KEY: 'k',
+          STREAM_API_SECRET: 's',
+          STREAM_BASE_URL: 'http://127.0.0.1:9',
+          HOST: '127.0.0.1',
+          PORT: String(port),
+          RECONCILE_INTERVAL_MINUTES: '0',
+          LOG_LEVEL: 'warn',
+        },
+      });
+      let output = '';
+      child.stdout!.on('data', (c) => (output += String(c)));
+      child.stderr!.on('data', (c) => (output += String(c)));
+      const group = child.pid!;
+      try {
+        await waitFor(
+          () => isListening(port),
+          40_000,
+          () => `never listened on ${port}:\n${output}`,
+        );
+        const exited = new Promise((resolve) => child.once('exit', resolve));
 
-      process.kill(child.pid!, 'SIGTERM');
+        process.kill(child.pid!, 'SIGTERM');
 
-      await exited;
-      if (waitsForService) expect(await isListening(port), 'still listening when the started process exited').toBe(false);
-      await waitFor(async () => !(await isListening(port)) && !groupAlive(group), 15_000, () => `15 s after SIGTERM, port ${port} is still listening or group ${group} (alive: ${groupAlive(group)}) remains:\n${output}`);
-      expect(groupAlive(group)).toBe(false);
-      expect(await isListening(port)).toBe(false);
-    } finally {
-      killGroup(group, child);
-    }
-  }, 90_000);
+        await exited;
+        if (waitsForService) expect(await isListening(port), 'still listening when the started process exited').toBe(false);
+        await waitFor(
+          async () => !(await isListening(port)) && !groupAlive(group),
+          15_000,
+          () => `15 s after SIGTERM, port ${port} is still listening or group ${group} (alive: ${groupAlive(group)}) remains:\n${output}`,
+        );
+        expect(groupAlive(group)).toBe(false);
+        expect(await isListening(port)).toBe(false);
+      } finally {
+        killGroup(group, child);
+      }
+    },
+    90_000,
+  );
 });
 
 function groupAlive(group: number): boolean {

@@ -1,16 +1,23 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../helpers/db.ts';
 import { runCli } from '../helpers/cli.ts';
-import { daysFromNow, insertSessions } from '../helpers/sessions.ts';
+import { daysFromNow, insertSessionRows } from '../helpers/session-rows.ts';
+import { HOUR_MS } from '../../src/time.ts';
 
 describe('attendance status and redrive', () => {
   const test = useTestDatabase();
   const env = () => ({ DATABASE_URL: test.current.url });
 
   beforeAll(async () => {
-    await insertSessions(test.current.database.pool, [
+    await insertSessionRows(test.current.database.pool, [
       { call_session_id: 'fresh', status: 'pending', retention_expires_at: daysFromNow(89) },
-      { call_session_id: 'waiting', status: 'pending', retention_expires_at: daysFromNow(80), next_attempt_at: new Date(Date.now() - 600_000), created_at: new Date(Date.now() - 3_600_000) },
+      {
+        call_session_id: 'waiting',
+        status: 'pending',
+        retention_expires_at: daysFromNow(80),
+        next_attempt_at: new Date(Date.now() - 600_000),
+        created_at: new Date(Date.now() - HOUR_MS),
+      },
       { call_session_id: 'near-expiry', status: 'retrying', retention_expires_at: daysFromNow(3), last_error: 'HTTP 503', next_attempt_at: daysFromNow(1) },
       { call_session_id: 'done', status: 'complete', retention_expires_at: daysFromNow(2) },
       { call_session_id: 'dead-1', status: 'dead', attempts: 10, last_error: 'HTTP 401: invalid token', retention_expires_at: daysFromNow(60) },

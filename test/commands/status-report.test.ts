@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { recordStreamHealth } from '../../src/health/stream-health.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { runCli } from '../helpers/cli.ts';
-import { daysFromNow, insertSessions } from '../helpers/sessions.ts';
+import { daysFromNow, insertSessionRows } from '../helpers/session-rows.ts';
 
 describe('attendance status tells the whole story', () => {
   const test = useTestDatabase();
@@ -22,10 +22,28 @@ describe('attendance status tells the whole story', () => {
   describe('with Stream refusing, a sweep cut off and sessions retrying', () => {
     beforeAll(async () => {
       const pool = test.current.database.pool;
-      await recordStreamHealth(pool, 'unauthorized', 'Stream refused the API credentials (Stream GetRateLimits answered 401): check STREAM_API_KEY and STREAM_API_SECRET');
-      await insertSessions(pool, [
-        { call_session_id: 'retry-soon', status: 'retrying', attempts: 2, last_error: 'Stream QueryCallParticipantSessions answered 503', next_attempt_at: daysFromNow(0.01), retention_expires_at: daysFromNow(50) },
-        { call_session_id: 'retry-later', status: 'retrying', attempts: 4, last_error: 'timed out after 10000 ms', next_attempt_at: daysFromNow(0.1), retention_expires_at: daysFromNow(2) },
+      await recordStreamHealth(
+        pool,
+        'unauthorized',
+        'Stream refused the API credentials (Stream GetRateLimits answered 401): check STREAM_API_KEY and STREAM_API_SECRET',
+      );
+      await insertSessionRows(pool, [
+        {
+          call_session_id: 'retry-soon',
+          status: 'retrying',
+          attempts: 2,
+          last_error: 'Stream QueryCallParticipantSessions answered 503',
+          next_attempt_at: daysFromNow(0.01),
+          retention_expires_at: daysFromNow(50),
+        },
+        {
+          call_session_id: 'retry-later',
+          status: 'retrying',
+          attempts: 4,
+          last_error: 'timed out after 10000 ms',
+          next_attempt_at: daysFromNow(0.1),
+          retention_expires_at: daysFromNow(2),
+        },
         { call_session_id: 'gone', status: 'dead', attempts: 10, last_error: 'HTTP 401', retention_expires_at: daysFromNow(30) },
       ]);
       await pool.query(

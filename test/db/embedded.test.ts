@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { createDatabase } from '../../src/db/client.ts';
 import { startEmbeddedPostgres } from '../../src/db/embedded.ts';
 import { migrationsApplied, runMigrations } from '../../src/db/migrate.ts';
+import { insertSessionRows } from '../helpers/session-rows.ts';
 
 describe('embedded Postgres (used when DATABASE_URL is unset)', () => {
   it('starts, migrates, stops, and keeps its data for the next start', async () => {
@@ -14,9 +15,7 @@ describe('embedded Postgres (used when DATABASE_URL is unset)', () => {
       const db1 = createDatabase(first.url);
       try {
         expect(await runMigrations(db1.pool)).toBeGreaterThan(0);
-        await db1.pool.query(
-          "insert into call_sessions (call_session_id, call_type, call_id, call_cid) values ('kept', 'default', 'c', 'default:c')",
-        );
+        await insertSessionRows(db1.pool, [{ call_session_id: 'kept', call_id: 'c' }]);
       } finally {
         await db1.close();
         await first.stop();

@@ -18,9 +18,13 @@ describe('migrations', () => {
     );
     expect(tables.rows.map((r) => r.table_name)).toEqual(expect.arrayContaining(['call_sessions', 'participant_sessions', 'webhook_events']));
 
-    const schemaBefore = await pool.query('select table_name, column_name, data_type from information_schema.columns where table_schema = $1 order by 1, 2', ['public']);
+    const schemaBefore = await pool.query('select table_name, column_name, data_type from information_schema.columns where table_schema = $1 order by 1, 2', [
+      'public',
+    ]);
     expect(await runMigrations(pool)).toBe(0);
-    const schemaAfter = await pool.query('select table_name, column_name, data_type from information_schema.columns where table_schema = $1 order by 1, 2', ['public']);
+    const schemaAfter = await pool.query('select table_name, column_name, data_type from information_schema.columns where table_schema = $1 order by 1, 2', [
+      'public',
+    ]);
     expect(schemaAfter.rows).toEqual(schemaBefore.rows);
   });
 

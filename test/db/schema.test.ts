@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { SESSION_STATUS, SESSION_STATUSES } from '../../src/db/schema.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 
-// The public interface of design.md: users' SQL relies on these names, types and nullability.
+// The public interface (the README's Tables section, docs/sql.md): users' SQL relies on these names, types and nullability.
 const EXPECTED: Record<string, Record<string, [type: string, nullable: boolean]>> = {
   call_sessions: {
     call_session_id: ['text', false],
@@ -82,9 +82,7 @@ describe('schema', () => {
   });
 
   it('has the indexes the claim and the users queries need', async () => {
-    const { rows } = await test.current.database.pool.query<{ indexdef: string }>(
-      "select indexdef from pg_indexes where schemaname = 'public'",
-    );
+    const { rows } = await test.current.database.pool.query<{ indexdef: string }>("select indexdef from pg_indexes where schemaname = 'public'");
     const defs = rows.map((r) => r.indexdef.replace(/"/g, ''));
     expect(defs).toEqual(
       expect.arrayContaining([

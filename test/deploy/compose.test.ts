@@ -60,6 +60,7 @@ describe('docker-compose.yml', () => {
   it('fixes the container port at 8080 and maps HOST_PORT to it, which the health check follows', async () => {
     const { attendance } = (await loadCompose()).services;
     expect(attendance!.environment!.PORT).toBe('8080');
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: compose's own variable syntax, compared as text
     expect(attendance!.ports).toEqual(['${HOST_PORT:-8080}:8080']);
     // bin/healthcheck.js reads PORT from the container's environment, which compose fixes above
     expect(attendance!.healthcheck!.test).toEqual(['CMD', 'node', 'bin/healthcheck.js']);
@@ -109,7 +110,10 @@ describe('docker-compose config', () => {
   let dir: string;
   beforeAll(async () => {
     tool = await findTool([['docker-compose'], ['docker', 'compose']]);
-    if (!tool) console.warn('docker-compose config skipped: neither docker-compose nor the docker compose plugin is installed (Debian: apt-get install -y docker-compose)');
+    if (!tool)
+      console.warn(
+        'docker-compose config skipped: neither docker-compose nor the docker compose plugin is installed (Debian: apt-get install -y docker-compose)',
+      );
     dir = await mkdtemp(join(tmpdir(), 'attendance-compose-'));
   });
   afterAll(async () => {
@@ -126,7 +130,15 @@ describe('docker-compose config', () => {
   it('resolves with a sample .env: PORT in .env moves neither the container port nor the mapping; HOST_PORT moves the host side', async (context) => {
     if (!tool) return context.skip();
     const result = await config(
-      ['STREAM_API_KEY=sample-key', 'STREAM_API_SECRET=sample-secret', 'POSTGRES_PASSWORD=sample-password', 'PORT=9090', 'HOST_PORT=9191', 'DATABASE_POOL_SIZE=24', ''].join('\n'),
+      [
+        'STREAM_API_KEY=sample-key',
+        'STREAM_API_SECRET=sample-secret',
+        'POSTGRES_PASSWORD=sample-password',
+        'PORT=9090',
+        'HOST_PORT=9191',
+        'DATABASE_POOL_SIZE=24',
+        '',
+      ].join('\n'),
     );
     expect(result.code, result.stderr).toBe(0);
     const resolved = parse(result.stdout) as { services: Record<string, Service & { ports: unknown[] }> };

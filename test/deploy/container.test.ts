@@ -97,7 +97,13 @@ describe('.env.example', () => {
     for (const variable of variables) {
       const index = lines.findIndex((l) => new RegExp(`^#?\\s*${variable}=`).test(l));
       expect(index, `${variable} in .env.example`).toBeGreaterThan(0);
-      expect(lines.slice(0, index).reverse().find((l) => !/^#?\s*[A-Z_]+=/.test(l)) ?? '', `comment above ${variable}`).toMatch(/^# /);
+      expect(
+        lines
+          .slice(0, index)
+          .reverse()
+          .find((l) => !/^#?\s*[A-Z_]+=/.test(l)) ?? '',
+        `comment above ${variable}`,
+      ).toMatch(/^# /);
     }
   });
 

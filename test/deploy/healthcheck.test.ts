@@ -7,6 +7,7 @@ import { generateSession } from '../../tools/simulator/generate.ts';
 import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { spawnCommand, type RunningCommand } from '../helpers/child.ts';
 import { useTestDatabase } from '../helpers/db.ts';
+import { databaseNow, daysFromNow, insertSessionRows } from '../helpers/session-rows.ts';
 
 // bin/healthcheck.js against real processes: in the container it reads PID 1; here it is given the
 // pid of the process to check, with the environment the container would hand it.
@@ -93,16 +94,15 @@ describe.skipIf(process.platform !== 'linux')('bin/healthcheck.js', () => {
     const session = generateSession({ seed: 'healthcheck', size: 3_000 });
     simulator.addSession(session);
     const pool = test.current.database.pool;
-    await pool.query(
-      `insert into call_sessions (call_session_id, call_type, call_id, call_cid, retention_expires_at)
-       values ($1, $2, $3, $2 || ':' || $3, now() + interval '90 days')`,
-      [session.callSessionId, session.callType, session.callId],
-    );
+    await insertSessionRows(pool, [
+      { call_session_id: session.callSessionId, call_type: session.callType, call_id: session.callId, retention_expires_at: daysFromNow(90) },
+    ]);
     await pool.query('select pg_notify($1, $2)', [SESSIONS_DUE_CHANNEL, '']);
     let owner: string | null = null;
     for (let i = 0; i < 200 && owner === null; i++) {
       await new Promise((r) => setTimeout(r, 25));
-      owner = (await pool.query<{ lease_owner: string | null }>(`select lease_owner from call_sessions where call_session_id = $1`, [session.callSessionId])).rows[0]!.lease_owner;
+      owner = (await pool.query<{ lease_owner: string | null }>(`select lease_owner from call_sessions where call_session_id = $1`, [session.callSessionId]))
+        .rows[0]!.lease_owner;
     }
     expect(owner?.startsWith(`${hostname()}:${worker.child.pid}:`), String(owner)).toBe(true);
     worker.child.kill('SIGSTOP');
@@ -120,11 +120,7 @@ describe.skipIf(process.platform !== 'linux')('bin/healthcheck.js', () => {
     await new Promise((r) => setTimeout(r, 200));
     const pool = test.current.database.pool;
     const owner = `${hostname()}:${idle.pid}:0badc0de/claim`;
-    await pool.query(
-      `insert into call_sessions (call_session_id, call_type, call_id, call_cid, status, lease_owner, lease_expires_at)
-       values ('hc-lapsed', 'default', 'hc', 'default:hc', 'running', $1, now() + interval '20 seconds')`,
-      [owner],
-    );
+    await insertSessionRows(pool, [{ call_session_id: 'hc-lapsed', call_id: 'hc', status: 'running', lease_owner: owner, lease_expires_at: databaseNow(20) }]);
     const fresh = await check(idle.pid!, { DATABASE_URL: test.current.url });
     expect(fresh.code, fresh.output).toBe(0);
 

@@ -39,7 +39,12 @@ describe('alert rules, dashboard and /metrics agree', () => {
     const out = new PassThrough();
     out.on('data', (chunk) => (log += String(chunk)));
     const config = loadConfig({ STREAM_API_KEY: API_KEY, STREAM_API_SECRET: API_SECRET, LOG_LEVEL: 'info' });
-    app = await buildApp({ config, database: test.current.database, logger: createLogger({ level: 'info', pretty: false, destination: out }), metrics: createMetrics() });
+    app = await buildApp({
+      config,
+      database: test.current.database,
+      logger: createLogger({ level: 'info', pretty: false, destination: out }),
+      metrics: createMetrics(),
+    });
     text = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     exposed = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
   });
@@ -51,7 +56,14 @@ describe('alert rules, dashboard and /metrics agree', () => {
     const rules = parse(await readFile(RULES, 'utf8')) as RuleFile;
     const alerts = rules.groups.flatMap((g) => g.rules);
     expect(alerts.map((a) => a.alert)).toEqual(
-      expect.arrayContaining(['AttendanceDeadSessions', 'AttendanceSessionsAtRisk', 'AttendanceQueueBehind', 'AttendanceStreamUnhealthy', 'AttendanceSweepStale', 'AttendanceIntakeErrors']),
+      expect.arrayContaining([
+        'AttendanceDeadSessions',
+        'AttendanceSessionsAtRisk',
+        'AttendanceQueueBehind',
+        'AttendanceStreamUnhealthy',
+        'AttendanceSweepStale',
+        'AttendanceIntakeErrors',
+      ]),
     );
     for (const alert of alerts) {
       const names = metricNames(alert.expr);
@@ -79,9 +91,22 @@ describe('alert rules, dashboard and /metrics agree', () => {
 
   it('the access log has one line per request: method, path without the query, status; no secrets', async () => {
     log = '';
-    await app.inject({ method: 'GET', url: `/api/v2/video/call/default/c/session/s/participant_sessions?api_key=${API_KEY}&limit=5`, headers: { authorization: 'eyJhbGciOiJIUzI1NiJ9.eyJzZXJ2ZXIiOnRydWV9.sig', 'stream-auth-type': 'jwt' } });
-    await app.inject({ method: 'POST', url: '/webhooks/stream', payload: '{}', headers: { 'content-type': 'application/json', 'x-signature': 'deadbeef', 'x-api-key': API_KEY } });
-    const lines = log.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request');
+    await app.inject({
+      method: 'GET',
+      url: `/api/v2/video/call/default/c/session/s/participant_sessions?api_key=${API_KEY}&limit=5`,
+      headers: { authorization: 'eyJhbGciOiJIUzI1NiJ9.eyJzZXJ2ZXIiOnRydWV9.sig', 'stream-auth-type': 'jwt' },
+    });
+    await app.inject({
+      method: 'POST',
+      url: '/webhooks/stream',
+      payload: '{}',
+      headers: { 'content-type': 'application/json', 'x-signature': 'deadbeef', 'x-api-key': API_KEY },
+    });
+    const lines = log
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .filter((l) => l.msg === 'request');
     expect(lines.map((l) => [l.method, l.path, l.status])).toEqual([
       ['GET', '/api/v2/video/call/default/c/session/s/participant_sessions', 401],
       ['POST', '/webhooks/stream', 401],
@@ -93,9 +118,9 @@ describe('alert rules, dashboard and /metrics agree', () => {
     expect(log).not.toContain('deadbeef');
   });
 
-  it('the rules pass promtool check rules (where Debian\'s prometheus package is installed)', async (ctx) => {
+  it("the rules pass promtool check rules (where Debian's prometheus package is installed)", async (ctx) => {
     const promtool = await findTool([['promtool']], ['--version']);
-    if (!promtool) ctx.skip("promtool not installed (apt-get install prometheus): rules checked by parsing only");
+    if (!promtool) ctx.skip('promtool not installed (apt-get install prometheus): rules checked by parsing only');
     const result = await runTool('promtool', ['check', 'rules', RULES]);
     expect(result.stdout + result.stderr).toMatch(/SUCCESS: \d+ rules found/);
     expect(result.code).toBe(0);

@@ -111,9 +111,7 @@ describe('the production install', () => {
       } else {
         // Node 20 runs the sources only through tsx, which a production install does not have.
         expect(help.code).toBe(2);
-        expect(help.stderr).toBe(
-          `attendance: Node ${process.version} cannot run the TypeScript sources without tsx: use Node 22 (22.18 or newer) or 24\n`,
-        );
+        expect(help.stderr).toBe(`attendance: Node ${process.version} cannot run the TypeScript sources without tsx: use Node 22 (22.18 or newer) or 24\n`);
       }
     }, 180_000);
   });

@@ -30,7 +30,10 @@ export async function runTool(file: string, args: readonly string[], options: { 
 }
 
 /** The first of `candidates` (each a command and the arguments that make it the tool) that answers `versionArgs`. */
-export async function findTool(candidates: readonly (readonly string[])[], versionArgs: readonly string[] = ['version']): Promise<readonly string[] | undefined> {
+export async function findTool(
+  candidates: readonly (readonly string[])[],
+  versionArgs: readonly string[] = ['version'],
+): Promise<readonly string[] | undefined> {
   for (const candidate of candidates) {
     const [file, ...prefix] = candidate;
     if ((await runTool(file!, [...prefix, ...versionArgs], { timeoutMs: 10_000 })).code === 0) return candidate;

@@ -30,7 +30,9 @@ function capture() {
 }
 
 /** A plain HTTP server that is not Stream: answers every request with `answer(n)` (n counts from 1). */
-async function startFakeServer(answer: (n: number) => { status: number; body: string }): Promise<{ url: string; requests: () => number; close(): Promise<void> }> {
+async function startFakeServer(
+  answer: (n: number) => { status: number; body: string },
+): Promise<{ url: string; requests: () => number; close(): Promise<void> }> {
   let n = 0;
   const server: Server = createServer((req, res) => {
     req.resume();
@@ -54,7 +56,7 @@ describe('healthOfOutcome', () => {
     ['no answer', apiError('network', 0), 'unreachable'],
     ['a timeout', apiError('timeout', 0), 'unreachable'],
     ['a 503', apiError('server', 503), 'unreachable'],
-    ['a body that is not Stream\'s', apiError('invalid_response', 200), 'unreachable'],
+    ["a body that is not Stream's", apiError('invalid_response', 200), 'unreachable'],
     ['a 404 where Stream has a route', apiError('client', 404), 'unreachable'],
     ['a 429', apiError('rate_limited', 429), null],
     ['participant_sessions not ready', apiError('not_ready', 404), null],
@@ -87,7 +89,13 @@ describe('Stream health record', () => {
     const { logger, text } = capture();
     let clock = 1_000_000;
     const recorder = createStreamHealthRecorder({ pool, logger, baseUrl: 'http://stream.invalid', refreshMs: 30_000, now: () => clock });
-    const outcome = (error: StreamApiError | null) => ({ operation: 'GetRateLimits', method: 'GET' as const, url: 'http://stream.invalid/api/v2/rate_limits', status: error?.status ?? 200, error });
+    const outcome = (error: StreamApiError | null) => ({
+      operation: 'GetRateLimits',
+      method: 'GET' as const,
+      url: 'http://stream.invalid/api/v2/rate_limits',
+      status: error?.status ?? 200,
+      error,
+    });
 
     recorder.observe(outcome(apiError('auth', 401)));
     await recorder.flush();
@@ -127,7 +135,7 @@ describe('Stream health record', () => {
   });
 });
 
-describe("a 404 where Stream always has a route", () => {
+describe('a 404 where Stream always has a route', () => {
   it('call_stats: names STREAM_BASE_URL and the URL, and is not taken for "not ready yet"', async () => {
     const notStream = await startFakeServer(() => ({ status: 404, body: '{}' }));
     const stream = createStreamClient({ baseUrl: `${notStream.url}/wrong`, apiKey: API_KEY, apiSecret: API_SECRET });

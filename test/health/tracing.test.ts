@@ -10,6 +10,7 @@ import { startSimulator, type Simulator } from '../../tools/simulator/server.ts'
 import { buildStatsReportReadyEvent, deliverWebhook } from '../../tools/simulator/webhooks.ts';
 import { startTracing } from '../../src/tracing.ts';
 import { useTestDatabase } from '../helpers/db.ts';
+import { HOUR_MS } from '../../src/time.ts';
 
 const API_KEY = 'tracing-key';
 const API_SECRET = 'tracing-secret';
@@ -58,12 +59,14 @@ describe('OpenTelemetry traces', () => {
   it('nothing is set up without OTEL_EXPORTER_OTLP_ENDPOINT', async () => {
     expect(loadConfig({ STREAM_API_KEY: 'k', STREAM_API_SECRET: 's' }).tracing).toEqual({ endpoint: undefined });
     expect(await startTracing(undefined)).toBeUndefined();
-    expect(() => loadConfig({ STREAM_API_KEY: 'k', STREAM_API_SECRET: 's', OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/);
+    expect(() => loadConfig({ STREAM_API_KEY: 'k', STREAM_API_SECRET: 's', OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' })).toThrow(
+      /OTEL_EXPORTER_OTLP_ENDPOINT must be an http\(s\) URL/,
+    );
   });
 
   it('webhook → enqueue, and claim → pages → outcome, reach the collector as linked spans', async () => {
     const collector = await startCollector();
-    const session = generateSession({ seed: 'traced', size: 250, endedAt: new Date(Date.now() - 3_600_000) });
+    const session = generateSession({ seed: 'traced', size: 250, endedAt: new Date(Date.now() - HOUR_MS) });
     simulator.addSession(session);
     const service = await startService({
       config: loadConfig({
@@ -84,10 +87,17 @@ describe('OpenTelemetry traces', () => {
       metrics: createMetrics({ defaultMetrics: false }),
     });
     try {
-      const delivery = await deliverWebhook({ url: `${service.url}/webhooks/stream`, apiKey: API_KEY, apiSecret: API_SECRET, event: buildStatsReportReadyEvent(session) });
+      const delivery = await deliverWebhook({
+        url: `${service.url}/webhooks/stream`,
+        apiKey: API_KEY,
+        apiSecret: API_SECRET,
+        event: buildStatsReportReadyEvent(session),
+      });
       expect(delivery.status).toBe(200);
       for (let i = 0; i < 200; i++) {
-        const { rows } = await test.current.database.pool.query<{ status: string }>('select status from call_sessions where call_session_id = $1', [session.callSessionId]);
+        const { rows } = await test.current.database.pool.query<{ status: string }>('select status from call_sessions where call_session_id = $1', [
+          session.callSessionId,
+        ]);
         if (rows[0]?.status === 'complete') break;
         await new Promise((r) => setTimeout(r, 50));
       }

@@ -1,4 +1,6 @@
 import type pg from 'pg';
+import { DAY_MS, MINUTE_MS } from '../../src/time.ts';
+import { insertSessionRows, type SessionRow } from './session-rows.ts';
 
 /**
  * Archive rows for the SQL and archive-API tests: insert helpers that take entries in Stream's wire
@@ -7,7 +9,7 @@ import type pg from 'pg';
  * the two can check each other.
  */
 
-/** One ParticipantSessionDetails entry as Stream sends it (stream-api.md §2). */
+/** One ParticipantSessionDetails entry as Stream sends it (docs/stream-api.md §2). */
 export interface WireEntry {
   user_id: string;
   user_session_id: string;
@@ -19,39 +21,16 @@ export interface WireEntry {
   [extra: string]: unknown;
 }
 
-export interface SessionSeed {
-  call_session_id: string;
+/** A session of the dataset: its call always named, its times JavaScript Dates (the checks compute with them); status defaults to complete. */
+export type SessionSeed = Omit<SessionRow, 'session_ended_at' | 'retention_expires_at'> & {
   call_type: string;
   call_id: string;
-  status?: 'pending' | 'running' | 'complete' | 'retrying' | 'dead' | 'expired';
-  total_participant_sessions?: number | null;
-  total_participant_duration?: number | null;
-  archived_participant_sessions?: number;
   session_ended_at?: Date | null;
   retention_expires_at?: Date | null;
-  attempts?: number;
-  last_error?: string | null;
-}
+};
 
 export async function insertCallSession(pool: pg.Pool, seed: SessionSeed): Promise<void> {
-  await pool.query(
-    `insert into call_sessions (call_session_id, call_type, call_id, call_cid, status, total_participant_sessions,
-       total_participant_duration, archived_participant_sessions, session_ended_at, retention_expires_at, attempts, last_error)
-     values ($1, $2, $3, $2 || ':' || $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-    [
-      seed.call_session_id,
-      seed.call_type,
-      seed.call_id,
-      seed.status ?? 'complete',
-      seed.total_participant_sessions ?? null,
-      seed.total_participant_duration ?? null,
-      seed.archived_participant_sessions ?? 0,
-      seed.session_ended_at ?? null,
-      seed.retention_expires_at ?? null,
-      seed.attempts ?? 0,
-      seed.last_error ?? null,
-    ],
-  );
+  await insertSessionRows(pool, [{ ...seed, status: seed.status ?? 'complete' }]);
 }
 
 const INSERT_CHUNK = 1_000;
@@ -242,7 +221,6 @@ export interface DatasetSession {
   readonly entries: WireEntry[];
 }
 
-const DAY_MS = 86_400_000;
 const iso = (ms: number): string => new Date(ms).toISOString();
 
 /**
@@ -264,13 +242,25 @@ export function generateAttendanceDataset(seed: number, now: number): DatasetSes
   plan.forEach((p, index) => {
     const callSessionId = `${p.callId}-${p.day}`;
     const start = Date.parse(`${p.day}T${String(p.hour).padStart(2, '0')}:00:00Z`);
-    const length = p.minutes * 60_000;
+    const length = p.minutes * MINUTE_MS;
     const entries: WireEntry[] = [];
     let serial = 0;
-    const push = (userId: string, roles: string[], from: number, to: number, publisherType: string, shape: 'full' | 'no-left' | 'no-left-no-duration' | 'no-joined') => {
+    const push = (
+      userId: string,
+      roles: string[],
+      from: number,
+      to: number,
+      publisherType: string,
+      shape: 'full' | 'no-left' | 'no-left-no-duration' | 'no-joined',
+    ) => {
       serial += 1;
       const seconds = Math.round((to - from) / 1000);
-      const entry: WireEntry = { user_id: userId, user_session_id: `${callSessionId}-us-${String(serial).padStart(3, '0')}`, publisher_type: publisherType, roles };
+      const entry: WireEntry = {
+        user_id: userId,
+        user_session_id: `${callSessionId}-us-${String(serial).padStart(3, '0')}`,
+        publisher_type: publisherType,
+        roles,
+      };
       if (shape !== 'no-joined') entry.joined_at = iso(from);
       if (shape === 'full' || shape === 'no-joined') entry.left_at = iso(to);
       if (shape === 'no-left-no-duration') entry.left_at = null;
@@ -285,10 +275,10 @@ export function generateAttendanceDataset(seed: number, now: number): DatasetSes
     for (const student of students) {
       if (random.chance(0.2)) continue;
       const role = p.callType === 'livestream' ? ['viewer'] : ['student'];
-      let from = start + random.int(-3, 25) * 60_000 + random.int(0, 59) * 1000;
+      let from = start + random.int(-3, 25) * MINUTE_MS + random.int(0, 59) * 1000;
       const pieces = random.int(1, 3);
       for (let k = 0; k < pieces && from < start + length; k += 1) {
-        const to = Math.min(start + length + 60_000, from + random.int(3, 40) * 60_000);
+        const to = Math.min(start + length + MINUTE_MS, from + random.int(3, 40) * MINUTE_MS);
         push(student, role, from, to, random.chance(0.1) ? 'srt' : 'webrtc', shapeOf());
         if (random.chance(0.25)) {
           // A second device, overlapping the first.
@@ -296,7 +286,7 @@ export function generateAttendanceDataset(seed: number, now: number): DatasetSes
           push(student, role, extraFrom, to + random.int(0, 600) * 1000, 'webrtc', 'full');
         }
         // Next piece: back to back sometimes, else after a gap.
-        from = random.chance(0.3) ? to : to + random.int(1, 15) * 60_000;
+        from = random.chance(0.3) ? to : to + random.int(1, 15) * MINUTE_MS;
       }
     }
 
@@ -314,7 +304,9 @@ export function generateAttendanceDataset(seed: number, now: number): DatasetSes
         total_participant_duration: summed,
         archived_participant_sessions: archived.length,
         session_ended_at: new Date(start + length),
-        retention_expires_at: new Date(status === 'retrying' ? now + 3 * DAY_MS : status === 'pending' ? now + 10 * DAY_MS : status === 'dead' ? now + 40 * DAY_MS : now + 60 * DAY_MS),
+        retention_expires_at: new Date(
+          status === 'retrying' ? now + 3 * DAY_MS : status === 'pending' ? now + 10 * DAY_MS : status === 'dead' ? now + 40 * DAY_MS : now + 60 * DAY_MS,
+        ),
         attempts: status === 'complete' ? 1 : 3,
         last_error: status === 'dead' ? 'HTTP 403 from Stream' : status === 'retrying' ? 'HTTP 503 from Stream' : null,
       },

@@ -44,9 +44,7 @@ async function preflight(url: string): Promise<void> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
   try {
     await client.connect();
-    const { rows } = await client.query<{ ok: boolean }>(
-      'select rolcreatedb or rolsuper as ok from pg_roles where rolname = current_user',
-    );
+    const { rows } = await client.query<{ ok: boolean }>('select rolcreatedb or rolsuper as ok from pg_roles where rolname = current_user');
     if (!rows[0]?.ok) throw new Error('the role cannot create databases');
   } catch (error) {
     const where = safeUrl(url);

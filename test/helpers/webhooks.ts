@@ -9,6 +9,9 @@ import { buildApp } from '../../src/http/app.ts';
 import { createLogger, type Logger } from '../../src/logger.ts';
 import { createMetrics, type Metrics } from '../../src/metrics.ts';
 import { signWebhook } from '../../src/stream/signature.ts';
+import { MINUTE_MS } from '../../src/time.ts';
+import type { SimSession } from '../../tools/simulator/generate.ts';
+import { buildSessionEndedEvent, buildStatsReportReadyEvent } from '../../tools/simulator/webhooks.ts';
 
 export const TEST_API_KEY = 'test-api-key';
 export const TEST_API_SECRET = 'test-api-secret-current';
@@ -52,36 +55,40 @@ export async function createWebhookTestApp(
   return { app, metrics, logs };
 }
 
-export interface EventOptions {
+export interface TestEventOptions {
   readonly callCid?: string;
   readonly sessionId?: string;
-  /** RFC 3339 string or integer nanoseconds, as Stream writes either. */
+  /** Written as given: an RFC 3339 string or integer nanoseconds, as Stream writes either. */
   readonly createdAt?: string | number;
 }
 
-export function buildStatsReportReadyEvent(options: EventOptions = {}): Record<string, unknown> {
+// Fixed and long past by default, so an event's time never lands in the plausible band by accident.
+const SESSION_ENDED_AT = new Date('2026-04-08T14:20:00Z');
+const REPORT_CREATED_AT = '2026-04-08T14:23:35.879421674Z';
+const ENDED_CREATED_AT = '2026-04-08T14:20:01.123456789Z';
+
+/** A session without participants, named by `callCid` (type before the first colon) and `sessionId`. */
+function bareSession(options: TestEventOptions): SimSession {
+  const callCid = options.callCid ?? 'default:call-1';
   return {
-    type: 'call.stats_report_ready',
-    created_at: options.createdAt ?? '2026-04-08T14:23:35.879421674Z',
-    call_cid: options.callCid ?? 'default:call-1',
-    session_id: options.sessionId ?? randomUUID(),
-    counts: { participants: 2, sessions: 3, live_sessions: 0, publishers: 2, peak_concurrent_users: 2, peak_concurrent_sessions: 2, sfus_used: 1 },
-    is_trimmed: false,
+    callType: callCid.slice(0, callCid.indexOf(':')),
+    callId: callCid.slice(callCid.indexOf(':') + 1),
+    callSessionId: options.sessionId ?? randomUUID(),
+    startedAt: new Date(SESSION_ENDED_AT.getTime() - 20 * MINUTE_MS),
+    endedAt: SESSION_ENDED_AT,
+    participants: [],
+    totalParticipantDuration: 0,
   };
 }
 
-export function buildSessionEndedEvent(options: EventOptions & { endedAt?: string | number | null } = {}): Record<string, unknown> {
-  const sessionId = options.sessionId ?? randomUUID();
-  const callCid = options.callCid ?? 'default:call-1';
-  const session: Record<string, unknown> = { id: sessionId, participants: [], participants_count_by_role: {}, anonymous_participant_count: 0 };
-  if (options.endedAt !== null) session.ended_at = options.endedAt ?? '2026-04-08T14:20:00.000000000Z';
-  return {
-    type: 'call.session_ended',
-    created_at: options.createdAt ?? '2026-04-08T14:20:01.123456789Z',
-    call_cid: callCid,
-    session_id: sessionId,
-    call: { cid: callCid, type: callCid.split(':')[0], id: callCid.slice(callCid.indexOf(':') + 1), current_session_id: sessionId, session },
-  };
+/** The simulator's call.stats_report_ready body for one session, with fixed defaults. */
+export function statsReportReadyBody(options: TestEventOptions = {}): Record<string, unknown> {
+  return buildStatsReportReadyEvent(bareSession(options), { createdAt: options.createdAt ?? REPORT_CREATED_AT });
+}
+
+/** The simulator's call.session_ended body; `endedAt` replaces the session's end as written, null leaves it out. */
+export function sessionEndedBody(options: TestEventOptions & { endedAt?: string | number | null } = {}): Record<string, unknown> {
+  return buildSessionEndedEvent(bareSession(options), { createdAt: options.createdAt ?? ENDED_CREATED_AT, endedAt: options.endedAt });
 }
 
 export interface DeliverOptions {

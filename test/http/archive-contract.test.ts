@@ -15,6 +15,7 @@ import { createServerToken } from '../../src/stream/token.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, quietLogger } from '../ingest/helpers.ts';
 import { goDecodeApiError, goDecodeParticipantSessions, pyDecodeParticipantSessions } from './sdk-decoders.ts';
+import { HOUR_MS } from '../../src/time.ts';
 
 /*
  * The archive route read the way each official server SDK reads it. The Node SDK runs for real in
@@ -31,7 +32,7 @@ const config = loadConfig({ STREAM_API_KEY: API_KEY, STREAM_API_SECRET: API_SECR
 describe('archive route: the contract every server SDK decodes', () => {
   const db = useTestDatabase();
   const pool = () => db.current.database.pool;
-  const ended = new Date(Date.now() - 3_600_000);
+  const ended = new Date(Date.now() - HOUR_MS);
   const variants: { format: TimestampFormat; missing: MissingFieldStyle; session: SimSession }[] = [
     { format: 'nanoseconds', missing: 'omit', session: generateSession({ seed: 'contract-ns', size: 250, endedAt: ended, subMillisecond: true }) },
     { format: 'rfc3339', missing: 'null', session: generateSession({ seed: 'contract-rfc', size: 250, endedAt: ended, subMillisecond: true }) },
@@ -50,12 +51,24 @@ describe('archive route: the contract every server SDK decodes', () => {
       await enqueueSimSession(pool(), session);
       const [claimed] = await claimSessions(pool(), { workerId: `w-${format}`, limit: 1, leaseSeconds: 30 });
       const result = await archiveSession({
-        pool: pool(), stream, logger: quietLogger(), metrics: createMetrics({ defaultMetrics: false }),
-        session: claimed!, signal: new AbortController().signal, maxAttempts: 3, backoff: FAST_BACKOFF, pageRetry: FAST_PAGE_RETRY,
+        pool: pool(),
+        stream,
+        logger: quietLogger(),
+        metrics: createMetrics({ defaultMetrics: false }),
+        session: claimed!,
+        signal: new AbortController().signal,
+        maxAttempts: 3,
+        backoff: FAST_BACKOFF,
+        pageRetry: FAST_PAGE_RETRY,
       });
       expect(result).toMatchObject({ status: 'complete', rows: session.participants.length });
     }
-    app = await buildApp({ config, database: db.current.database, logger: createLogger({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }) });
+    app = await buildApp({
+      config,
+      database: db.current.database,
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ defaultMetrics: false }),
+    });
     await app.listen({ port: 0, host: '127.0.0.1' });
     baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
   });
@@ -68,9 +81,12 @@ describe('archive route: the contract every server SDK decodes', () => {
 
   async function get(session: SimSession, params: Record<string, string> = {}, suffix = '') {
     const query = new URLSearchParams({ api_key: API_KEY, ...params });
-    const res = await fetch(`${baseUrl}/api/v2/video/call/${session.callType}/${session.callId}/session/${session.callSessionId}/participant_sessions${suffix}?${query}`, {
-      headers: { authorization: await createServerToken(API_SECRET), 'stream-auth-type': 'jwt' },
-    });
+    const res = await fetch(
+      `${baseUrl}/api/v2/video/call/${session.callType}/${session.callId}/session/${session.callSessionId}/participant_sessions${suffix}?${query}`,
+      {
+        headers: { authorization: await createServerToken(API_SECRET), 'stream-auth-type': 'jwt' },
+      },
+    );
     return { status: res.status, text: await res.text() };
   }
 
@@ -138,7 +154,8 @@ describe('archive route: the contract every server SDK decodes', () => {
   });
 
   it('both decoders would fail on RFC 3339 timestamps, the form the route used to answer', () => {
-    const old = '{"call_type":"default","call_id":"c","call_session_id":"s","duration":1,"total_participant_sessions":1,"total_participant_duration":1,' +
+    const old =
+      '{"call_type":"default","call_id":"c","call_session_id":"s","duration":1,"total_participant_sessions":1,"total_participant_duration":1,' +
       '"participants_sessions":[{"user_id":"a","user_session_id":"x","publisher_type":"webrtc","roles":[],"joined_at":"2026-04-08T14:23:35.879421674Z"}]}';
     expect(() => goDecodeParticipantSessions(old)).toThrow(/strconv.ParseInt/);
     expect(() => pyDecodeParticipantSessions(old)).toThrow(/invalid literal for int/);
@@ -150,7 +167,9 @@ describe('archive route: the contract every server SDK decodes', () => {
     const { session } = variants[0]!;
     const res = await get(session, {}, '/summary');
     expect(res.status).toBe(200);
-    const first = session.participants.filter((p) => p.joined_at).sort((a, b) => a.joined_at!.getTime() - b.joined_at!.getTime() || (a.joined_at_sub_ms_ns ?? 0) - (b.joined_at_sub_ms_ns ?? 0))[0]!;
+    const first = session.participants
+      .filter((p) => p.joined_at)
+      .sort((a, b) => a.joined_at!.getTime() - b.joined_at!.getTime() || (a.joined_at_sub_ms_ns ?? 0) - (b.joined_at_sub_ms_ns ?? 0))[0]!;
     expect(res.text).toContain(`"first_joined_at":${timestampNanos(first.joined_at!, first.joined_at_sub_ms_ns)},`);
   });
 
@@ -169,7 +188,9 @@ describe('archive route: the contract every server SDK decodes', () => {
     expect(error).toMatchObject({ code: 16n, statusCode: 404n });
     expect(error.exceptionFields.get('session')).toContain('running');
 
-    const res = await fetch(`${baseUrl}/api/v2/video/call/${session.callType}/${session.callId}/session/${session.callSessionId}/participant_sessions?api_key=${API_KEY}`);
+    const res = await fetch(
+      `${baseUrl}/api/v2/video/call/${session.callType}/${session.callId}/session/${session.callSessionId}/participant_sessions?api_key=${API_KEY}`,
+    );
     expect(res.status).toBe(401);
     expect(goDecodeApiError(await res.text())).toMatchObject({ code: 5n, statusCode: 401n });
   });

@@ -13,6 +13,7 @@ import { startSimulator, type Simulator } from '../../tools/simulator/server.ts'
 import { timestampNanos, type TimestampFormat } from '../../tools/simulator/wire.ts';
 import { createStreamClient, type StreamClient } from '../../src/stream/client.ts';
 import { createServerToken } from '../../src/stream/token.ts';
+import { HOUR_MS } from '../../src/time.ts';
 import { insertCallSession, insertEntries } from '../helpers/attendance-data.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, quietLogger, waitFor } from '../ingest/helpers.ts';
@@ -27,7 +28,6 @@ import { goDecodeParticipantSessions, parseLiteralJson, pyDecodeParticipantSessi
 const API_KEY = 'envelope-key';
 const API_SECRET = 'envelope-secret-0123456789';
 const config = loadConfig({ STREAM_API_KEY: API_KEY, STREAM_API_SECRET: API_SECRET });
-const HOUR_MS = 3_600_000;
 
 /** A Literal as plain data: numbers as `#<their text>`, so 19-digit integers compare exactly. */
 function plain(value: Literal): unknown {
@@ -58,7 +58,12 @@ describe('archive API: Stream’s session object and added fields, simulator →
   let sdk: StreamSdkClient;
 
   beforeAll(async () => {
-    app = await buildApp({ config, database: db.current.database, logger: createLogger({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }) });
+    app = await buildApp({
+      config,
+      database: db.current.database,
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ defaultMetrics: false }),
+    });
     await app.listen({ port: 0, host: '127.0.0.1' });
     baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     sim = await startSimulator({ apiKey: API_KEY, apiSecret: API_SECRET });
@@ -117,7 +122,13 @@ describe('archive API: Stream’s session object and added fields, simulator →
   for (const format of ['nanoseconds', 'rfc3339'] as const) {
     it(`answers session and an added field exactly as Stream sent them (${format}), under the archive's own fields`, async () => {
       sim.setOptions({ timestampFormat: format });
-      const truth = generateSession({ seed: `envelope-${format}`, size: 120, endedAt: new Date(Date.now() - HOUR_MS), subMillisecond: true, extraFields: true });
+      const truth = generateSession({
+        seed: `envelope-${format}`,
+        size: 120,
+        endedAt: new Date(Date.now() - HOUR_MS),
+        subMillisecond: true,
+        extraFields: true,
+      });
       expect(await archive(truth)).toBe('complete');
 
       const sent = literal(await fromStream(truth, format));
@@ -137,9 +148,18 @@ describe('archive API: Stream’s session object and added fields, simulator →
       }
       // The archive's fields, each once: its ids and Stream's totals from call_sessions, its own
       // entries (timestamps as integers), its own cursor and duration.
-      expect(Object.keys(answered).sort()).toEqual(
-        ['call_id', 'call_session_id', 'call_type', 'duration', 'next', 'participants_sessions', 'session', 'something_new', 'total_participant_duration', 'total_participant_sessions'],
-      );
+      expect(Object.keys(answered).sort()).toEqual([
+        'call_id',
+        'call_session_id',
+        'call_type',
+        'duration',
+        'next',
+        'participants_sessions',
+        'session',
+        'something_new',
+        'total_participant_duration',
+        'total_participant_sessions',
+      ]);
       for (const key of Object.keys(answered)) expect(text.split(`"${key}":`)).toHaveLength(2);
       expect(answered.total_participant_sessions).toBe('#120');
       expect((answered.participants_sessions as unknown[]).length).toBe(100);
@@ -180,14 +200,38 @@ describe('archive API: Stream’s session object and added fields, simulator →
 
   it('a session archived before stream_responses existed answers as before: no session, no added field', async () => {
     const seed = { call_session_id: 'old-1', call_type: 'default', call_id: 'old-call' };
-    await insertCallSession(pool(), { ...seed, status: 'complete', total_participant_sessions: 1, total_participant_duration: 60, archived_participant_sessions: 1 });
+    await insertCallSession(pool(), {
+      ...seed,
+      status: 'complete',
+      total_participant_sessions: 1,
+      total_participant_duration: 60,
+      archived_participant_sessions: 1,
+    });
     await insertEntries(pool(), seed, [
-      { user_id: 'u', user_session_id: 'us-1', publisher_type: 'webrtc', roles: [], joined_at: '2026-04-08T14:23:35.879421674Z', left_at: '2026-04-08T14:24:35.879421674Z', duration_in_seconds: 60 },
+      {
+        user_id: 'u',
+        user_session_id: 'us-1',
+        publisher_type: 'webrtc',
+        roles: [],
+        joined_at: '2026-04-08T14:23:35.879421674Z',
+        left_at: '2026-04-08T14:24:35.879421674Z',
+        duration_in_seconds: 60,
+      },
     ]);
     const text = await getText(baseUrl, { callType: 'default', callId: 'old-call', callSessionId: 'old-1' });
     const answered = literal(text);
-    expect(Object.keys(answered)).toEqual(['call_type', 'call_id', 'call_session_id', 'total_participant_sessions', 'total_participant_duration', 'participants_sessions', 'duration']);
-    expect(text).toMatch(/^\{"call_type":"default","call_id":"old-call","call_session_id":"old-1","total_participant_sessions":1,"total_participant_duration":60,"participants_sessions":\[\{/);
+    expect(Object.keys(answered)).toEqual([
+      'call_type',
+      'call_id',
+      'call_session_id',
+      'total_participant_sessions',
+      'total_participant_duration',
+      'participants_sessions',
+      'duration',
+    ]);
+    expect(text).toMatch(
+      /^\{"call_type":"default","call_id":"old-call","call_session_id":"old-1","total_participant_sessions":1,"total_participant_duration":60,"participants_sessions":\[\{/,
+    );
     const page = await sdk.video.queryCallParticipantSessions({ type: 'default', id: 'old-call', session: 'old-1' });
     expect(page.session).toBeUndefined();
   });
@@ -208,7 +252,8 @@ describe('archive API: Stream’s session object and added fields, simulator →
         return page;
       },
     };
-    const heldRows = async () => (await pool().query('select count(*)::int as n from participant_sessions where call_session_id = $1', [truth.callSessionId])).rows[0].n as number;
+    const heldRows = async () =>
+      (await pool().query('select count(*)::int as n from participant_sessions where call_session_id = $1', [truth.callSessionId])).rows[0].n as number;
     expect(await archive(truth, stealing)).toBe('lease_lost');
     expect(pages).toBe(3);
     // The last page, the one carrying the envelope, was fenced out whole: its rows and the envelope.

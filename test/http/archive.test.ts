@@ -15,6 +15,7 @@ import { createCursorScope, encodeArchiveCursor } from '../../src/archive/cursor
 import { parseStreamJson } from '../../src/stream/schemas.ts';
 import { expectedSession, insertCallSession, insertEntries, type WireEntry } from '../helpers/attendance-data.ts';
 import { useTestDatabase } from '../helpers/db.ts';
+import { HOUR_MS } from '../../src/time.ts';
 
 const API_KEY = 'archive-key';
 const API_SECRET = 'archive-secret-0123456789';
@@ -25,8 +26,7 @@ type SdkEntry = { user_session_id: string; user_id: string; publisher_type: stri
 type Filter = Record<string, unknown> | undefined;
 
 /** The entry exactly as the simulator serves it, which is what the worker stores in raw. */
-const wireEntries = (session: SimSession): WireEntry[] =>
-  session.participants.map((p) => JSON.parse(participantJson(p, 'rfc3339', 'omit')) as WireEntry);
+const wireEntries = (session: SimSession): WireEntry[] => session.participants.map((p) => JSON.parse(participantJson(p, 'rfc3339', 'omit')) as WireEntry);
 const byId = (a: { user_session_id: string }, b: { user_session_id: string }) =>
   a.user_session_id < b.user_session_id ? -1 : a.user_session_id > b.user_session_id ? 1 : 0;
 
@@ -34,8 +34,8 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
   const db = useTestDatabase();
   const pool = () => db.current.database.pool;
   // Ended an hour ago: inside Stream's retention, past the simulator's not-ready window.
-  const big = generateSession({ seed: 'archive-3000', size: 3_000, endedAt: new Date(Date.now() - 3_600_000), callType: 'default', callId: 'archive-call' });
-  const growing = generateSession({ seed: 'archive-growing', size: 300, endedAt: new Date(Date.now() - 3_600_000), callType: 'default', callId: 'growing-call' });
+  const big = generateSession({ seed: 'archive-3000', size: 3_000, endedAt: new Date(Date.now() - HOUR_MS), callType: 'default', callId: 'archive-call' });
+  const growing = generateSession({ seed: 'archive-growing', size: 300, endedAt: new Date(Date.now() - HOUR_MS), callType: 'default', callId: 'growing-call' });
   let app: FastifyInstance;
   let baseUrl: string;
   let sim: Simulator;
@@ -54,7 +54,12 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
       });
       await insertEntries(pool(), seed, wireEntries(session));
     }
-    app = await buildApp({ config, database: db.current.database, logger: createLogger({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }) });
+    app = await buildApp({
+      config,
+      database: db.current.database,
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ defaultMetrics: false }),
+    });
     await app.listen({ port: 0, host: '127.0.0.1' });
     baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     // Integer nanoseconds, the form the archive answers in, so both decode through the same SDK path.
@@ -75,7 +80,12 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     let pages = 0;
     do {
       const page = await client.video.queryCallParticipantSessions({
-        type: session.callType, id: session.callId, session: session.callSessionId, limit, next, filter_conditions: filter,
+        type: session.callType,
+        id: session.callId,
+        session: session.callSessionId,
+        limit,
+        next,
+        filter_conditions: filter,
       });
       // Totals describe the whole session whatever the filter.
       expect(page.total_participant_sessions).toBe(session.participants.length);
@@ -154,7 +164,10 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     for (const [filter, keep] of cases) {
       const fromArchive = await readAll(archive, big, filter, 50);
       const fromSimulator = await readAll(stream, big, filter, 50);
-      const truth = big.participants.filter(keep).map((p) => p.user_session_id).sort();
+      const truth = big.participants
+        .filter(keep)
+        .map((p) => p.user_session_id)
+        .sort();
       expect(truth.length, JSON.stringify(filter)).toBeGreaterThan(0);
       expect(fromArchive.entries.map((e) => e.user_session_id).sort()).toEqual(truth);
       expect([...fromArchive.entries].sort(byId)).toEqual([...fromSimulator.entries].sort(byId));
@@ -181,7 +194,16 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     expect(first.status).toBe(200);
     expect(first.headers.get('x-attendance-archive-status')).toBe('complete');
     expect(Object.keys(first.body).sort()).toEqual(
-      ['call_id', 'call_session_id', 'call_type', 'duration', 'next', 'participants_sessions', 'total_participant_duration', 'total_participant_sessions'].sort(),
+      [
+        'call_id',
+        'call_session_id',
+        'call_type',
+        'duration',
+        'next',
+        'participants_sessions',
+        'total_participant_duration',
+        'total_participant_sessions',
+      ].sort(),
     );
     expect(Number.isInteger(first.body.duration)).toBe(true);
     expect(first.body).toMatchObject({ call_type: 'default', call_id: 'archive-call', call_session_id: big.callSessionId, total_participant_sessions: 3_000 });
@@ -228,7 +250,15 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
 
     // Archived meanwhile: ids sorting before the cursor (already passed) and after everything.
     const seed = { call_session_id: growing.callSessionId, call_type: growing.callType, call_id: growing.callId };
-    const late = (id: string): WireEntry => ({ user_id: `late-${id}`, user_session_id: id, publisher_type: 'webrtc', roles: ['user'], joined_at: '2026-03-10T10:00:00Z', left_at: '2026-03-10T10:01:00Z', duration_in_seconds: 60 });
+    const late = (id: string): WireEntry => ({
+      user_id: `late-${id}`,
+      user_session_id: id,
+      publisher_type: 'webrtc',
+      roles: ['user'],
+      joined_at: '2026-03-10T10:00:00Z',
+      left_at: '2026-03-10T10:01:00Z',
+      duration_in_seconds: 60,
+    });
     await insertEntries(pool(), seed, ['0000-late-a', '0000-late-b'].map(late));
     await insertEntries(pool(), seed, ['zzzz-late-a', 'zzzz-late-b'].map(late));
 
@@ -268,7 +298,10 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     // The same filter written in another key order (and $in values in another order) still fits its cursor.
     const types = [...new Set(big.participants.map((p) => p.publisher_type))];
     const written = JSON.stringify({ publisher_type: { $in: types }, user_id: { $in: [big.participants[0]!.user_id, big.participants[1]!.user_id] } });
-    const reordered = JSON.stringify({ user_id: { $in: [big.participants[1]!.user_id, big.participants[0]!.user_id] }, publisher_type: { $in: [...types].reverse() } });
+    const reordered = JSON.stringify({
+      user_id: { $in: [big.participants[1]!.user_id, big.participants[0]!.user_id] },
+      publisher_type: { $in: [...types].reverse() },
+    });
     const page = await get(pathOf(big), { limit: '1', filter_conditions: written });
     expect(page.body.next).toBeTruthy();
     const again = await get(pathOf(big), { limit: '1', filter_conditions: reordered, next: page.body.next });
@@ -280,7 +313,9 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     const users = [...new Set(big.participants.map((p) => p.user_id))].slice(0, 3);
     const token = await createServerToken(API_SECRET);
     const fromSimulator = async (query: string) => {
-      const res = await fetch(`${sim.url}${pathOf(big)}?api_key=${API_KEY}&limit=100&${query}`, { headers: { authorization: token, 'stream-auth-type': 'jwt' } });
+      const res = await fetch(`${sim.url}${pathOf(big)}?api_key=${API_KEY}&limit=100&${query}`, {
+        headers: { authorization: token, 'stream-auth-type': 'jwt' },
+      });
       return { status: res.status, body: (await res.json()) as Record<string, any> };
     };
     const ids = (body: Record<string, any>) => (body.participants_sessions as SdkEntry[]).map((e) => e.user_session_id).sort();
@@ -298,7 +333,10 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
       ],
     ];
     for (const [query, keep] of cases) {
-      const truth = big.participants.filter(keep).map((p) => p.user_session_id).sort();
+      const truth = big.participants
+        .filter(keep)
+        .map((p) => p.user_session_id)
+        .sort();
       expect(truth.length, query).toBeGreaterThan(0);
       expect(truth.length, query).toBeLessThanOrEqual(100);
       const archived = await getQuery(pathOf(big), `limit=100&${query}`);
@@ -347,7 +385,10 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
       });
       expect(simulated.status).toBe(200);
     }
-    expect((await getQuery(pathOf(big), 'filter_conditions[is_live][$eq]=true')).body).toMatchObject({ code: 4, message: expect.stringContaining('"is_live"') });
+    expect((await getQuery(pathOf(big), 'filter_conditions[is_live][$eq]=true')).body).toMatchObject({
+      code: 4,
+      message: expect.stringContaining('"is_live"'),
+    });
     await expect(
       archive.video.queryCallParticipantSessions({ type: big.callType, id: big.callId, session: big.callSessionId, filter_conditions: { is_live: true } }),
     ).rejects.toMatchObject({ code: 4, metadata: { responseCode: 400 } });
@@ -372,8 +413,21 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
       { headers: { 'stream-auth-type': 'jwt' } },
       { headers: { authorization: good } },
       { headers: { authorization: await createServerToken('some-other-secret'), 'stream-auth-type': 'jwt' } },
-      { headers: { authorization: await new SignJWT({ user_id: 'alice' }).setProtectedHeader({ alg: 'HS256' }).sign(key(API_SECRET)), 'stream-auth-type': 'jwt' } },
-      { headers: { authorization: await new SignJWT({ server: true }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(key(API_SECRET)), 'stream-auth-type': 'jwt' } },
+      {
+        headers: {
+          authorization: await new SignJWT({ user_id: 'alice' }).setProtectedHeader({ alg: 'HS256' }).sign(key(API_SECRET)),
+          'stream-auth-type': 'jwt',
+        },
+      },
+      {
+        headers: {
+          authorization: await new SignJWT({ server: true })
+            .setProtectedHeader({ alg: 'HS256' })
+            .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+            .sign(key(API_SECRET)),
+          'stream-auth-type': 'jwt',
+        },
+      },
     ];
     for (const c of cases) {
       const res = await get(pathOf(big), c.params ?? {}, c.headers);
@@ -389,7 +443,13 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     expect(rotated.status).toBe(401);
     expect(rotated.body).toMatchObject({ code: 5, StatusCode: 401, message: 'JWT token is not valid' });
     expect((await get(pathOf(big, '/summary'), {}, { authorization: await createServerToken(OLD_SECRET), 'stream-auth-type': 'jwt' })).status).toBe(401);
-    await expect(new StreamClient(API_KEY, 'wrong-secret', { basePath: baseUrl }).video.queryCallParticipantSessions({ type: big.callType, id: big.callId, session: big.callSessionId })).rejects.toMatchObject({ code: 5 });
+    await expect(
+      new StreamClient(API_KEY, 'wrong-secret', { basePath: baseUrl }).video.queryCallParticipantSessions({
+        type: big.callType,
+        id: big.callId,
+        session: big.callSessionId,
+      }),
+    ).rejects.toMatchObject({ code: 5 });
     // Auth comes before everything else: even an unknown session is a 401 without a token.
     expect((await get('/api/v2/video/call/default/x/session/unknown/participant_sessions', {}, {})).status).toBe(401);
   });
@@ -415,7 +475,10 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
   });
 
   it('answers 404 with Stream’s error for a session the archive does not know, or under another call', async () => {
-    for (const path of ['/api/v2/video/call/default/archive-call/session/unknown/participant_sessions', `/api/v2/video/call/default/other-call/session/${big.callSessionId}/participant_sessions`]) {
+    for (const path of [
+      '/api/v2/video/call/default/archive-call/session/unknown/participant_sessions',
+      `/api/v2/video/call/default/other-call/session/${big.callSessionId}/participant_sessions`,
+    ]) {
       const res = await get(path);
       expect(res.status).toBe(404);
       expect(res.body).toMatchObject({ code: 16, StatusCode: 404, message: 'call session not found' });
@@ -426,18 +489,57 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
   describe('entries as the raw entry had them', () => {
     const shaped = { call_session_id: 'shaped-session', call_type: 'default', call_id: 'shaped-call' };
     const raws: WireEntry[] = [
-      { user_id: 'a', user_session_id: 's1', publisher_type: 'webrtc', roles: ['user'], joined_at: '2026-03-10T10:00:00.5Z', left_at: null, duration_in_seconds: null },
+      {
+        user_id: 'a',
+        user_session_id: 's1',
+        publisher_type: 'webrtc',
+        roles: ['user'],
+        joined_at: '2026-03-10T10:00:00.5Z',
+        left_at: null,
+        duration_in_seconds: null,
+      },
       { user_id: 'b', user_session_id: 's2', publisher_type: 'rtmp', roles: [], joined_at: '2026-03-10T10:00:00.123456789Z' },
-      { user_id: 'c', user_session_id: 's3', publisher_type: 'webrtc', roles: ['admin'], joined_at: '2026-03-10T11:00:00.000000001+01:00', left_at: '2026-03-10T10:30:00Z', duration_in_seconds: 1800, published_tracks: ['audio', 'video'], is_live: true, future_field: { x: 1 } },
-      { user_id: 'd', user_session_id: 's4', publisher_type: 'webrtc', roles: ['user'], joined_at: '2026-03-10T10:10:00Z', left_at: '2026-03-10T10:20:00.999999999Z', duration_in_seconds: 600 },
+      {
+        user_id: 'c',
+        user_session_id: 's3',
+        publisher_type: 'webrtc',
+        roles: ['admin'],
+        joined_at: '2026-03-10T11:00:00.000000001+01:00',
+        left_at: '2026-03-10T10:30:00Z',
+        duration_in_seconds: 1800,
+        published_tracks: ['audio', 'video'],
+        is_live: true,
+        future_field: { x: 1 },
+      },
+      {
+        user_id: 'd',
+        user_session_id: 's4',
+        publisher_type: 'webrtc',
+        roles: ['user'],
+        joined_at: '2026-03-10T10:10:00Z',
+        left_at: '2026-03-10T10:20:00.999999999Z',
+        duration_in_seconds: 600,
+      },
     ];
     const running = { call_session_id: 'running-session', call_type: 'default', call_id: 'shaped-call' };
 
     beforeAll(async () => {
-      await insertCallSession(pool(), { ...shaped, status: 'complete', total_participant_sessions: 4, total_participant_duration: 2400, archived_participant_sessions: 4 });
+      await insertCallSession(pool(), {
+        ...shaped,
+        status: 'complete',
+        total_participant_sessions: 4,
+        total_participant_duration: 2400,
+        archived_participant_sessions: 4,
+      });
       await insertEntries(pool(), shaped, raws);
       // Being archived: 2 of Stream's 5 entries held so far.
-      await insertCallSession(pool(), { ...running, status: 'running', total_participant_sessions: 5, total_participant_duration: 3000, archived_participant_sessions: 2 });
+      await insertCallSession(pool(), {
+        ...running,
+        status: 'running',
+        total_participant_sessions: 5,
+        total_participant_duration: 3000,
+        archived_participant_sessions: 2,
+      });
       await insertEntries(pool(), running, raws.slice(0, 2));
     });
     const path = `/api/v2/video/call/default/shaped-call/session/shaped-session/participant_sessions`;
@@ -451,7 +553,15 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
       // Read without JSON numbers: the digits past 2^53 are the point.
       const entries = (parseStreamJson(res.text) as { participants_sessions: unknown[] }).participants_sessions;
       expect(entries).toEqual([
-        { user_id: 'a', user_session_id: 's1', publisher_type: 'webrtc', roles: ['user'], joined_at: ns('2026-03-10T10:00:00.5Z', 0n), left_at: null, duration_in_seconds: null },
+        {
+          user_id: 'a',
+          user_session_id: 's1',
+          publisher_type: 'webrtc',
+          roles: ['user'],
+          joined_at: ns('2026-03-10T10:00:00.5Z', 0n),
+          left_at: null,
+          duration_in_seconds: null,
+        },
         { user_id: 'b', user_session_id: 's2', publisher_type: 'rtmp', roles: [], joined_at: ns('2026-03-10T10:00:00Z', 123_456_789n) },
         { ...raws[2], joined_at: ns('2026-03-10T10:00:00Z', 1n), left_at: ns('2026-03-10T10:30:00Z', 0n) },
         { ...raws[3], joined_at: ns('2026-03-10T10:10:00Z', 0n), left_at: ns('2026-03-10T10:20:00Z', 999_999_999n) },
@@ -470,20 +580,27 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
         message: expect.stringContaining('not complete (status running: 2 of 5 participant sessions archived)'),
         exception_fields: { session: expect.stringContaining('running') },
       });
-      await expect(
-        archive.video.queryCallParticipantSessions({ type: 'default', id: 'shaped-call', session: 'running-session' }),
-      ).rejects.toMatchObject({ code: 16, metadata: { responseCode: 404 } });
+      await expect(archive.video.queryCallParticipantSessions({ type: 'default', id: 'shaped-call', session: 'running-session' })).rejects.toMatchObject({
+        code: 16,
+        metadata: { responseCode: 404 },
+      });
       // Stream's totals unknown yet, and expired for good: the same refusal; expired is unrecoverable.
-      await pool().query(`update call_sessions set status = 'pending', total_participant_sessions = null, total_participant_duration = null where call_session_id = 'running-session'`);
+      await pool().query(
+        `update call_sessions set status = 'pending', total_participant_sessions = null, total_participant_duration = null where call_session_id = 'running-session'`,
+      );
       expect((await get(runningPath)).body.message).toContain("Stream's total not read yet");
       await pool().query(`update call_sessions set status = 'expired', total_participant_sessions = 5 where call_session_id = 'running-session'`);
       expect((await get(runningPath)).body).toMatchObject({ code: 16, unrecoverable: true });
       // Verified whole before and being archived again: still whole.
-      await pool().query(`update call_sessions set status = 'running', archived_at = now(), total_participant_sessions = 2, total_participant_duration = 0 where call_session_id = 'running-session'`);
+      await pool().query(
+        `update call_sessions set status = 'running', archived_at = now(), total_participant_sessions = 2, total_participant_duration = 0 where call_session_id = 'running-session'`,
+      );
       const again = await get(runningPath);
       expect(again.status).toBe(200);
       expect(again.body).toMatchObject({ total_participant_sessions: 2, participants_sessions: [{ user_session_id: 's1' }, { user_session_id: 's2' }] });
-      await pool().query(`update call_sessions set status = 'running', archived_at = null, total_participant_sessions = 5, total_participant_duration = 3000 where call_session_id = 'running-session'`);
+      await pool().query(
+        `update call_sessions set status = 'running', archived_at = null, total_participant_sessions = 5, total_participant_duration = 3000 where call_session_id = 'running-session'`,
+      );
     });
 
     it('summarises a partial archive with its status and Stream’s totals, not the rows held as totals', async () => {
@@ -507,15 +624,22 @@ describe('archive API: GET …/participant_sessions in Stream’s shape', () => 
     it('gives the whole session’s totals, matching call_session_attendance', async () => {
       const res = await get(pathOf(big, '/summary'));
       expect(res.status).toBe(200);
-      const { rows: [view] } = await pool().query(
+      const {
+        rows: [view],
+      } = await pool().query(
         `select participants, entries, summed_seconds, attended_seconds::float8 as attended_seconds, peak_concurrent_participants
          from call_session_attendance where call_session_id = $1`,
         [big.callSessionId],
       );
       expect(res.body).toMatchObject({
-        call_type: 'default', call_id: 'archive-call', call_session_id: big.callSessionId,
-        total_participant_sessions: 3_000, total_participant_duration: big.totalParticipantDuration,
-        participant_sessions: view.entries, participants: view.participants, summed_seconds: view.summed_seconds,
+        call_type: 'default',
+        call_id: 'archive-call',
+        call_session_id: big.callSessionId,
+        total_participant_sessions: 3_000,
+        total_participant_duration: big.totalParticipantDuration,
+        participant_sessions: view.entries,
+        participants: view.participants,
+        summed_seconds: view.summed_seconds,
         peak_concurrent_participants: view.peak_concurrent_participants,
       });
       expect(res.body.attended_seconds).toBeCloseTo(view.attended_seconds, 6);

@@ -7,7 +7,7 @@ import { buildApp } from '../../src/http/app.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createMetrics } from '../../src/metrics.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { daysFromNow, insertSessions } from '../helpers/sessions.ts';
+import { daysFromNow, insertSessionRows } from '../helpers/session-rows.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 
 const config = loadConfig({ STREAM_API_KEY: 'key', STREAM_API_SECRET: 'secret' });
@@ -66,7 +66,12 @@ describe('health and metrics routes', () => {
   it('/readyz is 503 on a database without the migrations', async () => {
     const { createTestDatabase } = await import('../helpers/db.ts');
     const bare = await createTestDatabase({ migrated: false });
-    const bareApp = await buildApp({ config, database: bare.database, logger: createLogger({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }) });
+    const bareApp = await buildApp({
+      config,
+      database: bare.database,
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ defaultMetrics: false }),
+    });
     try {
       const res = await bareApp.inject({ method: 'GET', url: '/readyz' });
       expect(res.statusCode).toBe(503);
@@ -78,7 +83,7 @@ describe('health and metrics routes', () => {
   });
 
   it('/metrics exports sessions by status, at-risk count and oldest due age from the database, as last refreshed', async () => {
-    await insertSessions(test.current.database.pool, [
+    await insertSessionRows(test.current.database.pool, [
       { call_session_id: 'm1', status: 'pending', next_attempt_at: new Date(Date.now() - 120_000), retention_expires_at: daysFromNow(80) },
       { call_session_id: 'm2', status: 'retrying', retention_expires_at: daysFromNow(2), next_attempt_at: daysFromNow(1) },
       { call_session_id: 'm3', status: 'complete', retention_expires_at: daysFromNow(1) },
@@ -106,9 +111,7 @@ describe('health and metrics routes', () => {
     const before = (await app.inject({ method: 'GET', url: '/metrics' })).body;
     const refreshedAt = /^attendance_queue_gauges_refreshed_timestamp_seconds (\S+)$/m.exec(before)?.[1];
     expect(Number(refreshedAt)).toBeGreaterThan(0);
-    await insertSessions(test.current.database.pool, [
-      { call_session_id: 'm4', status: 'dead', retention_expires_at: daysFromNow(50) },
-    ]);
+    await insertSessionRows(test.current.database.pool, [{ call_session_id: 'm4', status: 'dead', retention_expires_at: daysFromNow(50) }]);
 
     await proxy.cut();
     try {
@@ -137,7 +140,12 @@ describe('health and metrics routes', () => {
   // Fails without the shared check: each probe then runs its own two queries on intake's pool.
   it('concurrent /readyz probes share one check', async () => {
     const counted = createDatabase(viaProxyUrl, { max: 10, onError: () => undefined });
-    const probeApp = await buildApp({ config, database: counted, logger: createLogger({ level: 'silent' }), metrics: createMetrics({ defaultMetrics: false }) });
+    const probeApp = await buildApp({
+      config,
+      database: counted,
+      logger: createLogger({ level: 'silent' }),
+      metrics: createMetrics({ defaultMetrics: false }),
+    });
     try {
       let connects = 0;
       counted.pool.on('acquire', () => connects++);

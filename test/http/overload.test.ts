@@ -12,7 +12,7 @@ import { createMetrics, type Metrics } from '../../src/metrics.ts';
 import { signWebhook } from '../../src/stream/signature.ts';
 import { createServerToken } from '../../src/stream/token.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { buildStatsReportReadyEvent } from '../helpers/webhooks.ts';
+import { statsReportReadyBody } from '../helpers/webhooks.ts';
 
 const API_KEY = 'overload-key';
 const API_SECRET = 'overload-secret-0123456789';
@@ -66,8 +66,7 @@ describe('overload answers 503 with Retry-After, never 500', () => {
     apps.push(app);
     return { app, metrics };
   };
-  const refused = async (metrics: Metrics, reason: string) =>
-    (await metrics.httpRefused.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+  const refused = async (metrics: Metrics, reason: string) => (await metrics.httpRefused.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
   let token: string;
   const summaryUrl = `/api/v2/video/call/default/c1/session/s1/participant_sessions/summary?api_key=${API_KEY}`;
 
@@ -123,7 +122,7 @@ describe('overload answers 503 with Retry-After, never 500', () => {
     const { app } = await build({}, { database });
     const held = await database.pool.connect();
     try {
-      const body = JSON.stringify(buildStatsReportReadyEvent());
+      const body = JSON.stringify(statsReportReadyBody());
       const res = await app.inject({
         method: 'POST',
         url: '/webhooks/stream',
@@ -178,7 +177,7 @@ describe('overload answers 503 with Retry-After, never 500', () => {
     };
     const statusOf = (answer: string) => Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1]);
     const signed = async () => {
-      const body = JSON.stringify(buildStatsReportReadyEvent());
+      const body = JSON.stringify(statsReportReadyBody());
       const res = await fetch(`http://127.0.0.1:${port}/webhooks/stream`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-api-key': API_KEY, 'x-signature': signWebhook(body, API_SECRET) },

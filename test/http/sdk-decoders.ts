@@ -38,7 +38,10 @@ export function parseLiteralJson(text: string): Literal {
       i++;
       const fields = new Map<string, Literal>();
       ws();
-      if (text[i] === '}') return i++, { kind: 'object', fields };
+      if (text[i] === '}') {
+        i++;
+        return { kind: 'object', fields };
+      }
       for (;;) {
         ws();
         const key = value();
@@ -56,7 +59,10 @@ export function parseLiteralJson(text: string): Literal {
       i++;
       const items: Literal[] = [];
       ws();
-      if (text[i] === ']') return i++, { kind: 'array', items };
+      if (text[i] === ']') {
+        i++;
+        return { kind: 'array', items };
+      }
       for (;;) {
         items.push(value());
         ws();
@@ -105,7 +111,8 @@ function goString(value: Literal | undefined, path: string): string | undefined 
 
 function goInt(value: Literal | undefined, path: string): bigint | undefined {
   if (value === undefined || value.kind === 'null') return undefined;
-  if (value.kind !== 'number' || !/^-?\d+$/.test(value.text)) throw new DecodeError(`json: cannot unmarshal ${value.kind === 'number' ? `number ${value.text}` : value.kind} into Go struct field ${path} of type int`);
+  if (value.kind !== 'number' || !/^-?\d+$/.test(value.text))
+    throw new DecodeError(`json: cannot unmarshal ${value.kind === 'number' ? `number ${value.text}` : value.kind} into Go struct field ${path} of type int`);
   const n = BigInt(value.text);
   if (n > INT64_MAX || n < INT64_MIN) throw new DecodeError(`json: ${value.text} overflows ${path}`);
   return n;
@@ -115,7 +122,9 @@ function goInt(value: Literal | undefined, path: string): bigint | undefined {
 function goTimestamp(value: Literal | undefined, path: string): bigint | undefined {
   if (value === undefined || value.kind === 'null') return undefined;
   if (value.kind !== 'number' || !/^[+-]?\d+$/.test(value.text)) {
-    throw new DecodeError(`${path}: failed to parse timestamp: strconv.ParseInt: parsing ${value.kind === 'string' ? JSON.stringify(value.value) : value.kind}: invalid syntax`);
+    throw new DecodeError(
+      `${path}: failed to parse timestamp: strconv.ParseInt: parsing ${value.kind === 'string' ? JSON.stringify(value.value) : value.kind}: invalid syntax`,
+    );
   }
   const n = BigInt(value.text);
   if (n > INT64_MAX || n < INT64_MIN) throw new DecodeError(`${path}: strconv.ParseInt: value out of range`);
@@ -156,7 +165,8 @@ export function goDecodeParticipantSessions(text: string): GoResponse {
   const root = parseLiteralJson(text);
   const s = 'QueryCallParticipantSessionsResponse';
   const list = field(root, 'participants_sessions');
-  if (list !== undefined && list.kind !== 'null' && list.kind !== 'array') throw new DecodeError(`cannot unmarshal ${list.kind} into ${s}.participants_sessions`);
+  if (list !== undefined && list.kind !== 'null' && list.kind !== 'array')
+    throw new DecodeError(`cannot unmarshal ${list.kind} into ${s}.participants_sessions`);
   return {
     callType: goString(field(root, 'call_type'), `${s}.call_type`) ?? '',
     callId: goString(field(root, 'call_id'), `${s}.call_id`) ?? '',
@@ -197,10 +207,11 @@ export function goDecodeApiError(text: string): { code: bigint; message: string;
   const details = field(root, 'details');
   if (details !== undefined && details.kind !== 'null') {
     if (details.kind !== 'array') throw new DecodeError('APIError.details: not an array');
-    details.items.forEach((d, i) => goInt(d, `APIError.details[${i}]`));
+    for (const [i, d] of details.items.entries()) goInt(d, `APIError.details[${i}]`);
   }
   const unrecoverable = field(root, 'unrecoverable');
-  if (unrecoverable !== undefined && unrecoverable.kind !== 'null' && unrecoverable.kind !== 'bool') throw new DecodeError('APIError.unrecoverable: not a bool');
+  if (unrecoverable !== undefined && unrecoverable.kind !== 'null' && unrecoverable.kind !== 'bool')
+    throw new DecodeError('APIError.unrecoverable: not a bool');
   return {
     code: goInt(field(root, 'code'), 'APIError.code') ?? 0n,
     message: goString(field(root, 'message'), 'APIError.message') ?? '',
@@ -232,7 +243,8 @@ function pyRequiredString(value: Literal | undefined, path: string): string {
 function pyInt(value: Literal | undefined, path: string): number | null | undefined {
   if (value === undefined) return undefined;
   if (value.kind === 'null') return null;
-  if (value.kind !== 'number' || !/^-?\d+$/.test(value.text)) throw new DecodeError(`${path}: expected int, got ${value.kind === 'number' ? value.text : value.kind}`);
+  if (value.kind !== 'number' || !/^-?\d+$/.test(value.text))
+    throw new DecodeError(`${path}: expected int, got ${value.kind === 'number' ? value.text : value.kind}`);
   return Number(value.text);
 }
 
@@ -256,7 +268,15 @@ function pyTimestamp(value: Literal | undefined, path: string): number | null | 
 }
 
 /** Decodes as stream-py would; throws DecodeError where it would raise. */
-export function pyDecodeParticipantSessions(text: string): { call_type: string; call_id: string; call_session_id: string; duration: number; total_participant_sessions: number; total_participant_duration: number; participants_sessions: PyEntry[] } {
+export function pyDecodeParticipantSessions(text: string): {
+  call_type: string;
+  call_id: string;
+  call_session_id: string;
+  duration: number;
+  total_participant_sessions: number;
+  total_participant_duration: number;
+  participants_sessions: PyEntry[];
+} {
   const root = parseLiteralJson(text);
   const list = field(root, 'participants_sessions');
   if (list === undefined) throw new DecodeError("KeyError: 'participants_sessions'");

@@ -61,7 +61,9 @@ describe('slow senders', () => {
         slowSender('', ''),
       ];
       try {
-        const lifetimes = await Promise.all(senders.map((s) => Promise.race([s.closedAfterMs, new Promise<number>((r) => setTimeout(r, bound + 2_000, Infinity))])));
+        const lifetimes = await Promise.all(
+          senders.map((s) => Promise.race([s.closedAfterMs, new Promise<number>((r) => setTimeout(r, bound + 2_000, Infinity))])),
+        );
         for (const lifetime of lifetimes) expect(lifetime).toBeLessThan(bound);
         // The server answers a slow request with 408 (never a 5xx) when it still can.
         for (const sender of senders.slice(0, 2)) expect(sender.answer()).toMatch(/^$|^HTTP\/1\.1 408/);

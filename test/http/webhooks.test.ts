@@ -14,8 +14,8 @@ import { useTestDatabase } from '../helpers/db.ts';
 import {
   TEST_API_SECRET,
   TEST_PREVIOUS_API_SECRET,
-  buildSessionEndedEvent,
-  buildStatsReportReadyEvent,
+  sessionEndedBody,
+  statsReportReadyBody,
   createWebhookTestApp,
   deliverWebhook,
   listenForNotifications,
@@ -45,7 +45,7 @@ async function counted(outcome: string, type?: string): Promise<number> {
 
 /** A body of exactly `bytes` bytes: a stats_report_ready event padded with a filler field. */
 function paddedBody(bytes: number, sessionId: string): Buffer {
-  const head = JSON.stringify(buildStatsReportReadyEvent({ sessionId })).slice(0, -1);
+  const head = JSON.stringify(statsReportReadyBody({ sessionId })).slice(0, -1);
   const shell = `${head},"filler":""}`;
   return Buffer.from(`${head},"filler":"${'x'.repeat(bytes - shell.length)}"}`);
 }
@@ -55,7 +55,7 @@ describe('POST /webhooks/stream: accepted', () => {
     const sessionId = randomUUID();
     const webhookId = randomUUID();
     const before = await counted('stored', 'call.stats_report_ready');
-    const res = await deliverWebhook(app, buildStatsReportReadyEvent({ sessionId, callCid: 'default:standup' }), { webhookId, attempt: '3' });
+    const res = await deliverWebhook(app, statsReportReadyBody({ sessionId, callCid: 'default:standup' }), { webhookId, attempt: '3' });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ status: 'stored' });
     const { rows } = await testDb.current.database.pool.query(
@@ -71,7 +71,7 @@ describe('POST /webhooks/stream: accepted', () => {
 
   it('stores call.session_ended', async () => {
     const sessionId = randomUUID();
-    const res = await deliverWebhook(app, buildSessionEndedEvent({ sessionId }));
+    const res = await deliverWebhook(app, sessionEndedBody({ sessionId }));
     expect(res.statusCode).toBe(200);
     expect(await count('call_sessions', 'call_session_id', sessionId)).toBe(1);
   });
@@ -79,7 +79,7 @@ describe('POST /webhooks/stream: accepted', () => {
   it('answers a duplicate X-WEBHOOK-ID with 200 and stores it once', async () => {
     const sessionId = randomUUID();
     const webhookId = randomUUID();
-    const body = buildStatsReportReadyEvent({ sessionId });
+    const body = statsReportReadyBody({ sessionId });
     expect((await deliverWebhook(app, body, { webhookId, attempt: '1' })).json()).toEqual({ status: 'stored' });
     const again = await deliverWebhook(app, body, { webhookId, attempt: '2' });
     expect(again.statusCode).toBe(200);
@@ -104,7 +104,7 @@ describe('POST /webhooks/stream: accepted', () => {
   });
 
   it('accepts a body without a Content-Type', async () => {
-    const res = await deliverWebhook(app, buildStatsReportReadyEvent(), { contentType: null });
+    const res = await deliverWebhook(app, statsReportReadyBody(), { contentType: null });
     expect(res.statusCode).toBe(200);
   });
 
@@ -120,31 +120,31 @@ describe('POST /webhooks/stream: accepted', () => {
   });
 
   it('accepts a text/plain body without parsing it first', async () => {
-    const res = await deliverWebhook(app, buildStatsReportReadyEvent(), { contentType: 'text/plain; charset=utf-8' });
+    const res = await deliverWebhook(app, statsReportReadyBody(), { contentType: 'text/plain; charset=utf-8' });
     expect(res.statusCode).toBe(200);
   });
 
   it('gunzips a body sent with Content-Encoding: gzip, verifying the uncompressed bytes', async () => {
     const sessionId = randomUUID();
-    const res = await deliverWebhook(app, buildStatsReportReadyEvent({ sessionId }), { gzip: 'header' });
+    const res = await deliverWebhook(app, statsReportReadyBody({ sessionId }), { gzip: 'header' });
     expect(res.statusCode).toBe(200);
     expect(await count('call_sessions', 'call_session_id', sessionId)).toBe(1);
   });
 
   it('gunzips a body that starts with the gzip magic bytes even without the header', async () => {
     const sessionId = randomUUID();
-    const res = await deliverWebhook(app, buildStatsReportReadyEvent({ sessionId }), { gzip: 'magic-only' });
+    const res = await deliverWebhook(app, statsReportReadyBody({ sessionId }), { gzip: 'magic-only' });
     expect(res.statusCode).toBe(200);
     expect(await count('call_sessions', 'call_session_id', sessionId)).toBe(1);
   });
 
   it('verifies plain bytes under a gzip header as they are (a proxy already decompressed them)', async () => {
-    const res = await deliverWebhook(app, buildStatsReportReadyEvent(), { headers: { 'content-encoding': 'gzip' } });
+    const res = await deliverWebhook(app, statsReportReadyBody(), { headers: { 'content-encoding': 'gzip' } });
     expect(res.statusCode).toBe(200);
   });
 
   it('accepts Content-Encoding: identity', async () => {
-    const res = await deliverWebhook(app, buildStatsReportReadyEvent(), { headers: { 'content-encoding': 'identity' } });
+    const res = await deliverWebhook(app, statsReportReadyBody(), { headers: { 'content-encoding': 'identity' } });
     expect(res.statusCode).toBe(200);
   });
 
@@ -157,7 +157,7 @@ describe('POST /webhooks/stream: accepted', () => {
   });
 
   it('accepts a signature under a previous secret (rotation)', async () => {
-    const res = await deliverWebhook(app, buildStatsReportReadyEvent(), { secret: TEST_PREVIOUS_API_SECRET });
+    const res = await deliverWebhook(app, statsReportReadyBody(), { secret: TEST_PREVIOUS_API_SECRET });
     expect(res.statusCode).toBe(200);
   });
 
@@ -173,7 +173,7 @@ describe('POST /webhooks/stream: accepted', () => {
 
   it('derives a stable id from the body when X-WEBHOOK-ID is missing, so a retry still dedupes', async () => {
     const sessionId = randomUUID();
-    const body = JSON.stringify(buildStatsReportReadyEvent({ sessionId }));
+    const body = JSON.stringify(statsReportReadyBody({ sessionId }));
     const first = await deliverWebhook(app, body, { webhookId: null });
     const retry = await deliverWebhook(app, body, { webhookId: null, gzip: 'header' });
     expect([first.json(), retry.json()]).toEqual([{ status: 'stored' }, { status: 'duplicate' }]);
@@ -183,7 +183,7 @@ describe('POST /webhooks/stream: accepted', () => {
 
   it('stores a non-numeric X-WEBHOOK-ATTEMPT as null', async () => {
     const webhookId = randomUUID();
-    await deliverWebhook(app, buildStatsReportReadyEvent(), { webhookId, attempt: 'first' });
+    await deliverWebhook(app, statsReportReadyBody(), { webhookId, attempt: 'first' });
     const { rows } = await testDb.current.database.pool.query('select attempt from webhook_events where webhook_id = $1', [webhookId]);
     expect(rows).toEqual([{ attempt: null }]);
   });
@@ -192,7 +192,7 @@ describe('POST /webhooks/stream: accepted', () => {
     const listener = await listenForNotifications(testDb.current.url, SESSIONS_DUE_CHANNEL);
     try {
       const sessionId = randomUUID();
-      expect((await deliverWebhook(app, buildStatsReportReadyEvent({ sessionId }))).statusCode).toBe(200);
+      expect((await deliverWebhook(app, statsReportReadyBody({ sessionId }))).statusCode).toBe(200);
       expect(await listener.next()).toBe(sessionId);
     } finally {
       await listener.close();
@@ -202,7 +202,7 @@ describe('POST /webhooks/stream: accepted', () => {
   it('stores 50 concurrent deliveries of the same webhook once', async () => {
     const sessionId = randomUUID();
     const webhookId = randomUUID();
-    const body = buildStatsReportReadyEvent({ sessionId });
+    const body = statsReportReadyBody({ sessionId });
     const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => deliverWebhook(app, body, { webhookId, attempt: String(i + 1) })));
     expect(answers.map((r) => r.statusCode)).toEqual(Array(50).fill(200));
     const statuses = answers.map((r) => (r.json() as { status: string }).status);
@@ -214,8 +214,8 @@ describe('POST /webhooks/stream: accepted', () => {
 
   it('does not delay a session when session_ended arrives after stats_report_ready', async () => {
     const sessionId = randomUUID();
-    expect((await deliverWebhook(app, buildStatsReportReadyEvent({ sessionId }))).statusCode).toBe(200);
-    expect((await deliverWebhook(app, buildSessionEndedEvent({ sessionId }))).statusCode).toBe(200);
+    expect((await deliverWebhook(app, statsReportReadyBody({ sessionId }))).statusCode).toBe(200);
+    expect((await deliverWebhook(app, sessionEndedBody({ sessionId }))).statusCode).toBe(200);
     const { rows } = await testDb.current.database.pool.query<{ due: boolean; status: string; ended: boolean }>(
       `select next_attempt_at <= now() as due, status, session_ended_at is not null as ended from call_sessions where call_session_id = $1`,
       [sessionId],
@@ -225,7 +225,7 @@ describe('POST /webhooks/stream: accepted', () => {
 });
 
 describe('POST /webhooks/stream: refused', () => {
-  const unauthorized = async (options: Parameters<typeof deliverWebhook>[2], body: Parameters<typeof deliverWebhook>[1] = buildStatsReportReadyEvent()) => {
+  const unauthorized = async (options: Parameters<typeof deliverWebhook>[2], body: Parameters<typeof deliverWebhook>[1] = statsReportReadyBody()) => {
     const logged = logs.length;
     const webhookId = randomUUID();
     const res = await deliverWebhook(app, body, { webhookId, ...options });
@@ -240,7 +240,7 @@ describe('POST /webhooks/stream: refused', () => {
   });
 
   it('401 for a signature under an unknown secret, without logging secrets or signatures', async () => {
-    const body = JSON.stringify(buildStatsReportReadyEvent());
+    const body = JSON.stringify(statsReportReadyBody());
     const expected = signWebhook(body, TEST_API_SECRET);
     const given = signWebhook(body, 'not-our-secret');
     const log = await unauthorized({ secret: 'not-our-secret' }, body);
@@ -249,22 +249,27 @@ describe('POST /webhooks/stream: refused', () => {
   });
 
   it('401 for a body changed after signing', async () => {
-    const body = JSON.stringify(buildStatsReportReadyEvent());
+    const body = JSON.stringify(statsReportReadyBody());
     await unauthorized({ signature: signWebhook(body.replace('default:call-1', 'default:call-2'), TEST_API_SECRET) }, body);
   });
 
   it('401 for a signature in upper-case hex', async () => {
-    const body = JSON.stringify(buildStatsReportReadyEvent());
+    const body = JSON.stringify(statsReportReadyBody());
     await unauthorized({ signature: signWebhook(body, TEST_API_SECRET).toUpperCase() }, body);
   });
 
   it('401 for a signature over the gzipped bytes instead of the JSON', async () => {
-    const body = JSON.stringify(buildStatsReportReadyEvent());
+    const body = JSON.stringify(statsReportReadyBody());
     const zipped = gzipSync(body);
     const res = await app.inject({
       method: 'POST',
       url: '/webhooks/stream',
-      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'x-api-key': 'test-api-key', 'x-signature': signWebhook(zipped, TEST_API_SECRET) },
+      headers: {
+        'content-type': 'application/json',
+        'content-encoding': 'gzip',
+        'x-api-key': 'test-api-key',
+        'x-signature': signWebhook(zipped, TEST_API_SECRET),
+      },
       payload: zipped,
     });
     expect(res.statusCode).toBe(401);
@@ -298,7 +303,7 @@ describe('POST /webhooks/stream: refused', () => {
     ['with a call_cid that has no colon', { call_cid: 'standup' }],
   ])('400 for a handled event %s, storing nothing', async (_name, change) => {
     const webhookId = randomUUID();
-    for (const body of [buildStatsReportReadyEvent(), buildSessionEndedEvent()]) {
+    for (const body of [statsReportReadyBody(), sessionEndedBody()]) {
       const res = await deliverWebhook(app, { ...body, ...change }, { webhookId });
       expect(res.statusCode).toBe(400);
     }
@@ -307,17 +312,19 @@ describe('POST /webhooks/stream: refused', () => {
 
   it('stores an event holding a lone surrogate escape (valid JSON that jsonb refuses), with U+FFFD in its place', async () => {
     const webhookId = randomUUID();
-    const body = JSON.stringify(buildStatsReportReadyEvent()).replace('"is_trimmed"', '"note":"half \\ud800 an emoji","is_trimmed"');
+    const body = JSON.stringify(statsReportReadyBody()).replace('"is_trimmed"', '"note":"half \\ud800 an emoji","is_trimmed"');
     const res = await deliverWebhook(app, body, { webhookId });
     expect(res.statusCode).toBe(200);
     expect(res.json()).toEqual({ status: 'stored' });
-    const { rows } = await testDb.current.database.pool.query<{ note: string }>(`select payload->>'note' as note from webhook_events where webhook_id = $1`, [webhookId]);
+    const { rows } = await testDb.current.database.pool.query<{ note: string }>(`select payload->>'note' as note from webhook_events where webhook_id = $1`, [
+      webhookId,
+    ]);
     expect(rows).toEqual([{ note: 'half \ufffd an emoji' }]);
   });
 
   it('400 for an event Postgres cannot store (a NUL in its session id), logged', async () => {
     const logged = logs.length;
-    const res = await deliverWebhook(app, buildStatsReportReadyEvent({ sessionId: 'cs-\u0000-1' }));
+    const res = await deliverWebhook(app, statsReportReadyBody({ sessionId: 'cs-\u0000-1' }));
     expect(res.statusCode).toBe(400);
     expect(res.json()).toEqual({ error: 'event cannot be stored' });
     expect(logs.slice(logged).join('')).toContain('webhook event cannot be stored');
@@ -326,7 +333,10 @@ describe('POST /webhooks/stream: refused', () => {
   it(`400 for signed JSON nested deeper than ${MAX_WEBHOOK_JSON_DEPTH}, before any database work; ${MAX_WEBHOOK_JSON_DEPTH} itself is stored`, async () => {
     const nested = (depth: number) => {
       const sessionId = randomUUID();
-      return { sessionId, body: `${JSON.stringify(buildStatsReportReadyEvent({ sessionId })).slice(0, -1)},"deep":${'['.repeat(depth - 1)}"[{\\"}"${']'.repeat(depth - 1)}}` };
+      return {
+        sessionId,
+        body: `${JSON.stringify(statsReportReadyBody({ sessionId })).slice(0, -1)},"deep":${'['.repeat(depth - 1)}"[{\\"}"${']'.repeat(depth - 1)}}`,
+      };
     };
     for (const depth of [MAX_WEBHOOK_JSON_DEPTH + 1, 100_000]) {
       const { sessionId, body } = nested(depth);
@@ -342,8 +352,8 @@ describe('POST /webhooks/stream: refused', () => {
   });
 
   it('answers 200 to 60 concurrent deliveries and 400 to the one nested 100,000 deep among them', async () => {
-    const bodies: (string | Record<string, unknown>)[] = Array.from({ length: 60 }, () => buildStatsReportReadyEvent());
-    bodies.splice(30, 0, `${JSON.stringify(buildStatsReportReadyEvent()).slice(0, -1)},"deep":${'['.repeat(100_000)}${']'.repeat(100_000)}}`);
+    const bodies: (string | Record<string, unknown>)[] = Array.from({ length: 60 }, () => statsReportReadyBody());
+    bodies.splice(30, 0, `${JSON.stringify(statsReportReadyBody()).slice(0, -1)},"deep":${'['.repeat(100_000)}${']'.repeat(100_000)}}`);
     const answers = await Promise.all(bodies.map((body) => deliverWebhook(app, body)));
     expect(answers.map((a) => a.statusCode)).toEqual([...Array(30).fill(200), 400, ...Array(30).fill(200)]);
   });
@@ -354,7 +364,7 @@ describe('POST /webhooks/stream: refused', () => {
     ['call_cid (call type)', (id: string) => ({ call_cid: `${id}:call-1` })],
   ])('400 for a %s holding invalid UTF-8 bytes, instead of storing U+FFFD in their place', async (_, change) => {
     const marker = randomUUID();
-    for (const body of [buildStatsReportReadyEvent(), buildSessionEndedEvent()]) {
+    for (const body of [statsReportReadyBody(), sessionEndedBody()]) {
       const text = JSON.stringify({ ...body, ...change(`${marker}-BAD`) });
       const [before, after] = text.split('BAD') as [string, string];
       // 0xC3 0x28: a lead byte followed by one that cannot continue it.
@@ -363,7 +373,9 @@ describe('POST /webhooks/stream: refused', () => {
       expect(res.statusCode).toBe(400);
       expect(res.json()).toEqual({ error: 'call_cid or session_id holds invalid characters' });
     }
-    const { rows } = await testDb.current.database.pool.query('select count(*)::int as n from webhook_events where session_id like $1 or call_cid like $1', [`%${marker}%`]);
+    const { rows } = await testDb.current.database.pool.query('select count(*)::int as n from webhook_events where session_id like $1 or call_cid like $1', [
+      `%${marker}%`,
+    ]);
     expect(rows[0].n).toBe(0);
   });
 
@@ -373,7 +385,7 @@ describe('POST /webhooks/stream: refused', () => {
     ['call_cid', 'call_cid', '"default:call-\\udfff"'],
   ])('400 for a %s holding a lone surrogate escape (%#), which could only be stored altered', async (_, key, value) => {
     const webhookId = randomUUID();
-    const base = buildStatsReportReadyEvent();
+    const base = statsReportReadyBody();
     const body = JSON.stringify(base).replace(`"${key}":${JSON.stringify(base[key])}`, `"${key}":${value}`);
     expect(body).toContain(value);
     const res = await deliverWebhook(app, body, { webhookId });
@@ -383,9 +395,9 @@ describe('POST /webhooks/stream: refused', () => {
 
   it('stores ids exactly when they hold a real U+FFFD or a surrogate pair, and a payload with invalid UTF-8 outside the ids', async () => {
     const sessionId = `cs-\ufffd-🎧-${randomUUID()}`;
-    expect((await deliverWebhook(app, buildStatsReportReadyEvent({ sessionId, callCid: 'default:call-\ufffd' }))).statusCode).toBe(200);
+    expect((await deliverWebhook(app, statsReportReadyBody({ sessionId, callCid: 'default:call-\ufffd' }))).statusCode).toBe(200);
     expect(await count('call_sessions', 'call_session_id', sessionId)).toBe(1);
-    const plain = buildStatsReportReadyEvent();
+    const plain = statsReportReadyBody();
     const [before, after] = JSON.stringify({ ...plain, note: 'BAD' }).split('BAD') as [string, string];
     const webhookId = randomUUID();
     const res = await deliverWebhook(app, Buffer.concat([Buffer.from(before), Buffer.from([0xff]), Buffer.from(after)]), { webhookId });
@@ -394,7 +406,7 @@ describe('POST /webhooks/stream: refused', () => {
   });
 
   it('400 for an X-WEBHOOK-ID longer than any Stream sends', async () => {
-    expect((await deliverWebhook(app, buildStatsReportReadyEvent(), { webhookId: 'w'.repeat(300) })).statusCode).toBe(400);
+    expect((await deliverWebhook(app, statsReportReadyBody(), { webhookId: 'w'.repeat(300) })).statusCode).toBe(400);
   });
 
   it('400 for a body with the gzip magic that is not valid gzip', async () => {
@@ -432,7 +444,7 @@ describe('POST /webhooks/stream: refused', () => {
   });
 
   it.each(['br', 'deflate', 'compress', 'gzip, br'])('415 for Content-Encoding: %s', async (encoding) => {
-    const res = await deliverWebhook(app, buildStatsReportReadyEvent(), { headers: { 'content-encoding': encoding } });
+    const res = await deliverWebhook(app, statsReportReadyBody(), { headers: { 'content-encoding': encoding } });
     expect(res.statusCode).toBe(415);
   });
 });
@@ -442,7 +454,7 @@ describe('POST /webhooks/stream: database unavailable', () => {
     const database = createDatabase('postgres://postgres@127.0.0.1:1/attendance');
     const test = await createWebhookTestApp(database, { captureLogs: true });
     try {
-      const res = await deliverWebhook(test.app, buildStatsReportReadyEvent());
+      const res = await deliverWebhook(test.app, statsReportReadyBody());
       expect(res.statusCode).toBe(503);
       expect(res.json()).toEqual({ error: 'database unavailable' });
       expect(test.logs.join('')).toContain('database unavailable');
@@ -463,17 +475,19 @@ describe('POST /webhooks/stream: database unavailable', () => {
     const test = await createWebhookTestApp(database, { captureLogs: true, logLevel: 'info' });
     try {
       await proxy.cut();
-      const refused = await Promise.all(Array.from({ length: 40 }, () => deliverWebhook(test.app, buildStatsReportReadyEvent())));
+      const refused = await Promise.all(Array.from({ length: 40 }, () => deliverWebhook(test.app, statsReportReadyBody())));
       expect(refused.map((r) => r.statusCode)).toEqual(Array(40).fill(503));
-      for (let i = 0; i < 20; i++) expect((await deliverWebhook(test.app, buildStatsReportReadyEvent())).statusCode).toBe(503);
+      for (let i = 0; i < 20; i++) expect((await deliverWebhook(test.app, statsReportReadyBody())).statusCode).toBe(503);
       const outage = test.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => String(line.msg).startsWith('webhooks not stored'));
       // 60 refusals within the 10 s interval: one line, with the error and its stack.
       expect(outage).toHaveLength(1);
       expect(outage[0]).toMatchObject({ level: 50, reason: 'ECONNREFUSED', err: { code: 'ECONNREFUSED', stack: expect.any(String) } });
 
       await proxy.restore();
-      expect((await deliverWebhook(test.app, buildStatsReportReadyEvent())).statusCode).toBe(200);
-      const recovered = test.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'webhooks not stored: database unavailable (recovered)');
+      expect((await deliverWebhook(test.app, statsReportReadyBody())).statusCode).toBe(200);
+      const recovered = test.logs
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((line) => line.msg === 'webhooks not stored: database unavailable (recovered)');
       expect(recovered).toEqual([expect.objectContaining({ level: 30, total: 60, reasons: { ECONNREFUSED: 60 } })]);
     } finally {
       await test.app.close();
@@ -488,7 +502,7 @@ describe('POST /webhooks/stream: database unavailable', () => {
     const test = await createWebhookTestApp(database);
     try {
       const started = performance.now();
-      const res = await deliverWebhook(test.app, buildStatsReportReadyEvent());
+      const res = await deliverWebhook(test.app, statsReportReadyBody());
       expect(res.statusCode).toBe(503);
       // A contract, not a benchmark: Stream abandons the attempt at 6 s.
       expect(performance.now() - started).toBeLessThan(6_000);

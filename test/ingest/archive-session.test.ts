@@ -8,12 +8,13 @@ import { startSimulator, type Simulator } from '../../tools/simulator/server.ts'
 import { createStreamClient, type StreamClient } from '../../src/stream/client.ts';
 import { StreamApiError } from '../../src/stream/errors.ts';
 import type { ParticipantSessionsPage } from '../../src/stream/schemas.ts';
+import { DAY_MS, HOUR_MS } from '../../src/time.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, expectArchiveMatches, quietLogger, readSession, waitFor } from './helpers.ts';
+import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, expectArchiveMatches, quietLogger, waitFor } from './helpers.ts';
+import { readSessionRow } from '../helpers/session-rows.ts';
 
 const API_KEY = 'sim-key';
 const API_SECRET = 'sim-secret';
-const DAY_MS = 86_400_000;
 
 const db = useTestDatabase();
 const pool = () => db.current.database.pool;
@@ -65,7 +66,12 @@ const abortingAtPage = (page: number, controller: AbortController, reason: Error
 /** The stream client, answering 503 for its `page`-th page request and every one after. */
 const failingFromPage = (page: number): StreamClient =>
   onPageRequest((n) => {
-    if (n >= page) throw new StreamApiError('Stream QueryCallParticipantSessions answered 503', { operation: 'QueryCallParticipantSessions', status: 503, failure: 'server' });
+    if (n >= page)
+      throw new StreamApiError('Stream QueryCallParticipantSessions answered 503', {
+        operation: 'QueryCallParticipantSessions',
+        status: 503,
+        failure: 'server',
+      });
   });
 
 function run(session: ClaimedSession, overrides: Partial<ArchiveSessionOptions> = {}) {
@@ -85,7 +91,7 @@ function run(session: ClaimedSession, overrides: Partial<ArchiveSessionOptions> 
 
 describe('archiveSession', () => {
   it('archives a 2,500-entry session exactly and marks it complete', async () => {
-    const truth = generateSession({ seed: 1, size: 2500, endedAt: new Date(Date.now() - 3_600_000) });
+    const truth = generateSession({ seed: 1, size: 2500, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
     const metrics = createMetrics({ defaultMetrics: false });
@@ -94,7 +100,7 @@ describe('archiveSession', () => {
 
     expect(result).toMatchObject({ status: 'complete', rows: 2500 });
     await expectArchiveMatches(pool(), truth);
-    const row = await readSession(pool(), truth.callSessionId);
+    const row = await readSessionRow(pool(), truth.callSessionId);
     expect(row).toMatchObject({
       status: 'complete',
       attempts: 1,
@@ -114,7 +120,7 @@ describe('archiveSession', () => {
 
   it('archives nanosecond timestamps, an empty-string last next and null optional fields exactly', async () => {
     sim.setOptions({ timestampFormat: 'nanoseconds', lastPageNext: 'empty', missingFields: 'null' });
-    const truth = generateSession({ seed: 2, size: 350, endedAt: new Date(Date.now() - 3_600_000) });
+    const truth = generateSession({ seed: 2, size: 350, endedAt: new Date(Date.now() - HOUR_MS) });
     expect(truth.participants.some((p) => p.left_at === null || p.duration_in_seconds === null)).toBe(true);
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
@@ -124,12 +130,13 @@ describe('archiveSession', () => {
   });
 
   it('a re-run changes nothing: no row is rewritten', async () => {
-    const truth = generateSession({ seed: 3, size: 240, endedAt: new Date(Date.now() - 3_600_000) });
+    const truth = generateSession({ seed: 3, size: 240, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
     await run(await claimOne(truth.callSessionId));
     const versions = async () =>
-      (await pool().query<{ v: string }>(`select string_agg(xmin::text || ctid::text, ',' order by user_session_id) as v from participant_sessions`)).rows[0]?.v;
+      (await pool().query<{ v: string }>(`select string_agg(xmin::text || ctid::text, ',' order by user_session_id) as v from participant_sessions`)).rows[0]
+        ?.v;
     const before = await versions();
 
     await pool().query(`update call_sessions set status = 'pending', next_attempt_at = now() where call_session_id = $1`, [truth.callSessionId]);
@@ -139,7 +146,7 @@ describe('archiveSession', () => {
   });
 
   it('holds at most two pages at a time: the one being written and the one prefetched', async () => {
-    const truth = generateSession({ seed: 4, size: 1200, endedAt: new Date(Date.now() - 3_600_000) });
+    const truth = generateSession({ seed: 4, size: 1200, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
     const metrics = createMetrics({ defaultMetrics: false });
@@ -170,7 +177,7 @@ describe('archiveSession', () => {
   });
 
   it('resumes from the stored cursor and still verifies against the totals', async () => {
-    const truth = generateSession({ seed: 5, size: 450, endedAt: new Date(Date.now() - 3_600_000) });
+    const truth = generateSession({ seed: 5, size: 450, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
     // A first run that gets through two pages and then loses its lease.
@@ -178,7 +185,7 @@ describe('archiveSession', () => {
     const stopping = abortingAtPage(3, controller, new LeaseLostError(truth.callSessionId));
     const first = await run(await claimOne(truth.callSessionId), { stream: stopping, signal: controller.signal });
     expect(first.status).toBe('lease_lost');
-    const stopped = await readSession(pool(), truth.callSessionId);
+    const stopped = await readSessionRow(pool(), truth.callSessionId);
     expect(stopped.cursor).not.toBeNull();
     const heldAfterFirst = (await pool().query<{ n: number }>('select count(*)::int as n from participant_sessions')).rows[0]?.n;
     expect(heldAfterFirst).toBeGreaterThan(0);
@@ -199,29 +206,29 @@ describe('archiveSession', () => {
     expect(requests[0]).toBe(stopped.cursor);
     expect(requests.length).toBe(5 - Math.floor(heldAfterFirst! / 100));
     await expectArchiveMatches(pool(), truth);
-    expect(await readSession(pool(), truth.callSessionId)).toMatchObject({ attempts: 2, status: 'complete' });
+    expect(await readSessionRow(pool(), truth.callSessionId)).toMatchObject({ attempts: 2, status: 'complete' });
   });
 
   it('hands the session back, cursor kept and attempt returned, when the worker stops', async () => {
-    const truth = generateSession({ seed: 6, size: 600, endedAt: new Date(Date.now() - 3_600_000) });
+    const truth = generateSession({ seed: 6, size: 600, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
     const controller = new AbortController();
     const stopping = abortingAtPage(3, controller, new WorkerStoppingError());
     const result = await run(await claimOne(truth.callSessionId), { stream: stopping, signal: controller.signal });
     expect(result.status).toBe('released');
-    const row = await readSession(pool(), truth.callSessionId);
+    const row = await readSessionRow(pool(), truth.callSessionId);
     expect(row).toMatchObject({ status: 'pending', attempts: 0, lease_owner: null });
     expect(row.cursor).not.toBeNull();
   });
 
-  it('notes a summed duration that differs from Stream\'s total, and still completes', async () => {
-    const truth = generateSession({ seed: 7, size: 30, endedAt: new Date(Date.now() - 3_600_000) });
+  it("notes a summed duration that differs from Stream's total, and still completes", async () => {
+    const truth = generateSession({ seed: 7, size: 30, endedAt: new Date(Date.now() - HOUR_MS) });
     const skewed = { ...truth, totalParticipantDuration: truth.totalParticipantDuration + 17 };
     sim.addSession(skewed);
     await enqueueSimSession(pool(), skewed);
     expect(await run(await claimOne(truth.callSessionId))).toMatchObject({ status: 'complete' });
-    const row = await readSession(pool(), truth.callSessionId);
+    const row = await readSessionRow(pool(), truth.callSessionId);
     expect(row.status).toBe('complete');
     expect(row.total_participant_duration).toBe(truth.totalParticipantDuration + 17);
     expect(row.last_error).toContain(`${truth.totalParticipantDuration} s`);
@@ -229,7 +236,7 @@ describe('archiveSession', () => {
   });
 
   it('a count that does not match is retried from the first page, and dead at the attempt limit', async () => {
-    const truth = generateSession({ seed: 8, size: 120, endedAt: new Date(Date.now() - 3_600_000) });
+    const truth = generateSession({ seed: 8, size: 120, endedAt: new Date(Date.now() - HOUR_MS) });
     // Stream reporting one entry twice: its total says 121, the archive can only ever hold 120.
     const doubled = { ...truth, participants: [...truth.participants, { ...truth.participants[5]! }] };
     sim.addSession(doubled);
@@ -240,20 +247,20 @@ describe('archiveSession', () => {
       await pool().query(`update call_sessions set next_attempt_at = now() where call_session_id = $1`, [truth.callSessionId]);
       const result = await run(await claimOne(truth.callSessionId));
       statuses.push(result.status);
-      const row = await readSession(pool(), truth.callSessionId);
+      const row = await readSessionRow(pool(), truth.callSessionId);
       expect(row.cursor).toBeNull();
       expect(row.last_error).toContain('holds 120 participant sessions but Stream reports 121 (-1)');
       expect(row.archived_participant_sessions).toBe(120);
       if (attempt < 3) expect(row.next_attempt_at.getTime()).toBeGreaterThan(Date.now() - 1_000);
     }
     expect(statuses).toEqual(['retrying', 'retrying', 'dead']);
-    const row = await readSession(pool(), truth.callSessionId);
+    const row = await readSessionRow(pool(), truth.callSessionId);
     expect(row).toMatchObject({ status: 'dead', attempts: 3, total_participant_sessions: 121 });
     expect(row.last_error).toMatch(/^gave up after 3 attempts; last error: holds 120/);
   });
 
   it('a run that archived pages before failing gives its attempt back, even at the limit, and the next resumes', async () => {
-    const truth = generateSession({ seed: 21, size: 450, endedAt: new Date(Date.now() - 3_600_000) });
+    const truth = generateSession({ seed: 21, size: 450, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
     // Two attempts spent already: this claim is the third and last of maxAttempts 3.
@@ -263,7 +270,7 @@ describe('archiveSession', () => {
 
     // Pages 1 and 2 are written; page 3 keeps failing past the page retries.
     expect(await run(claimed, { stream: failingFromPage(3) })).toMatchObject({ status: 'retrying', rows: 200 });
-    const after = await readSession(pool(), truth.callSessionId);
+    const after = await readSessionRow(pool(), truth.callSessionId);
     expect(after).toMatchObject({ status: 'retrying', attempts: 2, archived_participant_sessions: 200 });
     expect(after.cursor).not.toBeNull();
     expect(after.last_error).toContain('answered 503');
@@ -276,12 +283,12 @@ describe('archiveSession', () => {
   });
 
   it('a run that archived nothing before failing spends its attempt: dead at the limit', async () => {
-    const truth = generateSession({ seed: 22, size: 450, endedAt: new Date(Date.now() - 3_600_000) });
+    const truth = generateSession({ seed: 22, size: 450, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
     await pool().query(`update call_sessions set attempts = 2 where call_session_id = $1`, [truth.callSessionId]);
     expect(await run(await claimOne(truth.callSessionId), { stream: failingFromPage(1) })).toMatchObject({ status: 'dead', rows: 0 });
-    const row = await readSession(pool(), truth.callSessionId);
+    const row = await readSessionRow(pool(), truth.callSessionId);
     expect(row).toMatchObject({ status: 'dead', attempts: 3 });
     expect(row.last_error).toMatch(/^gave up after 3 attempts; last error: .*answered 503/);
   });
@@ -291,7 +298,7 @@ describe('archiveSession', () => {
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
     expect(await run(await claimOne(truth.callSessionId))).toMatchObject({ status: 'expired', rows: 0 });
-    const row = await readSession(pool(), truth.callSessionId);
+    const row = await readSessionRow(pool(), truth.callSessionId);
     expect(row).toMatchObject({ status: 'expired', total_participant_sessions: 40, archived_participant_sessions: 0, archived_at: null });
     expect(row.last_error).toContain('retention');
   });
@@ -304,7 +311,7 @@ describe('archiveSession', () => {
   });
 
   it('401 makes the session dead at once, with the reason', async () => {
-    const truth = generateSession({ seed: 11, size: 10, endedAt: new Date(Date.now() - 3_600_000) });
+    const truth = generateSession({ seed: 11, size: 10, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
     const wrongSecret = createStreamClient({ baseUrl: sim.url, apiKey: API_KEY, apiSecret: 'not-the-secret' });
@@ -313,7 +320,7 @@ describe('archiveSession', () => {
     } finally {
       await wrongSecret.close();
     }
-    const row = await readSession(pool(), truth.callSessionId);
+    const row = await readSessionRow(pool(), truth.callSessionId);
     expect(row).toMatchObject({ status: 'dead', attempts: 1 });
     expect(row.last_error).toContain('answered 401');
     expect(row.last_error).not.toContain('not-the-secret');
@@ -327,7 +334,7 @@ describe('archiveSession', () => {
     expect(await run(await claimOne(truth.callSessionId), { backoff: { ...FAST_BACKOFF, notReadyBaseMs: 30_000, notReadyCapMs: 30_000 } })).toMatchObject({
       status: 'retrying',
     });
-    const row = await readSession(pool(), truth.callSessionId);
+    const row = await readSessionRow(pool(), truth.callSessionId);
     expect(row.last_error).toContain('answered 404');
     // Full jitter between a fifth of the bound and the bound: 6–30 s away.
     const dueIn = row.next_attempt_at.getTime() - Date.now();
@@ -336,7 +343,7 @@ describe('archiveSession', () => {
   });
 
   it('a lost lease stops the run without writing anything more', async () => {
-    const truth = generateSession({ seed: 13, size: 500, endedAt: new Date(Date.now() - 3_600_000) });
+    const truth = generateSession({ seed: 13, size: 500, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
     const session = await claimOne(truth.callSessionId);
@@ -356,7 +363,7 @@ describe('archiveSession', () => {
     };
     const result = await run(session, { stream: takeover });
     expect(result.status).toBe('lease_lost');
-    const row = await readSession(pool(), truth.callSessionId);
+    const row = await readSessionRow(pool(), truth.callSessionId);
     expect(row).toMatchObject({ status: 'running', lease_owner: 'w2', attempts: 1 });
     const held = (await pool().query<{ n: number }>('select count(*)::int as n from participant_sessions')).rows[0]?.n;
     expect(held).toBe(100);

@@ -1,41 +1,24 @@
 import type pg from 'pg';
 import { expect } from 'vitest';
 import { createLogger, type Logger } from '../../src/logger.ts';
+import { retentionExpiresAt } from '../../src/stream/retention.ts';
 import type { SimSession } from '../../tools/simulator/generate.ts';
 import { participantJson, type MissingFieldStyle, type TimestampFormat } from '../../tools/simulator/wire.ts';
-
-const DAY_MS = 86_400_000;
+import { databaseNow, insertSessionRows } from '../helpers/session-rows.ts';
 
 /** Makes a simulator session due the way intake would: a pending row, due now, expiring 90 days after it ended. */
 export async function enqueueSimSession(pool: pg.Pool, session: SimSession, options: { dueInSeconds?: number } = {}): Promise<void> {
-  await pool.query(
-    `insert into call_sessions (call_session_id, call_type, call_id, call_cid, status, next_attempt_at,
-       session_ended_at, retention_expires_at)
-     values ($1, $2, $3, $2 || ':' || $3, 'pending', now() + make_interval(secs => $6), $4, $5)`,
-    [session.callSessionId, session.callType, session.callId, session.endedAt, new Date(session.endedAt.getTime() + 90 * DAY_MS), options.dueInSeconds ?? 0],
-  );
-}
-
-export interface SessionRow {
-  call_session_id: string;
-  status: string;
-  attempts: number;
-  cursor: string | null;
-  last_error: string | null;
-  lease_owner: string | null;
-  lease_expires_at: Date | null;
-  total_participant_sessions: number | null;
-  total_participant_duration: number | null;
-  archived_participant_sessions: number;
-  archived_at: Date | null;
-  next_attempt_at: Date;
-}
-
-export async function readSession(pool: pg.Pool, id: string): Promise<SessionRow> {
-  const result = await pool.query<SessionRow>('select * from call_sessions where call_session_id = $1', [id]);
-  const row = result.rows[0];
-  if (!row) throw new Error(`no call_sessions row ${id}`);
-  return row;
+  await insertSessionRows(pool, [
+    {
+      call_session_id: session.callSessionId,
+      call_type: session.callType,
+      call_id: session.callId,
+      status: 'pending',
+      next_attempt_at: databaseNow(options.dueInSeconds ?? 0),
+      session_ended_at: session.endedAt,
+      retention_expires_at: retentionExpiresAt(session.endedAt),
+    },
+  ]);
 }
 
 interface ArchivedRow {
@@ -112,5 +95,13 @@ export function quietLogger(): Logger {
 }
 
 /** Fast schedules for tests: seconds become tens of milliseconds. */
-export const FAST_BACKOFF = { baseMs: 20, capMs: 100, floorShare: 0.2, notReadyBaseMs: 50, notReadyCapMs: 200, rateLimitJitterMs: 20, maxResetWaitMs: 200 } as const;
+export const FAST_BACKOFF = {
+  baseMs: 20,
+  capMs: 100,
+  floorShare: 0.2,
+  notReadyBaseMs: 50,
+  notReadyCapMs: 200,
+  rateLimitJitterMs: 20,
+  maxResetWaitMs: 200,
+} as const;
 export const FAST_PAGE_RETRY = { retries: 4, rateLimitedRetries: 5, baseMs: 10, capMs: 80 } as const;

@@ -5,7 +5,9 @@ import { generateSession } from '../../tools/simulator/generate.ts';
 import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { createStreamClient } from '../../src/stream/client.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, quietLogger, readSession, waitFor } from './helpers.ts';
+import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, quietLogger, waitFor } from './helpers.ts';
+import { readSessionRow } from '../helpers/session-rows.ts';
+import { HOUR_MS } from '../../src/time.ts';
 
 const API_KEY = 'duration-key';
 const API_SECRET = 'duration-secret';
@@ -21,7 +23,7 @@ describe('archive run duration histogram', () => {
   });
 
   it('observes each finished run once, labelled by how it ended, for as long as it took', async () => {
-    const session = generateSession({ seed: 'duration', size: 250, endedAt: new Date(Date.now() - 3_600_000) });
+    const session = generateSession({ seed: 'duration', size: 250, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(session);
     await enqueueSimSession(db.current.database.pool, session);
     const metrics = createMetrics({ defaultMetrics: false });
@@ -38,7 +40,7 @@ describe('archive run duration histogram', () => {
       workerId: 'duration-test',
     });
     try {
-      await waitFor('the session complete', async () => (await readSession(db.current.database.pool, session.callSessionId)).status === 'complete');
+      await waitFor('the session complete', async () => (await readSessionRow(db.current.database.pool, session.callSessionId)).status === 'complete');
       const text = await metrics.registry.metrics();
       expect(text).toMatch(/^attendance_archive_run_duration_seconds_count\{status="complete"\} 1$/m);
       // Three pages at 20 ms each at least.

@@ -10,7 +10,9 @@ import { generateSession } from '../../tools/simulator/generate.ts';
 import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { createStreamClient, type StreamClient } from '../../src/stream/client.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, expectArchiveMatches, quietLogger, readSession, waitFor } from './helpers.ts';
+import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, expectArchiveMatches, quietLogger, waitFor } from './helpers.ts';
+import { readSessionRow } from '../helpers/session-rows.ts';
+import { HOUR_MS } from '../../src/time.ts';
 
 const API_KEY = 'sim-key';
 const API_SECRET = 'sim-secret';
@@ -32,7 +34,7 @@ afterAll(async () => {
 
 describe('takeover after a crash', () => {
   it('a worker killed mid-session keeps its lease; a second worker takes over after it lapses and finishes exactly', async () => {
-    const truth = generateSession({ seed: 'takeover', size: 2500, endedAt: new Date(Date.now() - 3_600_000) });
+    const truth = generateSession({ seed: 'takeover', size: 2500, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
 
@@ -51,7 +53,7 @@ describe('takeover after a crash', () => {
     const exited = once(child, 'exit');
     try {
       await waitFor('the doomed worker to store a few pages', async () => {
-        const row = await readSession(pool(), truth.callSessionId);
+        const row = await readSessionRow(pool(), truth.callSessionId);
         const held = (await pool().query<{ n: number }>('select count(*)::int as n from participant_sessions')).rows[0]?.n ?? 0;
         return row.lease_owner?.startsWith('doomed/') === true && held >= 300;
       });
@@ -61,13 +63,13 @@ describe('takeover after a crash', () => {
     }
     // Its connections close with it; wait until Postgres has finished each one (a commit already
     // sent may still land), so what we read next is what the dead worker left behind.
-    await waitFor('the dead worker\'s connections to be gone', async () => {
+    await waitFor("the dead worker's connections to be gone", async () => {
       const left = await pool().query(`select 1 from pg_stat_activity where application_name = 'doomed-worker'`);
       return left.rowCount === 0;
     });
 
     // Killed without a word: the session still says running under the dead worker's lease.
-    const orphaned = await readSession(pool(), truth.callSessionId);
+    const orphaned = await readSessionRow(pool(), truth.callSessionId);
     expect(orphaned).toMatchObject({ status: 'running', lease_owner: expect.stringMatching(/^doomed\//), attempts: 1 });
     expect(orphaned.cursor).not.toBeNull();
     const heldAtDeath = (await pool().query<{ n: number }>('select count(*)::int as n from participant_sessions')).rows[0]!.n;
@@ -99,7 +101,7 @@ describe('takeover after a crash', () => {
       onResult: (session, result) => results.push({ session, result }),
     });
     try {
-      await waitFor('the successor to complete it', async () => (await readSession(pool(), truth.callSessionId)).status === 'complete', 20_000);
+      await waitFor('the successor to complete it', async () => (await readSessionRow(pool(), truth.callSessionId)).status === 'complete', 20_000);
     } finally {
       await successor.stop();
       await stream.close();
@@ -111,7 +113,7 @@ describe('takeover after a crash', () => {
     expect(cursors[0]).toBe(orphaned.cursor);
     expect(cursors.length).toBeLessThanOrEqual(25 - Math.floor(heldAtDeath / 100) + 1);
     await expectArchiveMatches(pool(), truth);
-    expect(await readSession(pool(), truth.callSessionId)).toMatchObject({
+    expect(await readSessionRow(pool(), truth.callSessionId)).toMatchObject({
       status: 'complete',
       attempts: 2,
       archived_participant_sessions: 2500,

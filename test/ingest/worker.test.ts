@@ -7,12 +7,13 @@ import { generateDataset, generateSession, type SimSession } from '../../tools/s
 import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { createStreamClient, type StreamClient } from '../../src/stream/client.ts';
 import { createRateLimiter } from '../../src/stream/rate-limiter.ts';
+import { HOUR_MS } from '../../src/time.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, expectArchiveMatches, quietLogger, readSession, waitFor } from './helpers.ts';
+import { FAST_BACKOFF, FAST_PAGE_RETRY, enqueueSimSession, expectArchiveMatches, quietLogger, waitFor } from './helpers.ts';
+import { readSessionRow } from '../helpers/session-rows.ts';
 
 const API_KEY = 'sim-key';
 const API_SECRET = 'sim-secret';
-const HOUR_MS = 3_600_000;
 
 const db = useTestDatabase();
 const pool = () => db.current.database.pool;
@@ -161,7 +162,7 @@ describe('worker', () => {
     expect((sim.stats.byStatus['404'] ?? 0) - before404).toBeGreaterThan(0);
     expect(results.map((r) => r.result.status).at(-1)).toBe('complete');
     expect(results.slice(0, -1).every((r) => r.result.status === 'retrying')).toBe(true);
-    const row = await readSession(pool(), session.callSessionId);
+    const row = await readSessionRow(pool(), session.callSessionId);
     expect(row.attempts).toBeGreaterThanOrEqual(2);
     expect(row.last_error).toBeNull();
   });
@@ -172,7 +173,7 @@ describe('worker', () => {
     const { results } = worker({ stream: client({ apiSecret: 'wrong-secret' }) });
 
     await waitFor('dead', async () => (await statusCounts()).dead === 1);
-    const row = await readSession(pool(), session.callSessionId);
+    const row = await readSessionRow(pool(), session.callSessionId);
     expect(row).toMatchObject({ status: 'dead', attempts: 1, lease_owner: null });
     expect(row.last_error).toMatch(/answered 401 \(Stream code 5\)/);
     expect(results.map((r) => r.result.status)).toEqual(['dead']);
@@ -186,7 +187,7 @@ describe('worker', () => {
 
     await waitFor('dead', async () => (await statusCounts()).dead === 1);
     expect(results.map((r) => r.result.status)).toEqual(['retrying', 'retrying', 'dead']);
-    const row = await readSession(pool(), truth.callSessionId);
+    const row = await readSessionRow(pool(), truth.callSessionId);
     expect(row).toMatchObject({ status: 'dead', attempts: 3, cursor: null, archived_participant_sessions: 150, total_participant_sessions: 151 });
     expect(row.last_error).toContain('holds 150 participant sessions but Stream reports 151');
   });
@@ -196,7 +197,11 @@ describe('worker', () => {
     await addDue([session]);
     worker();
     await waitFor('expired', async () => (await statusCounts()).expired === 1);
-    expect(await readSession(pool(), session.callSessionId)).toMatchObject({ status: 'expired', total_participant_sessions: 60, archived_participant_sessions: 0 });
+    expect(await readSessionRow(pool(), session.callSessionId)).toMatchObject({
+      status: 'expired',
+      total_participant_sessions: 60,
+      archived_participant_sessions: 0,
+    });
   });
 
   it('wakes on NOTIFY, and keeps listening after its connection is killed', async () => {
@@ -236,7 +241,7 @@ describe('worker', () => {
     const session = generateSession({ seed: 'reset-by-intake', size: 1500, endedAt: new Date(Date.now() - HOUR_MS) });
     await addDue([session]);
     const { results } = worker({ heartbeatMs: 100 });
-    await waitFor('a page stored', async () => (await readSession(pool(), session.callSessionId)).cursor !== null);
+    await waitFor('a page stored', async () => (await readSessionRow(pool(), session.callSessionId)).cursor !== null);
 
     // What intake does when a new report event arrives for a session being archived.
     await pool().query(
@@ -256,7 +261,7 @@ describe('worker', () => {
     await addDue([session]);
     // A heartbeat far away: only the fence can stop the old run in time.
     const { results } = worker({ heartbeatMs: 20_000, leaseSeconds: 60 });
-    await waitFor('a page stored', async () => (await readSession(pool(), session.callSessionId)).cursor !== null);
+    await waitFor('a page stored', async () => (await readSessionRow(pool(), session.callSessionId)).cursor !== null);
 
     // Intake's reset for a new report event, and its NOTIFY, which wakes this same worker at once.
     await pool().query(
@@ -277,12 +282,12 @@ describe('worker', () => {
     const session = generateSession({ seed: 'graceful', size: 900, endedAt: new Date(Date.now() - HOUR_MS) });
     await addDue([session]);
     const first = worker({ workerId: 'stopping' });
-    await waitFor('a page stored', async () => (await readSession(pool(), session.callSessionId)).cursor !== null);
+    await waitFor('a page stored', async () => (await readSessionRow(pool(), session.callSessionId)).cursor !== null);
 
     await first.worker.stop();
     expect(first.worker.idle).toBe(true);
     expect(first.results.map((r) => r.result.status)).toEqual(['released']);
-    const released = await readSession(pool(), session.callSessionId);
+    const released = await readSessionRow(pool(), session.callSessionId);
     expect(released).toMatchObject({ status: 'pending', attempts: 0, lease_owner: null });
     expect(released.cursor).not.toBeNull();
 
@@ -290,6 +295,6 @@ describe('worker', () => {
     worker({ workerId: 'successor' });
     await waitFor('complete', allComplete(1));
     await expectArchiveMatches(pool(), session);
-    expect((await readSession(pool(), session.callSessionId)).attempts).toBe(1);
+    expect((await readSessionRow(pool(), session.callSessionId)).attempts).toBe(1);
   });
 });

@@ -4,7 +4,8 @@ import { writePage } from '../../src/ingest/write-page.ts';
 import { LeaseLostError } from '../../src/queue/fence.ts';
 import { parseParticipantSessionsPage, parseStreamJson, type ParticipantEntry } from '../../src/stream/schemas.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { insertQueueRow, readQueueRow } from '../queue/session-rows.ts';
+import { readSessionRow } from '../helpers/session-rows.ts';
+import { insertQueueRow } from '../queue/queue-rows.ts';
 
 const db = useTestDatabase();
 const pool = () => db.current.database.pool;
@@ -80,11 +81,16 @@ describe('writePage', () => {
       raw: entries[0]?.raw,
     });
     expect(zero?.joined_at.toISOString()).toBe('2026-01-01T10:00:00.123Z');
-    expect((await readQueueRow(pool(), 's1')).cursor).toBe('c1');
+    expect((await readSessionRow(pool(), 's1')).cursor).toBe('c1');
   });
 
   it('overwrites a row with what Stream says now (excluded.*), keyed on the user session', async () => {
-    await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [entry(1, { leftAt: null, leftAtMicros: null, durationInSeconds: null })], resumeCursor: 'c1' });
+    await writePage(pool(), lease, {
+      callType: 'default',
+      callId: 's1',
+      entries: [entry(1, { leftAt: null, leftAtMicros: null, durationInSeconds: null })],
+      resumeCursor: 'c1',
+    });
     await writePage(pool(), lease, {
       callType: 'default',
       callId: 's1',
@@ -113,7 +119,7 @@ describe('writePage', () => {
     );
     expect(rows[0]?.user_id).toBe('nuluser');
     expect(rows[0]?.raw).toMatchObject({ user_id: 'nuluser', note: 'half an emoji \ufffd', ok: 'whole \ud83d\ude00' });
-    expect((await readQueueRow(pool(), 's1')).cursor).toBe('c2');
+    expect((await readSessionRow(pool(), 's1')).cursor).toBe('c2');
   });
 
   it('keeps integer nanoseconds digit for digit in raw and microseconds in the columns, whichever form Stream used', async () => {
@@ -143,7 +149,7 @@ describe('writePage', () => {
     expect(rows[2]!.raw).toContain('"left_at": null');
   });
 
-  describe('the envelope (Stream\'s answer without its entries) in stream_responses', () => {
+  describe("the envelope (Stream's answer without its entries) in stream_responses", () => {
     // Entries in RFC 3339, the session's timestamps as integers: the integers are found wherever they are.
     const text = `{"call_type":"default","call_id":"s1","call_session_id":"s1","duration":3,"total_participant_sessions":1,"total_participant_duration":60,
       "session":{"id":"s1","participants":[],"accepted_by":{},"started_at":1775658215879421674,"ended_at":1775661815000000001,"live_ended_at":null},
@@ -151,9 +157,14 @@ describe('writePage', () => {
       "participants_sessions":[{"user_id":"n","user_session_id":"ns-1","publisher_type":"webrtc","roles":[],"joined_at":"2026-04-08T14:23:35.879421674Z","duration_in_seconds":29,"x":{"seen_at":1775658215879421111}}]}`;
     const parsed = () => parseParticipantSessionsPage(parseStreamJson(text));
     const stored = async () =>
-      (await pool().query<{ response: string; updated_at: Date; xmin: string }>('select response::text as response, updated_at, xmin::text from stream_responses where call_session_id = $1', ['s1'])).rows[0];
+      (
+        await pool().query<{ response: string; updated_at: Date; xmin: string }>(
+          'select response::text as response, updated_at, xmin::text from stream_responses where call_session_id = $1',
+          ['s1'],
+        )
+      ).rows[0];
 
-    it('is written digit for digit by the page\'s one statement, without the entries, next, prev and duration', async () => {
+    it("is written digit for digit by the page's one statement, without the entries, next, prev and duration", async () => {
       const { pool: counted, statements } = countingPool();
       const page = parsed();
       await writePage(counted, lease, { callType: 'default', callId: 's1', entries: page.entries, resumeCursor: 'c1', envelope: page.envelope });
@@ -198,20 +209,36 @@ describe('writePage', () => {
     it('is not written, nor an earlier one changed, once the lease belongs to someone else', async () => {
       const page = parsed();
       await expect(
-        writePage(pool(), { callSessionId: 's1', owner: 'w2' }, { callType: 'default', callId: 's1', entries: page.entries, resumeCursor: 'c1', envelope: page.envelope }),
+        writePage(
+          pool(),
+          { callSessionId: 's1', owner: 'w2' },
+          { callType: 'default', callId: 's1', entries: page.entries, resumeCursor: 'c1', envelope: page.envelope },
+        ),
       ).rejects.toBeInstanceOf(LeaseLostError);
       expect(await stored()).toBeUndefined();
       await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c1', envelope: page.envelope });
       const before = await stored();
       await pool().query(`update call_sessions set lease_owner = 'w2' where call_session_id = 's1'`);
       await expect(
-        writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c2', envelope: { ...page.envelope, something_new: 'stale' } }),
+        writePage(pool(), lease, {
+          callType: 'default',
+          callId: 's1',
+          entries: [],
+          resumeCursor: 'c2',
+          envelope: { ...page.envelope, something_new: 'stale' },
+        }),
       ).rejects.toBeInstanceOf(LeaseLostError);
       expect(await stored()).toEqual(before);
       // Nor by a run whose session is no longer running (intake reset it to pending under the same owner).
       await pool().query(`update call_sessions set lease_owner = 'w1', status = 'pending' where call_session_id = 's1'`);
       await expect(
-        writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c2', envelope: { ...page.envelope, something_new: 'stale' } }),
+        writePage(pool(), lease, {
+          callType: 'default',
+          callId: 's1',
+          entries: [],
+          resumeCursor: 'c2',
+          envelope: { ...page.envelope, something_new: 'stale' },
+        }),
       ).rejects.toBeInstanceOf(LeaseLostError);
       expect(await stored()).toEqual(before);
     });
@@ -221,15 +248,15 @@ describe('writePage', () => {
     const { pool: counted, statements } = countingPool();
     await writePage(counted, lease, { callType: 'default', callId: 's1', entries: [], resumeCursor: 'c9' });
     expect(statements).not.toContain('insert into');
-    expect((await readQueueRow(pool(), 's1')).cursor).toBe('c9');
+    expect((await readSessionRow(pool(), 's1')).cursor).toBe('c9');
   });
 
   it('writes nothing, rows or cursor, once the lease belongs to someone else', async () => {
     await pool().query(`update call_sessions set lease_owner = 'w2' where call_session_id = 's1'`);
-    await expect(
-      writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [entry(1), entry(2)], resumeCursor: 'c1' }),
-    ).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [entry(1), entry(2)], resumeCursor: 'c1' })).rejects.toBeInstanceOf(
+      LeaseLostError,
+    );
     expect((await pool().query('select 1 from participant_sessions')).rowCount).toBe(0);
-    expect((await readQueueRow(pool(), 's1')).cursor).toBeNull();
+    expect((await readSessionRow(pool(), 's1')).cursor).toBeNull();
   });
 });

@@ -13,7 +13,9 @@ async function snapshot(pool: import('pg').Pool) {
   const q = async (sql: string) => (await pool.query(sql)).rows;
   return {
     entries: await q('select call_session_id, user_session_id, user_id, roles, raw::text from participant_sessions order by 1, 2'),
-    sessions: await q('select call_session_id, status, total_participant_sessions, total_participant_duration, archived_participant_sessions, updated_at from call_sessions order by 1'),
+    sessions: await q(
+      'select call_session_id, status, total_participant_sessions, total_participant_duration, archived_participant_sessions, updated_at from call_sessions order by 1',
+    ),
     events: await q('select webhook_id, payload::text from webhook_events order by 1'),
     responses: await q('select call_session_id, response::text from stream_responses order by 1'),
     log: await q('select * from erasure_log order by id'),
@@ -39,19 +41,37 @@ describe('forgetUser', () => {
     await seedSession(p, { id: 's2', endedDaysAgo: 6, total: 2, archived: 2, reportedDaysAgo: 6 });
     await seedEntry(p, { session: 's1', user: TARGET, userSession: 'us-1', joinedDaysAgo: 5, roles: ['host', TARGET] });
     await seedEntry(p, {
-      session: 's1', user: TARGET, userSession: 'us-2', joinedDaysAgo: 5,
+      session: 's1',
+      user: TARGET,
+      userSession: 'us-2',
+      joinedDaysAgo: 5,
       raw: { user_id: TARGET, user_session_id: 'us-2', user: { id: TARGET, name: 'T' }, joined_at: Number.MAX_SAFE_INTEGER },
     });
     await seedEntry(p, { session: 's1', user: OTHER, userSession: 'us-3', joinedDaysAgo: 5 });
     await seedEntry(p, { session: 's2', user: OTHER, userSession: 'us-4', joinedDaysAgo: 6 });
     await seedEntry(p, { session: 's2', user: 'third', userSession: 'us-5', joinedDaysAgo: 6 });
-    await seedEvent(p, { id: 'w-joined', receivedDaysAgo: 5, session: 's1', payloadText: `{"type":"call.session_participant_joined","participant":{"user":{"id":"${TARGET}","name":"T"},"user_session_id":"us-1"},"created_at":${NANOS}}` });
     await seedEvent(p, {
-      id: 'w-report', receivedDaysAgo: 5, session: 's1',
+      id: 'w-joined',
+      receivedDaysAgo: 5,
+      session: 's1',
+      payloadText: `{"type":"call.session_participant_joined","participant":{"user":{"id":"${TARGET}","name":"T"},"user_session_id":"us-1"},"created_at":${NANOS}}`,
+    });
+    await seedEvent(p, {
+      id: 'w-report',
+      receivedDaysAgo: 5,
+      session: 's1',
       payloadText: `{"type":"call.stats_report_ready","participants_overview":{"${TARGET}":{"user_id":"${TARGET}","ids":["${TARGET}","${OTHER}"]},"${OTHER}":{"user_id":"${OTHER}"}},"n":${NANOS}}`,
     });
-    await seedEvent(p, { id: 'w-other', receivedDaysAgo: 6, session: 's2', payloadText: `{"type":"call.session_participant_joined","participant":{"user":{"id":"${OTHER}"}},"created_at":${NANOS}}` });
-    await seedResponse(p, 's1', { session: { participants: [{ user: { id: TARGET } }, { user: { id: OTHER } }], accepted_by: { [TARGET]: '2026-01-01T00:00:00Z' } }, total_participant_sessions: 3 });
+    await seedEvent(p, {
+      id: 'w-other',
+      receivedDaysAgo: 6,
+      session: 's2',
+      payloadText: `{"type":"call.session_participant_joined","participant":{"user":{"id":"${OTHER}"}},"created_at":${NANOS}}`,
+    });
+    await seedResponse(p, 's1', {
+      session: { participants: [{ user: { id: TARGET } }, { user: { id: OTHER } }], accepted_by: { [TARGET]: '2026-01-01T00:00:00Z' } },
+      total_participant_sessions: 3,
+    });
     await seedResponse(p, 's2', { session: { participants: [{ user: { id: OTHER } }] }, total_participant_sessions: 2 });
   });
 
@@ -103,20 +123,33 @@ describe('forgetUser', () => {
     expect((await p.query(`select payload->>'n' as n from webhook_events where webhook_id = 'w-report'`)).rows[0].n).toBe(NANOS);
     expect((await p.query(`select payload->>'created_at' as n from webhook_events where webhook_id = 'w-joined'`)).rows[0].n).toBe(NANOS);
     const response = (await p.query(`select response from stream_responses where call_session_id = 's1'`)).rows[0].response;
-    expect(response.session).toEqual({ participants: [{ user: { id: '[erased]' } }, { user: { id: OTHER } }], accepted_by: { '[erased]': '2026-01-01T00:00:00Z' } });
+    expect(response.session).toEqual({
+      participants: [{ user: { id: '[erased]' } }, { user: { id: OTHER } }],
+      accepted_by: { '[erased]': '2026-01-01T00:00:00Z' },
+    });
 
     // Stream's totals stay Stream's; archived_participant_sessions says what is held now.
-    const sessions = (await p.query(`select call_session_id, status, total_participant_sessions, archived_participant_sessions from call_sessions order by 1`)).rows;
+    const sessions = (await p.query(`select call_session_id, status, total_participant_sessions, archived_participant_sessions from call_sessions order by 1`))
+      .rows;
     expect(sessions).toEqual([
       { call_session_id: 's1', status: 'complete', total_participant_sessions: 3, archived_participant_sessions: 1 },
       { call_session_id: 's2', status: 'complete', total_participant_sessions: 2, archived_participant_sessions: 2 },
     ]);
-    const view = (await p.query(`select entries, archived_participant_sessions, total_participant_sessions from call_session_attendance where call_session_id = 's1'`)).rows[0];
+    const view = (
+      await p.query(`select entries, archived_participant_sessions, total_participant_sessions from call_session_attendance where call_session_id = 's1'`)
+    ).rows[0];
     expect(view).toEqual({ entries: 1, archived_participant_sessions: 1, total_participant_sessions: 3 });
 
-    const log = (await p.query('select user_id_sha256, participant_sessions_deleted, webhook_events_scrubbed, call_sessions_adjusted, erased_at from erasure_log')).rows;
+    const log = (
+      await p.query('select user_id_sha256, participant_sessions_deleted, webhook_events_scrubbed, call_sessions_adjusted, erased_at from erasure_log')
+    ).rows;
     expect(log).toHaveLength(1);
-    expect(log[0]).toMatchObject({ user_id_sha256: userIdDigest(TARGET), participant_sessions_deleted: 2, webhook_events_scrubbed: 2, call_sessions_adjusted: 1 });
+    expect(log[0]).toMatchObject({
+      user_id_sha256: userIdDigest(TARGET),
+      participant_sessions_deleted: 2,
+      webhook_events_scrubbed: 2,
+      call_sessions_adjusted: 1,
+    });
     expect(Date.now() - log[0].erased_at.getTime()).toBeLessThan(60_000);
   });
 
@@ -132,7 +165,10 @@ describe('forgetUser', () => {
     await seedEvent(p, { id: 'w-longer', receivedDaysAgo: 1, payloadText: `{"user":{"id":"${TARGET}-2"},"note":"x${TARGET}"}` });
     const again = await withClient(p, (c) => forgetUser(c, TARGET));
     expect(again.webhookEvents).toBe(0);
-    expect((await p.query(`select payload from webhook_events where webhook_id = 'w-longer'`)).rows[0].payload).toEqual({ user: { id: `${TARGET}-2` }, note: `x${TARGET}` });
+    expect((await p.query(`select payload from webhook_events where webhook_id = 'w-longer'`)).rows[0].payload).toEqual({
+      user: { id: `${TARGET}-2` },
+      note: `x${TARGET}`,
+    });
     await p.query(`delete from webhook_events where webhook_id = 'w-longer'`);
   });
 
@@ -146,7 +182,11 @@ describe('forgetUser', () => {
     const result = await withClient(p, (c) => forgetUser(c, odd));
     expect(result).toMatchObject({ participantSessions: 1, webhookEvents: 1, callSessions: 1 });
     expect(await findEverywhere(p, odd)).toEqual([]);
-    expect((await p.query(`select payload from webhook_events where webhook_id = 'w-odd'`)).rows[0].payload).toEqual({ user: { id: '[erased]' }, by: { '[erased]': 1 }, other: OTHER });
+    expect((await p.query(`select payload from webhook_events where webhook_id = 'w-odd'`)).rows[0].payload).toEqual({
+      user: { id: '[erased]' },
+      by: { '[erased]': 1 },
+      other: OTHER,
+    });
   });
 
   it('a sweep listing a session the user was erased from does not re-enqueue it', async () => {

@@ -1,10 +1,12 @@
 import pg from 'pg';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { inboxRetentionDays, PRUNE_LOCK_KEY, pruningEnabled, runPrune } from '../../src/lifecycle/prune.ts';
+import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-lock.ts';
+import { inboxRetentionDays, pruningEnabled, runPrune } from '../../src/lifecycle/prune.ts';
 import { enqueueListedSessions } from '../../src/queue/enqueue-listed.ts';
 import { guardRetention } from '../../src/reconcile/retention.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { daysAgo, seedEntry, seedEvent, seedResponse, seedSession } from './seed.ts';
+import { daysAgo } from '../helpers/session-rows.ts';
+import { seedEntry, seedEvent, seedResponse, seedSession } from './seed.ts';
 
 describe('inboxRetentionDays', () => {
   it('keeps the inbox no longer than the archive, and 0 with no archive retention means for ever', () => {
@@ -65,7 +67,11 @@ describe('runPrune', () => {
 
     const entries = (await p.query('select user_session_id from participant_sessions order by 1')).rows.map((r) => r.user_session_id);
     expect(entries).toEqual(['recent-1', 'run-1', 'st-1']);
-    const sessions = (await p.query('select call_session_id, status, total_participant_sessions, archived_participant_sessions, stats_report_ready_at is not null as reported from call_sessions order by 1')).rows;
+    const sessions = (
+      await p.query(
+        'select call_session_id, status, total_participant_sessions, archived_participant_sessions, stats_report_ready_at is not null as reported from call_sessions order by 1',
+      )
+    ).rows;
     expect(sessions).toEqual([
       { call_session_id: 'no-end', status: 'complete', total_participant_sessions: 2, archived_participant_sessions: 0, reported: false },
       { call_session_id: 'old', status: 'complete', total_participant_sessions: 3, archived_participant_sessions: 0, reported: true },
@@ -76,7 +82,10 @@ describe('runPrune', () => {
     expect((await p.query('select call_session_id from stream_responses')).rows).toEqual([{ call_session_id: 'recent' }]);
     expect((await p.query('select webhook_id from webhook_events')).rows).toEqual([{ webhook_id: 'w-new' }]);
     // The views follow the table: the pruned session reports no entries, Stream's total stays.
-    expect((await p.query(`select entries, total_participant_sessions from call_session_attendance where call_session_id = 'old'`)).rows[0]).toEqual({ entries: 0, total_participant_sessions: 3 });
+    expect((await p.query(`select entries, total_participant_sessions from call_session_attendance where call_session_id = 'old'`)).rows[0]).toEqual({
+      entries: 0,
+      total_participant_sessions: 3,
+    });
 
     // Nothing brings the archive back: the sweep knows the session, the retention guard leaves a complete session alone.
     const { inserted } = await enqueueListedSessions(test.current.database.pool, [
@@ -84,7 +93,9 @@ describe('runPrune', () => {
     ]);
     expect(inserted).toEqual([]);
     await guardRetention(test.current.database.pool);
-    expect((await p.query(`select status, next_attempt_at < now() - interval '1 minute' as idle from call_sessions where call_session_id = 'old'`)).rows[0].status).toBe('complete');
+    expect(
+      (await p.query(`select status, next_attempt_at < now() - interval '1 minute' as idle from call_sessions where call_session_id = 'old'`)).rows[0].status,
+    ).toBe('complete');
 
     // Idempotent.
     const again = await runPrune(test.current.database, { retention: { webhookEventsDays: 0, archiveDays: 365 }, batchRows: 2, pauseMs: 0 });
@@ -96,7 +107,7 @@ describe('runPrune', () => {
     const other = new pg.Client(test.current.url);
     await other.connect();
     try {
-      await other.query('select pg_advisory_lock($1)', [PRUNE_LOCK_KEY]);
+      await other.query('select pg_advisory_lock($1)', [ADVISORY_LOCK_KEYS.prune]);
       const result = await runPrune(test.current.database, { retention: { webhookEventsDays: 30, archiveDays: undefined } });
       expect(result.ran).toBe(false);
       expect((await pool().query('select count(*)::int as n from webhook_events')).rows[0].n).toBe(1);
@@ -112,7 +123,12 @@ describe('runPrune', () => {
        select 'old-' || n, 'call.session_ended', now() - interval '40 days', '{}'::jsonb from generate_series(1, 500) n`,
     );
     const controller = new AbortController();
-    const run = runPrune(test.current.database, { retention: { webhookEventsDays: 30, archiveDays: undefined }, batchRows: 10, pauseMs: 50, signal: controller.signal });
+    const run = runPrune(test.current.database, {
+      retention: { webhookEventsDays: 30, archiveDays: undefined },
+      batchRows: 10,
+      pauseMs: 50,
+      signal: controller.signal,
+    });
     setTimeout(() => controller.abort(), 120);
     const result = await run;
     expect(result.interrupted).toBe(true);

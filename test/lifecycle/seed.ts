@@ -1,26 +1,28 @@
 /** Rows for the retention and erasure tests, written straight into the tables. */
 import type pg from 'pg';
-
-const DAY_MS = 86_400_000;
-export const daysAgo = (days: number): Date => new Date(Date.now() - days * DAY_MS);
+import type { SessionStatus } from '../../src/db/schema.ts';
+import { retentionExpiresAt } from '../../src/stream/retention.ts';
+import { daysAgo, insertSessionRows } from '../helpers/session-rows.ts';
 
 export async function seedSession(
   pool: pg.Pool,
-  row: { id: string; status?: string; endedDaysAgo?: number | null; total?: number; archived?: number; reportedDaysAgo?: number },
+  row: { id: string; status?: SessionStatus; endedDaysAgo?: number | null; total?: number; archived?: number; reportedDaysAgo?: number },
 ): Promise<void> {
-  await pool.query(
-    `insert into call_sessions (call_session_id, call_type, call_id, call_cid, status, session_ended_at, total_participant_sessions,
-                                total_participant_duration, archived_participant_sessions, archived_at, stats_report_ready_at, retention_expires_at)
-     values ($1::text, 'default', 'call-' || $1::text, 'default:call-' || $1::text, $2, $3::timestamptz, $4::int, $4::int * 60, $5, $3::timestamptz, $6, $3::timestamptz + interval '90 days')`,
-    [
-      row.id,
-      row.status ?? 'complete',
-      row.endedDaysAgo == null ? null : daysAgo(row.endedDaysAgo),
-      row.total ?? null,
-      row.archived ?? 0,
-      row.reportedDaysAgo === undefined ? null : daysAgo(row.reportedDaysAgo),
-    ],
-  );
+  // As a finished archive leaves it: archived when the session ended, Stream's 90 days counted from then.
+  const ended = row.endedDaysAgo == null ? null : daysAgo(row.endedDaysAgo);
+  await insertSessionRows(pool, [
+    {
+      call_session_id: row.id,
+      status: row.status ?? 'complete',
+      session_ended_at: ended,
+      total_participant_sessions: row.total ?? null,
+      total_participant_duration: row.total == null ? null : row.total * 60,
+      archived_participant_sessions: row.archived ?? 0,
+      archived_at: ended,
+      stats_report_ready_at: row.reportedDaysAgo === undefined ? null : daysAgo(row.reportedDaysAgo),
+      retention_expires_at: ended && retentionExpiresAt(ended),
+    },
+  ]);
 }
 
 export async function seedEntry(
@@ -28,7 +30,8 @@ export async function seedEntry(
   row: { session: string; user: string; userSession: string; joinedDaysAgo: number | null; leftDaysAgo?: number | null; roles?: string[]; raw?: unknown },
 ): Promise<void> {
   const joined = row.joinedDaysAgo === null ? null : daysAgo(row.joinedDaysAgo);
-  const left = row.leftDaysAgo === undefined ? (joined ? new Date(joined.getTime() + 600_000) : null) : row.leftDaysAgo === null ? null : daysAgo(row.leftDaysAgo);
+  const left =
+    row.leftDaysAgo === undefined ? (joined ? new Date(joined.getTime() + 600_000) : null) : row.leftDaysAgo === null ? null : daysAgo(row.leftDaysAgo);
   const raw = row.raw ?? { user_id: row.user, user_session_id: row.userSession, roles: row.roles ?? ['user'], publisher_type: 'webrtc' };
   await pool.query(
     `insert into participant_sessions (call_session_id, user_session_id, call_type, call_id, user_id, joined_at, left_at,

@@ -79,7 +79,8 @@ describe('backup and restore with pg_dump / pg_restore', () => {
     const dump = await toolMajor('pg_dump');
     const restore = await toolMajor('pg_restore');
     if (dump === undefined || restore === undefined) skip = 'pg_dump and pg_restore are not installed (Debian: apt-get install -y postgresql-client)';
-    else if (dump < Math.floor(server)) skip = `pg_dump ${dump} cannot dump a PostgreSQL ${Math.floor(server)} server; install client tools of version ${Math.floor(server)} or newer`;
+    else if (dump < Math.floor(server))
+      skip = `pg_dump ${dump} cannot dump a PostgreSQL ${Math.floor(server)} server; install client tools of version ${Math.floor(server)} or newer`;
     if (skip) console.warn(`backup and restore skipped: ${skip}`);
   });
   afterAll(async () => {
@@ -115,13 +116,20 @@ describe('backup and restore with pg_dump / pg_restore', () => {
     await pool.query(
       `insert into webhook_events (webhook_id, type, call_cid, session_id, attempt, payload)
        values ('wh-1', 'call.stats_report_ready', 'default:odd', 'backup-odd', 1, $1), ('wh-2', 'call.session_ended', 'default:odd', 'backup-odd', 2, $2)`,
-      [JSON.stringify({ type: 'call.stats_report_ready', counts: { participants: 1 }, text: 'ünïcødé \u0001' }), JSON.stringify({ type: 'call.session_ended' })],
+      [
+        JSON.stringify({ type: 'call.stats_report_ready', counts: { participants: 1 }, text: 'ünïcødé \u0001' }),
+        JSON.stringify({ type: 'call.session_ended' }),
+      ],
     );
     await pool.query(`insert into reconcile_state (name, watermark, cursor, unusable_total) values ('call_stats', now(), 'cursor-1', 3)`);
-    await pool.query(`insert into service_health (name, state, checked_at) values ('stream', 'ok', now()) on conflict (name) do update set state = excluded.state`);
+    await pool.query(
+      `insert into service_health (name, state, checked_at) values ('stream', 'ok', now()) on conflict (name) do update set state = excluded.state`,
+    );
 
     const before = await catalogue(pool);
-    expect(before.tables).toEqual(expect.arrayContaining(['drizzle.__drizzle_migrations', 'public.call_sessions', 'public.participant_sessions', 'public.webhook_events']));
+    expect(before.tables).toEqual(
+      expect.arrayContaining(['drizzle.__drizzle_migrations', 'public.call_sessions', 'public.participant_sessions', 'public.webhook_events']),
+    );
     expect(before.views).toEqual(expect.arrayContaining(['public.attendance', 'public.attendance_stretches', 'public.call_session_attendance']));
 
     // The commands of docs/operations.md.

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { isPastRetention } from '../../src/policy/retention.ts';
+import { DAY_MS } from '../../src/time.ts';
 
-const DAY_MS = 86_400_000;
 const now = Date.UTC(2026, 5, 1);
 const at = (days: number) => new Date(now + days * DAY_MS);
 

@@ -32,7 +32,10 @@ describe('retryDelayMs: one formula, the named policies', () => {
 
   it('draws nothing when nothing is left to chance', () => {
     let draws = 0;
-    retryDelayMs(P.listenerReconnect, 2, () => (draws += 1, 0.5));
+    retryDelayMs(P.listenerReconnect, 2, () => {
+      draws += 1;
+      return 0.5;
+    });
     expect(draws).toBe(0);
   });
 

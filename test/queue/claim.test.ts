@@ -2,7 +2,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { claimSessions } from '../../src/queue/claim.ts';
 import { withFencedTransaction } from '../../src/queue/fence.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { clearQueue, insertQueueRow, readQueueRow } from './session-rows.ts';
+import { readSessionRow } from '../helpers/session-rows.ts';
+import { clearQueue, insertQueueRow } from './queue-rows.ts';
 
 const db = useTestDatabase();
 const pool = () => db.current.database.pool;
@@ -26,13 +27,13 @@ describe('claimSessions', () => {
     expect(claimed.find((c) => c.callSessionId === 'running-lapsed')?.takenOver).toBe(true);
     expect(claimed.find((c) => c.callSessionId === 'pending-due')?.takenOver).toBe(false);
 
-    const row = await readQueueRow(pool(), 'retrying-due');
+    const row = await readSessionRow(pool(), 'retrying-due');
     expect(row).toMatchObject({ status: 'running', lease_owner: expect.stringMatching(/^w1\/[0-9a-f-]{36}$/), attempts: 3 });
     expect(claimed.find((c) => c.callSessionId === 'retrying-due')?.leaseOwner).toBe(row.lease_owner);
     expect(row.lease_in).toBeGreaterThan(28);
     expect(row.lease_in).toBeLessThanOrEqual(30);
-    expect((await readQueueRow(pool(), 'running-lapsed')).lease_owner).toMatch(/^w1\//);
-    expect((await readQueueRow(pool(), 'running-live')).lease_owner).toBe('other');
+    expect((await readSessionRow(pool(), 'running-lapsed')).lease_owner).toMatch(/^w1\//);
+    expect((await readSessionRow(pool(), 'running-live')).lease_owner).toBe('other');
   });
 
   it('claims the soonest retention expiry first, unknown expiry last, and no more than asked', async () => {
@@ -57,7 +58,7 @@ describe('claimSessions', () => {
     const [second] = await claimSessions(pool(), { workerId: 'w1', limit: 1, leaseSeconds: 30 });
     expect(second!.callSessionId).toBe('again');
     expect(second!.leaseOwner).not.toBe(first!.leaseOwner);
-    expect((await readQueueRow(pool(), 'again')).lease_owner).toBe(second!.leaseOwner);
+    expect((await readSessionRow(pool(), 'again')).lease_owner).toBe(second!.leaseOwner);
   });
 
   it('hands back the stored cursor so a run resumes', async () => {

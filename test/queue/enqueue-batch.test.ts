@@ -8,7 +8,7 @@ import { EnqueueTimeoutError, createWebhookEnqueuer, type WebhookEventToEnqueue 
 import { SESSIONS_DUE_CHANNEL } from '../../src/queue/sql.ts';
 import { MAX_WEBHOOK_JSON_DEPTH, parseWebhookEvent, type HandledWebhookEvent } from '../../src/stream/webhook-events.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { buildSessionEndedEvent, buildStatsReportReadyEvent, createWebhookTestApp, deliverWebhook, listenForNotifications } from '../helpers/webhooks.ts';
+import { sessionEndedBody, statsReportReadyBody, createWebhookTestApp, deliverWebhook, listenForNotifications } from '../helpers/webhooks.ts';
 
 const testDb = useTestDatabase();
 const DEADLINE_MS = 4_500;
@@ -58,7 +58,7 @@ describe('createWebhookEnqueuer: group commit', () => {
     const { pool, statements } = countingPool();
     const enqueuer = createWebhookEnqueuer(pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
     const sessionIds = Array.from({ length: 40 }, () => randomUUID());
-    const results = await Promise.all(sessionIds.map((sessionId) => enqueuer.enqueue(toEnqueue(buildStatsReportReadyEvent({ sessionId })))));
+    const results = await Promise.all(sessionIds.map((sessionId) => enqueuer.enqueue(toEnqueue(statsReportReadyBody({ sessionId })))));
     expect(results).toEqual(Array(40).fill({ stored: true, due: true }));
     expect(statements()).toBeLessThan(40);
     expect(await count('select count(*)::int as n from webhook_events where session_id = any($1)', [sessionIds])).toBe(40);
@@ -70,10 +70,10 @@ describe('createWebhookEnqueuer: group commit', () => {
     const listener = await listenForNotifications(testDb.current.url, SESSIONS_DUE_CHANNEL);
     try {
       const sessionIds = Array.from({ length: 10 }, () => randomUUID());
-      await Promise.all(sessionIds.map((sessionId) => enqueuer.enqueue(toEnqueue(buildStatsReportReadyEvent({ sessionId })))));
+      await Promise.all(sessionIds.map((sessionId) => enqueuer.enqueue(toEnqueue(statsReportReadyBody({ sessionId })))));
       expect(sessionIds).toContain(await listener.next());
       const later = randomUUID();
-      await enqueuer.enqueue(toEnqueue(buildStatsReportReadyEvent({ sessionId: later })));
+      await enqueuer.enqueue(toEnqueue(statsReportReadyBody({ sessionId: later })));
       // Notifications arrive in commit order, so the batch sent no second one.
       expect(await listener.next()).toBe(later);
     } finally {
@@ -85,8 +85,8 @@ describe('createWebhookEnqueuer: group commit', () => {
     const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
     const sessionId = randomUUID();
     const webhookId = randomUUID();
-    const body = buildStatsReportReadyEvent({ sessionId });
-    const others = Array.from({ length: 5 }, () => toEnqueue(buildStatsReportReadyEvent()));
+    const body = statsReportReadyBody({ sessionId });
+    const others = Array.from({ length: 5 }, () => toEnqueue(statsReportReadyBody()));
     const results = await Promise.all([
       ...Array.from({ length: 10 }, () => enqueuer.enqueue(toEnqueue(body, webhookId))),
       ...others.map((input) => enqueuer.enqueue(input)),
@@ -101,7 +101,7 @@ describe('createWebhookEnqueuer: group commit', () => {
 
   it('answers an id already stored by an earlier batch as a duplicate', async () => {
     const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS });
-    const input = toEnqueue(buildStatsReportReadyEvent());
+    const input = toEnqueue(statsReportReadyBody());
     expect(await enqueuer.enqueue(input)).toEqual({ stored: true, due: true });
     expect(await Promise.all([enqueuer.enqueue(input), enqueuer.enqueue(input)])).toEqual([
       { stored: false, due: false },
@@ -113,12 +113,18 @@ describe('createWebhookEnqueuer: group commit', () => {
     const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
     const sessionId = randomUUID();
     const reports = ['2026-04-08T14:00:00Z', '2026-04-08T15:00:00Z', '2026-04-08T14:30:00Z'].map((createdAt) =>
-      toEnqueue(buildStatsReportReadyEvent({ sessionId, createdAt })),
+      toEnqueue(statsReportReadyBody({ sessionId, createdAt })),
     );
-    const ends = ['2026-04-08T13:00:00Z', '2026-04-08T13:30:00Z'].map((endedAt) => toEnqueue(buildSessionEndedEvent({ sessionId, endedAt })));
+    const ends = ['2026-04-08T13:00:00Z', '2026-04-08T13:30:00Z'].map((endedAt) => toEnqueue(sessionEndedBody({ sessionId, endedAt })));
     const results = await Promise.all([...ends, ...reports].map((input) => enqueuer.enqueue(input)));
     expect(results.every((r) => r.stored)).toBe(true);
-    const { rows } = await testDb.current.database.pool.query<{ status: string; stats_report_ready_at: Date; session_ended_at: Date; retention_expires_at: Date; due: boolean }>(
+    const { rows } = await testDb.current.database.pool.query<{
+      status: string;
+      stats_report_ready_at: Date;
+      session_ended_at: Date;
+      retention_expires_at: Date;
+      due: boolean;
+    }>(
       'select status, stats_report_ready_at, session_ended_at, retention_expires_at, next_attempt_at <= now() as due from call_sessions where call_session_id = $1',
       [sessionId],
     );
@@ -136,21 +142,21 @@ describe('createWebhookEnqueuer: group commit', () => {
 
   it('fails every event of a batch whose commit fails, and stores none of them', async () => {
     const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
-    const failing = toEnqueue(buildStatsReportReadyEvent(), `${FAIL_AT_COMMIT}${randomUUID()}`);
-    const partners = Array.from({ length: 4 }, () => toEnqueue(buildStatsReportReadyEvent()));
+    const failing = toEnqueue(statsReportReadyBody(), `${FAIL_AT_COMMIT}${randomUUID()}`);
+    const partners = Array.from({ length: 4 }, () => toEnqueue(statsReportReadyBody()));
     const outcomes = await Promise.allSettled([failing, ...partners].map((input) => enqueuer.enqueue(input)));
     expect(outcomes.every((o) => o.status === 'rejected')).toBe(true);
     const ids = [failing, ...partners].map((i) => i.webhookId);
     expect(await count('select count(*)::int as n from webhook_events where webhook_id = any($1)', [ids])).toBe(0);
     // The enqueuer goes on working after a failed batch.
-    expect((await enqueuer.enqueue(toEnqueue(buildStatsReportReadyEvent()))).stored).toBe(true);
+    expect((await enqueuer.enqueue(toEnqueue(statsReportReadyBody()))).stored).toBe(true);
   });
 
   it('fails only the event Postgres refuses when a batch holds one (retried one by one)', async () => {
     const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
     // A NUL in the session id: valid JSON, refused by Postgres text (SQLSTATE 22021).
-    const badInput = toEnqueue(buildStatsReportReadyEvent({ sessionId: 'cs-\u0000-bad' }));
-    const good = Array.from({ length: 4 }, () => toEnqueue(buildStatsReportReadyEvent()));
+    const badInput = toEnqueue(statsReportReadyBody({ sessionId: 'cs-\u0000-bad' }));
+    const good = Array.from({ length: 4 }, () => toEnqueue(statsReportReadyBody()));
     const outcomes = await Promise.allSettled([badInput, ...good].map((input) => enqueuer.enqueue(input)));
     expect(outcomes[0]!.status).toBe('rejected');
     expect((outcomes[0] as PromiseRejectedResult).reason).toMatchObject({ code: expect.stringMatching(/^22/) });
@@ -161,7 +167,7 @@ describe('createWebhookEnqueuer: group commit', () => {
 
 /** A stats_report_ready input whose stored body nests `depth` arrays: valid JSON that Postgres refuses with 54001 when deep enough. */
 function deeplyNested(depth: number): WebhookEventToEnqueue {
-  const body = buildStatsReportReadyEvent();
+  const body = statsReportReadyBody();
   const bodyText = `${JSON.stringify(body).slice(0, -1)},"deep":${'['.repeat(depth)}${']'.repeat(depth)}}`;
   return { webhookId: randomUUID(), attempt: 1, event: parseWebhookEvent(body) as HandledWebhookEvent, bodyText, payload: JSON.parse(bodyText) };
 }
@@ -171,7 +177,7 @@ describe('createWebhookEnqueuer: an event Postgres refuses for its content fails
     const { pool, statements } = countingPool();
     const enqueuer = createWebhookEnqueuer(pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
     const deep = deeplyNested(100_000);
-    const good = Array.from({ length: 60 }, () => toEnqueue(buildStatsReportReadyEvent()));
+    const good = Array.from({ length: 60 }, () => toEnqueue(statsReportReadyBody()));
     // Enqueued in one turn of the event loop, so all 61 share one batch.
     const outcomes = await Promise.allSettled([good[0]!, deep, ...good.slice(1)].map((input) => enqueuer.enqueue(input)));
     expect(outcomes[1]!.status).toBe('rejected');
@@ -186,10 +192,10 @@ describe('createWebhookEnqueuer: an event Postgres refuses for its content fails
 
   it('fails exactly the two refused events of a batch holding a 54001 and a 22021, and stores the rest', async () => {
     const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
-    const first = toEnqueue(buildStatsReportReadyEvent());
+    const first = toEnqueue(statsReportReadyBody());
     const deep = deeplyNested(100_000);
-    const nul = toEnqueue(buildStatsReportReadyEvent({ sessionId: 'cs-\u0000-bad' }));
-    const good = Array.from({ length: 20 }, () => toEnqueue(buildStatsReportReadyEvent()));
+    const nul = toEnqueue(statsReportReadyBody({ sessionId: 'cs-\u0000-bad' }));
+    const good = Array.from({ length: 20 }, () => toEnqueue(statsReportReadyBody()));
     const inputs = [first, ...good.slice(0, 7), deep, ...good.slice(7, 15), nul, ...good.slice(15)];
     const outcomes = await Promise.allSettled(inputs.map((input) => enqueuer.enqueue(input)));
     const rejected = inputs.filter((_, i) => outcomes[i]!.status === 'rejected');
@@ -206,8 +212,8 @@ describe('createWebhookEnqueuer: an event Postgres refuses for its content fails
 describe('createWebhookEnqueuer: failures', () => {
   it('fails every copy of an id when that event is the one Postgres refuses', async () => {
     const enqueuer = createWebhookEnqueuer(testDb.current.database.pool, { deadlineMs: DEADLINE_MS, maxInFlight: 1 });
-    const bad = toEnqueue(buildStatsReportReadyEvent({ sessionId: 'cs-\u0000-bad' }));
-    const good = toEnqueue(buildStatsReportReadyEvent());
+    const bad = toEnqueue(statsReportReadyBody({ sessionId: 'cs-\u0000-bad' }));
+    const good = toEnqueue(statsReportReadyBody());
     const outcomes = await Promise.allSettled([bad, bad, good].map((input) => enqueuer.enqueue(input)));
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
     expect(await count('select count(*)::int as n from webhook_events where webhook_id = any($1)', [[bad.webhookId, good.webhookId]])).toBe(1);
@@ -231,9 +237,9 @@ describe('createWebhookEnqueuer: failures', () => {
     });
     try {
       const enqueuer = createWebhookEnqueuer(counted, { deadlineMs: 150, maxInFlight: 1 });
-      const first = enqueuer.enqueue(toEnqueue(buildStatsReportReadyEvent()));
+      const first = enqueuer.enqueue(toEnqueue(statsReportReadyBody()));
       await nextTurn();
-      const later = Array.from({ length: 5 }, () => enqueuer.enqueue(toEnqueue(buildStatsReportReadyEvent())));
+      const later = Array.from({ length: 5 }, () => enqueuer.enqueue(toEnqueue(statsReportReadyBody())));
       for (const answer of [first, ...later]) await expect(answer).rejects.toBeInstanceOf(EnqueueTimeoutError);
       expect(statements).toHaveLength(1);
       // The stuck statement fails when the pool gives up connecting; the queue is looked at again then.
@@ -258,7 +264,7 @@ describe('POST /webhooks/stream with group commit', () => {
   });
 
   it('answers 200 to each of many concurrent distinct deliveries, every one stored', async () => {
-    const bodies = Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? buildSessionEndedEvent() : buildStatsReportReadyEvent()));
+    const bodies = Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? sessionEndedBody() : statsReportReadyBody()));
     const answers = await Promise.all(bodies.map((body) => deliverWebhook(app, body)));
     expect(answers.map((a) => a.statusCode)).toEqual(Array(60).fill(200));
     expect(answers.every((a) => (a.json() as { status: string }).status === 'stored')).toBe(true);
@@ -269,7 +275,7 @@ describe('POST /webhooks/stream with group commit', () => {
   it('answers 503 when its batch fails to commit, and stores exactly the deliveries answered 200', async () => {
     const ids = [`${FAIL_AT_COMMIT}${randomUUID()}`, ...Array.from({ length: 5 }, () => randomUUID())];
     // Those sharing the failing one's batch answer 503 with it (Stream retries them); any later batch commits.
-    const answers = await Promise.all(ids.map((webhookId) => deliverWebhook(app, buildStatsReportReadyEvent(), { webhookId })));
+    const answers = await Promise.all(ids.map((webhookId) => deliverWebhook(app, statsReportReadyBody(), { webhookId })));
     expect(answers[0]!.statusCode).toBe(503);
     for (const answer of answers) expect([200, 503]).toContain(answer.statusCode);
     const stored = answers.filter((a) => a.statusCode === 200).length;

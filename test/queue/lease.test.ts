@@ -2,7 +2,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { LeaseLostError, withFencedTransaction } from '../../src/queue/fence.ts';
 import { extendLeases, releaseSession } from '../../src/queue/lease.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { clearQueue, insertQueueRow, readQueueRow } from './session-rows.ts';
+import { readSessionRow } from '../helpers/session-rows.ts';
+import { clearQueue, insertQueueRow } from './queue-rows.ts';
 
 const db = useTestDatabase();
 const pool = () => db.current.database.pool;
@@ -24,16 +25,16 @@ describe('extendLeases (heartbeat)', () => {
     const result = await extendLeases(pool(), { leases, leaseSeconds: 30 });
     expect([...result.kept].sort()).toEqual(['a', 'b']);
     expect(result.lost).toEqual(['c', 'd']);
-    expect((await readQueueRow(pool(), 'a')).lease_in).toBeGreaterThan(28);
-    expect((await readQueueRow(pool(), 'b')).lease_in).toBeGreaterThan(28);
-    expect((await readQueueRow(pool(), 'c')).lease_owner).toBe('w2');
+    expect((await readSessionRow(pool(), 'a')).lease_in).toBeGreaterThan(28);
+    expect((await readSessionRow(pool(), 'b')).lease_in).toBeGreaterThan(28);
+    expect((await readSessionRow(pool(), 'c')).lease_owner).toBe('w2');
   });
 
   it('does nothing for an empty list', async () => {
     expect(await extendLeases(pool(), { leases: [], leaseSeconds: 30 })).toEqual({ kept: [], lost: [] });
   });
 
-  it('gives up on a beat blocked by someone else\'s row lock after timeoutMs, so the next beat can run', async () => {
+  it("gives up on a beat blocked by someone else's row lock after timeoutMs, so the next beat can run", async () => {
     await insertQueueRow(pool(), { id: 'locked', status: 'running', leaseOwner: 'w1', leaseExpiresInSeconds: 20 });
     const holder = await pool().connect();
     try {
@@ -52,11 +53,14 @@ describe('extendLeases (heartbeat)', () => {
     await insertQueueRow(pool(), { id: 'f', status: 'running', leaseOwner: 'w1/run-3', leaseExpiresInSeconds: 3 });
     // The same process's older run of e (claimed again since) must not keep e's lease alive.
     const result = await extendLeases(pool(), {
-      leases: [{ callSessionId: 'e', owner: 'w1/run-1' }, { callSessionId: 'f', owner: 'w1/run-3' }],
+      leases: [
+        { callSessionId: 'e', owner: 'w1/run-1' },
+        { callSessionId: 'f', owner: 'w1/run-3' },
+      ],
       leaseSeconds: 30,
     });
     expect(result).toEqual({ kept: ['f'], lost: ['e'] });
-    expect((await readQueueRow(pool(), 'e')).lease_in).toBeLessThan(5);
+    expect((await readSessionRow(pool(), 'e')).lease_in).toBeLessThan(5);
   });
 });
 
@@ -64,7 +68,7 @@ describe('releaseSession (graceful stop)', () => {
   it('makes the session due again with its cursor, without spending an attempt', async () => {
     await insertQueueRow(pool(), { id: 'a', status: 'running', leaseOwner: 'w1', leaseExpiresInSeconds: 20, attempts: 1, cursor: 'c5' });
     expect(await releaseSession(pool(), { callSessionId: 'a', owner: 'w1' })).toBe(true);
-    const row = await readQueueRow(pool(), 'a');
+    const row = await readSessionRow(pool(), 'a');
     expect(row).toMatchObject({ status: 'pending', attempts: 0, cursor: 'c5', lease_owner: null, lease_expires_at: null });
     expect(row.due_in).toBeLessThanOrEqual(0);
   });
@@ -72,13 +76,13 @@ describe('releaseSession (graceful stop)', () => {
   it('goes back to retrying when an earlier run had failed', async () => {
     await insertQueueRow(pool(), { id: 'a', status: 'running', leaseOwner: 'w1', leaseExpiresInSeconds: 20, attempts: 3, lastError: 'Stream answered 503' });
     await releaseSession(pool(), { callSessionId: 'a', owner: 'w1' });
-    expect(await readQueueRow(pool(), 'a')).toMatchObject({ status: 'retrying', attempts: 2, last_error: 'Stream answered 503' });
+    expect(await readSessionRow(pool(), 'a')).toMatchObject({ status: 'retrying', attempts: 2, last_error: 'Stream answered 503' });
   });
 
   it('writes nothing when the lease is not ours', async () => {
     await insertQueueRow(pool(), { id: 'a', status: 'running', leaseOwner: 'w2', leaseExpiresInSeconds: 20, attempts: 1 });
     expect(await releaseSession(pool(), { callSessionId: 'a', owner: 'w1' })).toBe(false);
-    expect(await readQueueRow(pool(), 'a')).toMatchObject({ status: 'running', lease_owner: 'w2', attempts: 1 });
+    expect(await readSessionRow(pool(), 'a')).toMatchObject({ status: 'running', lease_owner: 'w2', attempts: 1 });
   });
 });
 
@@ -88,7 +92,7 @@ describe('withFencedTransaction', () => {
     await withFencedTransaction(pool(), { callSessionId: 'a', owner: 'w1' }, async (client) => {
       await client.query(`update call_sessions set cursor = 'c1' where call_session_id = 'a'`);
     });
-    expect((await readQueueRow(pool(), 'a')).cursor).toBe('c1');
+    expect((await readSessionRow(pool(), 'a')).cursor).toBe('c1');
   });
 
   it('refuses to start the work when another worker holds the lease', async () => {
@@ -113,7 +117,7 @@ describe('withFencedTransaction', () => {
       throw new Error('page write failed');
     });
     await expect(attempt).rejects.toThrow('page write failed');
-    expect((await readQueueRow(pool(), 'a')).cursor).toBeNull();
+    expect((await readSessionRow(pool(), 'a')).cursor).toBeNull();
     const idle = await pool().query<{ n: number }>(
       `select count(*)::int as n from pg_stat_activity where datname = current_database() and state = 'idle in transaction'`,
     );
@@ -137,7 +141,7 @@ describe('withFencedTransaction', () => {
     await writing;
     await reset;
     // The page committed first; the reset then won, and w1 can no longer write.
-    expect(await readQueueRow(pool(), 'a')).toMatchObject({ status: 'pending', cursor: null, lease_owner: null });
+    expect(await readSessionRow(pool(), 'a')).toMatchObject({ status: 'pending', cursor: null, lease_owner: null });
     await expect(withFencedTransaction(pool(), { callSessionId: 'a', owner: 'w1' }, async () => undefined)).rejects.toBeInstanceOf(LeaseLostError);
   });
 });

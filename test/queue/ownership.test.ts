@@ -6,7 +6,12 @@ import { describe, expect, it } from 'vitest';
 const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
 
 // Every way a statement can write call_sessions, in SQL text or through drizzle.
-const WRITES = [/update\s+call_sessions\b/i, /insert\s+into\s+call_sessions\b/i, /delete\s+from\s+call_sessions\b/i, /\.(update|insert|delete)\(\s*callSessions\b/i];
+const WRITES = [
+  /update\s+call_sessions\b/i,
+  /insert\s+into\s+call_sessions\b/i,
+  /delete\s+from\s+call_sessions\b/i,
+  /\.(update|insert|delete)\(\s*callSessions\b/i,
+];
 
 async function sourceFiles(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { withFileTypes: true });

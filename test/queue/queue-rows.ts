@@ -1,9 +1,14 @@
 import type pg from 'pg';
+import type { SessionStatus } from '../../src/db/schema.ts';
+import { DAY_MS, SECOND_MS } from '../../src/time.ts';
+import { databaseNow, insertSessionRows, type SessionRow } from '../helpers/session-rows.ts';
+
+const DAY_SECONDS = DAY_MS / SECOND_MS;
 
 /** A call_sessions row for queue tests; times are given relative to now, in seconds. */
 export interface QueueRowSeed {
   readonly id: string;
-  readonly status?: 'pending' | 'running' | 'complete' | 'retrying' | 'dead' | 'expired';
+  readonly status?: SessionStatus;
   readonly dueInSeconds?: number;
   readonly retentionInDays?: number | null;
   readonly leaseOwner?: string | null;
@@ -13,56 +18,25 @@ export interface QueueRowSeed {
   readonly lastError?: string | null;
 }
 
+/** The shorthand for a queue row: due and lease times in seconds, retention in days, all on the database clock. */
+function queueRow(seed: QueueRowSeed): SessionRow {
+  const retentionInDays = seed.retentionInDays === undefined ? 80 : seed.retentionInDays;
+  return {
+    call_session_id: seed.id,
+    call_id: seed.id,
+    status: seed.status ?? 'pending',
+    next_attempt_at: databaseNow(seed.dueInSeconds ?? -1),
+    retention_expires_at: retentionInDays === null ? null : databaseNow(retentionInDays * DAY_SECONDS),
+    lease_owner: seed.leaseOwner ?? null,
+    lease_expires_at: seed.leaseExpiresInSeconds == null ? null : databaseNow(seed.leaseExpiresInSeconds),
+    attempts: seed.attempts ?? 0,
+    cursor: seed.cursor ?? null,
+    last_error: seed.lastError ?? null,
+  };
+}
+
 export async function insertQueueRow(pool: pg.Pool, seed: QueueRowSeed): Promise<void> {
-  await pool.query(
-    `insert into call_sessions (call_session_id, call_type, call_id, call_cid, status, next_attempt_at,
-       retention_expires_at, lease_owner, lease_expires_at, attempts, cursor, last_error)
-     values ($1, 'default', $1, 'default:' || $1, $2, now() + make_interval(secs => $3),
-       case when $4::float8 is null then null else now() + make_interval(days => $4::int) end,
-       $5, case when $6::float8 is null then null else now() + make_interval(secs => $6) end, $7, $8, $9)`,
-    [
-      seed.id,
-      seed.status ?? 'pending',
-      seed.dueInSeconds ?? -1,
-      seed.retentionInDays === undefined ? 80 : seed.retentionInDays,
-      seed.leaseOwner ?? null,
-      seed.leaseExpiresInSeconds ?? null,
-      seed.attempts ?? 0,
-      seed.cursor ?? null,
-      seed.lastError ?? null,
-    ],
-  );
-}
-
-export interface QueueRow {
-  call_session_id: string;
-  status: string;
-  attempts: number;
-  lease_owner: string | null;
-  lease_expires_at: Date | null;
-  next_attempt_at: Date;
-  cursor: string | null;
-  last_error: string | null;
-  total_participant_sessions: number | null;
-  total_participant_duration: number | null;
-  archived_participant_sessions: number;
-  archived_at: Date | null;
-  updated_at: Date;
-  /** Seconds from now (database clock) to next_attempt_at / lease_expires_at. */
-  due_in: number;
-  lease_in: number | null;
-}
-
-export async function readQueueRow(pool: pg.Pool, id: string): Promise<QueueRow> {
-  const result = await pool.query<QueueRow>(
-    `select *, extract(epoch from next_attempt_at - now())::float8 as due_in,
-            extract(epoch from lease_expires_at - now())::float8 as lease_in
-       from call_sessions where call_session_id = $1`,
-    [id],
-  );
-  const row = result.rows[0];
-  if (!row) throw new Error(`no call_sessions row ${id}`);
-  return row;
+  await insertSessionRows(pool, [queueRow(seed)]);
 }
 
 export async function clearQueue(pool: pg.Pool): Promise<void> {

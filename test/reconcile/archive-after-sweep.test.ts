@@ -5,16 +5,14 @@ import { runSweep } from '../../src/reconcile/sweep.ts';
 import { generateSession } from '../../tools/simulator/generate.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { captureLogs, startStreamHarness } from './harness.ts';
+import { HOUR_MS } from '../../src/time.ts';
 
 describe('a session no webhook announced', () => {
   const test = useTestDatabase();
 
   it('is archived after one sweep', async () => {
-    const ended = (hours: number) => new Date(Math.floor((Date.now() - hours * 3_600_000) / 1000) * 1000);
-    const sessions = [
-      generateSession({ seed: 'missed-a', size: 3, endedAt: ended(2) }),
-      generateSession({ seed: 'missed-b', size: 7, endedAt: ended(30) }),
-    ];
+    const ended = (hours: number) => new Date(Math.floor((Date.now() - hours * HOUR_MS) / 1000) * 1000);
+    const sessions = [generateSession({ seed: 'missed-a', size: 3, endedAt: ended(2) }), generateSession({ seed: 'missed-b', size: 7, endedAt: ended(30) })];
     const harness = await startStreamHarness(sessions);
     const metrics = createMetrics({ defaultMetrics: false });
     const { logger } = captureLogs();

@@ -8,13 +8,13 @@ import { backfillWindow } from '../../src/reconcile/backfill.ts';
 import { runSweep, type SweepOptions } from '../../src/reconcile/sweep.ts';
 import { AT_RISK_DAYS } from '../../src/policy/retention.ts';
 import { generateDataset } from '../../tools/simulator/generate.ts';
-import { DAY_MS, retentionExpiresAt } from '../../src/stream/retention.ts';
+import { retentionExpiresAt } from '../../src/stream/retention.ts';
+import { DAY_MS, HOUR_MS } from '../../src/time.ts';
 import { parseWebhookEvent, type HandledWebhookEvent } from '../../src/stream/webhook-events.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { buildSessionEndedEvent, buildStatsReportReadyEvent } from '../helpers/webhooks.ts';
+import { sessionEndedBody, statsReportReadyBody } from '../helpers/webhooks.ts';
 import { captureLogs, counterValue, endedSession, startStreamHarness, type StreamHarness } from './harness.ts';
 
-const HOUR_MS = 3_600_000;
 // Enough tries to ride out the simulator's seeded 429s; the shared rate limiter does the waiting.
 const PATIENT_RETRY = { attempts: 6, baseDelayMs: 1, maxDelayMs: 2 };
 
@@ -87,7 +87,10 @@ describe('day one: the first sweep of a new install', () => {
       const from = Date.parse(filter.session_ended_at.$gte);
       const until = Date.parse(filter.session_ended_at.$lte);
       expect(until - from).toBe(90 * DAY_MS + HOUR_MS);
-      expect(harness.calls[0]?.sort).toEqual([{ field: 'session_ended_at', direction: 1 }, { field: 'call_cid', direction: 1 }]);
+      expect(harness.calls[0]?.sort).toEqual([
+        { field: 'session_ended_at', direction: 1 },
+        { field: 'call_cid', direction: 1 },
+      ]);
 
       const { rows } = await pool().query<{ id: string; session_ended_at: Date | null; retention_expires_at: Date }>(
         'select call_session_id as id, session_ended_at, retention_expires_at from call_sessions',
@@ -140,7 +143,9 @@ describe('day one: the first sweep of a new install', () => {
       expect(loggedRows).toHaveLength(unusable.length);
       for (const s of unusable) {
         const match = loggedRows.find((r) =>
-          s.statsRow?.unusable === 'no_call_session_id' ? r.ids.callId === s.callId && r.ids.callSessionId === undefined : r.ids.callSessionId === s.callSessionId,
+          s.statsRow?.unusable === 'no_call_session_id'
+            ? r.ids.callId === s.callId && r.ids.callSessionId === undefined
+            : r.ids.callSessionId === s.callSessionId,
         );
         expect(match?.reason, s.callSessionId).toMatch(s.statsRow?.unusable === 'no_call_session_id' ? /call_session_id/ : /call_id/);
       }
@@ -186,10 +191,12 @@ describe('one retention clock, whichever way a session arrives', () => {
     return enqueueWebhookEvent(pool(), { webhookId: randomUUID(), attempt: 1, event, bodyText: JSON.stringify(body), payload: body }, { deadlineMs: 4_500 });
   };
   const row = async (id: string) =>
-    (await pool().query<{ session_ended_at: Date | null; retention_expires_at: Date; status: string }>(
-      'select session_ended_at, retention_expires_at, status from call_sessions where call_session_id = $1',
-      [id],
-    )).rows[0];
+    (
+      await pool().query<{ session_ended_at: Date | null; retention_expires_at: Date; status: string }>(
+        'select session_ended_at, retention_expires_at, status from call_sessions where call_session_id = $1',
+        [id],
+      )
+    ).rows[0];
   const sweep = (harness: StreamHarness) =>
     runSweep({
       database: test.current.database,
@@ -205,17 +212,25 @@ describe('one retention clock, whichever way a session arrives', () => {
     const harness = await startStreamHarness([session]);
     try {
       // The report event arrives now (its created_at is now), 30 hours after the session ended.
-      await webhook(buildStatsReportReadyEvent({ sessionId: session.callSessionId, callCid: `${session.callType}:${session.callId}`, createdAt: new Date().toISOString() }));
+      await webhook(
+        statsReportReadyBody({ sessionId: session.callSessionId, callCid: `${session.callType}:${session.callId}`, createdAt: new Date().toISOString() }),
+      );
       const before = await row(session.callSessionId);
       expect(before?.session_ended_at).toBeNull();
       expect(before!.retention_expires_at.getTime() - retentionExpiresAt(session.endedAt).getTime()).toBeGreaterThan(29 * HOUR_MS);
 
       const result = await sweep(harness);
       expect(result).toMatchObject({ enqueued: 0, corrected: 1 });
-      expect(await row(session.callSessionId)).toEqual({ session_ended_at: session.endedAt, retention_expires_at: retentionExpiresAt(session.endedAt), status: 'pending' });
+      expect(await row(session.callSessionId)).toEqual({
+        session_ended_at: session.endedAt,
+        retention_expires_at: retentionExpiresAt(session.endedAt),
+        status: 'pending',
+      });
 
       // A later report event keeps the known end's clock.
-      await webhook(buildStatsReportReadyEvent({ sessionId: session.callSessionId, callCid: `${session.callType}:${session.callId}`, createdAt: new Date().toISOString() }));
+      await webhook(
+        statsReportReadyBody({ sessionId: session.callSessionId, callCid: `${session.callType}:${session.callId}`, createdAt: new Date().toISOString() }),
+      );
       expect((await row(session.callSessionId))?.retention_expires_at).toEqual(retentionExpiresAt(session.endedAt));
     } finally {
       await harness.close();
@@ -226,7 +241,9 @@ describe('one retention clock, whichever way a session arrives', () => {
     const session = endedSession('clock-backfill', 50);
     const harness = await startStreamHarness([session]);
     try {
-      await webhook(buildStatsReportReadyEvent({ sessionId: session.callSessionId, callCid: `${session.callType}:${session.callId}`, createdAt: new Date().toISOString() }));
+      await webhook(
+        statsReportReadyBody({ sessionId: session.callSessionId, callCid: `${session.callType}:${session.callId}`, createdAt: new Date().toISOString() }),
+      );
       await pool().query(`update call_sessions set status = 'running', lease_owner = 'w' where call_session_id = $1`, [session.callSessionId]);
       const result = await backfillWindow({
         database: test.current.database,
@@ -236,7 +253,11 @@ describe('one retention clock, whichever way a session arrives', () => {
       });
       expect(result).toEqual({ pages: 1, seen: 1, enqueued: 0, unusable: 0, withoutEnd: 0, corrected: 1 });
       // Its status and lease are the worker's, and stay.
-      expect(await row(session.callSessionId)).toEqual({ session_ended_at: session.endedAt, retention_expires_at: retentionExpiresAt(session.endedAt), status: 'running' });
+      expect(await row(session.callSessionId)).toEqual({
+        session_ended_at: session.endedAt,
+        retention_expires_at: retentionExpiresAt(session.endedAt),
+        status: 'running',
+      });
     } finally {
       await harness.close();
     }
@@ -248,8 +269,8 @@ describe('one retention clock, whichever way a session arrives', () => {
     try {
       await sweep(harness);
       const cid = `${session.callType}:${session.callId}`;
-      await webhook(buildSessionEndedEvent({ sessionId: session.callSessionId, callCid: cid, endedAt: new Date(session.endedAt.getTime() + HOUR_MS).toISOString() }));
-      await webhook(buildStatsReportReadyEvent({ sessionId: session.callSessionId, callCid: cid, createdAt: new Date().toISOString() }));
+      await webhook(sessionEndedBody({ sessionId: session.callSessionId, callCid: cid, endedAt: new Date(session.endedAt.getTime() + HOUR_MS).toISOString() }));
+      await webhook(statsReportReadyBody({ sessionId: session.callSessionId, callCid: cid, createdAt: new Date().toISOString() }));
       expect(await row(session.callSessionId)).toMatchObject({ session_ended_at: session.endedAt, retention_expires_at: retentionExpiresAt(session.endedAt) });
     } finally {
       await harness.close();

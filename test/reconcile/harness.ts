@@ -3,10 +3,10 @@ import { createLogger, type Logger } from '../../src/logger.ts';
 import { generateSession, type SimSession } from '../../tools/simulator/generate.ts';
 import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { createStreamClient, type CallSessionStatsParams, type StreamClient } from '../../src/stream/client.ts';
+import { HOUR_MS } from '../../src/time.ts';
 
 export const API_KEY = 'reconcile-test-key';
 export const API_SECRET = 'reconcile-test-secret-0123456789abcdef';
-const HOUR_MS = 3_600_000;
 
 /** A session of two entries that ended `hoursAgo` hours before `now`, on whole seconds. */
 export function endedSession(seed: string, hoursAgo: number, now = Date.now()): SimSession {
@@ -70,9 +70,10 @@ export function captureLogs(): CapturedLogs {
   };
 }
 
-export async function counterValue(metric: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> }, labels: Record<string, string> = {}): Promise<number> {
+export async function counterValue(
+  metric: { get(): Promise<{ values: { value: number; labels: Record<string, unknown> }[] }> },
+  labels: Record<string, string> = {},
+): Promise<number> {
   const { values } = await metric.get();
-  return values
-    .filter((v) => Object.entries(labels).every(([k, value]) => v.labels[k] === value))
-    .reduce((sum, v) => sum + v.value, 0);
+  return values.filter((v) => Object.entries(labels).every(([k, value]) => v.labels[k] === value)).reduce((sum, v) => sum + v.value, 0);
 }

@@ -22,15 +22,32 @@ describe('a session whose call.stats_report_ready webhook was lost', () => {
       for (const session of [endedOnly, retrying, complete]) {
         const body = buildSessionEndedEvent(session);
         const event = parseWebhookEvent(body) as HandledWebhookEvent;
-        await enqueueWebhookEvent(pool, { webhookId: `ended-${session.callSessionId}`, attempt: 1, event, bodyText: JSON.stringify(body), payload: body }, { deadlineMs: 5_000 });
+        await enqueueWebhookEvent(
+          pool,
+          { webhookId: `ended-${session.callSessionId}`, attempt: 1, event, bodyText: JSON.stringify(body), payload: body },
+          { deadlineMs: 5_000 },
+        );
       }
-      await pool.query(`update call_sessions set status = 'retrying', next_attempt_at = now() + interval '10 minutes' where call_session_id = $1`, [retrying.callSessionId]);
+      await pool.query(`update call_sessions set status = 'retrying', next_attempt_at = now() + interval '10 minutes' where call_session_id = $1`, [
+        retrying.callSessionId,
+      ]);
       await pool.query(`update call_sessions set status = 'complete' where call_session_id = $1`, [complete.callSessionId]);
       const dueIn = async (id: string) =>
-        (await pool.query<{ seconds: number }>('select extract(epoch from next_attempt_at - now())::float8 as seconds from call_sessions where call_session_id = $1', [id])).rows[0]!.seconds;
+        (
+          await pool.query<{ seconds: number }>(
+            'select extract(epoch from next_attempt_at - now())::float8 as seconds from call_sessions where call_session_id = $1',
+            [id],
+          )
+        ).rows[0]!.seconds;
       expect(await dueIn(endedOnly.callSessionId)).toBeGreaterThan(3_000);
 
-      const result = await runSweep({ database: test.current.database, logger: captureLogs().logger, metrics: createMetrics({ defaultMetrics: false }), stream: harness.stream, lookbackDays: 7 });
+      const result = await runSweep({
+        database: test.current.database,
+        logger: captureLogs().logger,
+        metrics: createMetrics({ defaultMetrics: false }),
+        stream: harness.stream,
+        lookbackDays: 7,
+      });
       expect(result).toMatchObject({ ran: true, enqueued: 0 });
       expect(await dueIn(endedOnly.callSessionId)).toBeLessThanOrEqual(0);
       expect(await dueIn(retrying.callSessionId)).toBeGreaterThan(500);
@@ -40,7 +57,6 @@ describe('a session whose call.stats_report_ready webhook was lost', () => {
         [retrying.callSessionId]: 'retrying',
         [complete.callSessionId]: 'complete',
       });
-
     } finally {
       await harness.close();
     }

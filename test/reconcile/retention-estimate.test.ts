@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { foundSession } from '../../src/reconcile/enqueue-found.ts';
-import { DAY_MS, estimateRetention, retentionExpiresAt } from '../../src/stream/retention.ts';
+import { estimateRetention, retentionExpiresAt } from '../../src/stream/retention.ts';
+import { DAY_MS } from '../../src/time.ts';
 
 const end = new Date('2026-03-01T12:00:00Z');
 const start = new Date('2026-03-01T10:30:00Z');
@@ -27,6 +28,10 @@ describe('the retention of a listed session', () => {
       retentionExpiresAt: retentionExpiresAt(start),
       retentionBasis: 'started',
     });
-    expect(foundSession({ ...row, sessionEndedAt: end }, listed)).toMatchObject({ sessionEndedAt: end, retentionExpiresAt: retentionExpiresAt(end), retentionBasis: 'ended' });
+    expect(foundSession({ ...row, sessionEndedAt: end }, listed)).toMatchObject({
+      sessionEndedAt: end,
+      retentionExpiresAt: retentionExpiresAt(end),
+      retentionBasis: 'ended',
+    });
   });
 });

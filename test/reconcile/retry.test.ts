@@ -1,15 +1,25 @@
 import { describe, expect, it } from 'vitest';
 import { StreamApiError } from '../../src/stream/errors.ts';
-import { backoffDelayMs, withStreamRetries, type RetryPolicy } from '../../src/reconcile/retry.ts';
+import { withStreamRetries, type RetryPolicy } from '../../src/reconcile/retry.ts';
 
 const policy: RetryPolicy = { attempts: 4, baseDelayMs: 100, maxDelayMs: 250 };
-const serverError = () => new StreamApiError('Stream QueryCallSessionStats answered 503', { operation: 'QueryCallSessionStats', status: 503, failure: 'server' });
-const clientError = () => new StreamApiError('Stream QueryCallSessionStats answered 400', { operation: 'QueryCallSessionStats', status: 400, failure: 'client' });
+const serverError = () =>
+  new StreamApiError('Stream QueryCallSessionStats answered 503', { operation: 'QueryCallSessionStats', status: 503, failure: 'server' });
+const clientError = () =>
+  new StreamApiError('Stream QueryCallSessionStats answered 400', { operation: 'QueryCallSessionStats', status: 400, failure: 'client' });
 
 describe('withStreamRetries', () => {
-  it('backs off exponentially up to the cap, with jitter in the upper half', () => {
-    expect([1, 2, 3, 4].map((n) => backoffDelayMs(policy, n, () => 1))).toEqual([100, 200, 250, 250]);
-    expect([1, 2, 3, 4].map((n) => backoffDelayMs(policy, n, () => 0))).toEqual([50, 100, 125, 125]);
+  it('backs off exponentially up to the cap, with jitter in the upper half', async () => {
+    const waitsWith = async (random: () => number): Promise<number[]> => {
+      const waits: number[] = [];
+      const failing = async (): Promise<never> => {
+        throw serverError();
+      };
+      await withStreamRetries(failing, { policy: { ...policy, attempts: 5 }, random, sleep: async (ms) => void waits.push(ms) }).catch(() => undefined);
+      return waits;
+    };
+    expect(await waitsWith(() => 1)).toEqual([100, 200, 250, 250]);
+    expect(await waitsWith(() => 0)).toEqual([50, 100, 125, 125]);
   });
 
   it('retries retryable Stream errors until one succeeds', async () => {

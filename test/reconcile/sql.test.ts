@@ -8,7 +8,8 @@ import { guardRetention } from '../../src/reconcile/retention.ts';
 import { addUnusableRows, completeSweep, readSweepState, recordSweepError, saveSweepProgress, startSweepWindow } from '../../src/reconcile/state.ts';
 import { retentionExpiresAt } from '../../src/stream/retention.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { DAY_MS, daysFromNow, insertSessions } from '../helpers/sessions.ts';
+import { DAY_MS, HOUR_MS } from '../../src/time.ts';
+import { daysFromNow, insertSessionRows } from '../helpers/session-rows.ts';
 
 /** A listed session; its retention is end + 90 days when the end is given, else `estimate`. */
 const found = (callSessionId: string, sessionEndedAt: Date | null, estimate: Date | null = null, callId = 'b'): FoundSession => ({
@@ -51,13 +52,34 @@ describe('reconcile SQL', () => {
     const until1 = new Date('2026-02-10T00:00:00Z');
     await startSweepWindow(db(), { from: from1, until: until1 }, name);
     const started = await readSweepState(db(), name);
-    expect(started).toMatchObject({ sweepFrom: from1, sweepUntil: until1, cursor: null, sweepPosition: null, coveredFrom: null, sweepSeen: 0, sweepEnqueued: 0, sweepUnusable: 0, unusableTotal: 0 });
+    expect(started).toMatchObject({
+      sweepFrom: from1,
+      sweepUntil: until1,
+      cursor: null,
+      sweepPosition: null,
+      coveredFrom: null,
+      sweepSeen: 0,
+      sweepEnqueued: 0,
+      sweepUnusable: 0,
+      unusableTotal: 0,
+    });
     expect(started?.sweepStartedAt).toBeInstanceOf(Date);
 
-    await saveSweepProgress(db(), { cursor: 'c1', sweepUntil: until1, watermark: from1, tally: { seen: 5, enqueued: 4, unusable: 1, position: new Date('2026-02-03T00:00:00Z') } }, name);
+    await saveSweepProgress(
+      db(),
+      { cursor: 'c1', sweepUntil: until1, watermark: from1, tally: { seen: 5, enqueued: 4, unusable: 1, position: new Date('2026-02-03T00:00:00Z') } },
+      name,
+    );
     // A page whose rows carry no end leaves the position where it was.
     await saveSweepProgress(db(), { cursor: 'c2', sweepUntil: until1, watermark: from1, tally: { seen: 3, enqueued: 3, unusable: 0, position: null } }, name);
-    expect(await readSweepState(db(), name)).toMatchObject({ cursor: 'c2', sweepPosition: new Date('2026-02-03T00:00:00Z'), sweepSeen: 8, sweepEnqueued: 7, sweepUnusable: 1, unusableTotal: 1 });
+    expect(await readSweepState(db(), name)).toMatchObject({
+      cursor: 'c2',
+      sweepPosition: new Date('2026-02-03T00:00:00Z'),
+      sweepSeen: 8,
+      sweepEnqueued: 7,
+      sweepUnusable: 1,
+      unusableTotal: 1,
+    });
 
     await completeSweep(db(), until1, name, { seen: 2, enqueued: 0, unusable: 2, position: new Date('2026-02-09T00:00:00Z') });
     const done = await readSweepState(db(), name);
@@ -82,7 +104,14 @@ describe('reconcile SQL', () => {
     // The next window starts from zero but the covered range and the total carry on.
     const from2 = new Date('2026-02-09T23:00:00Z');
     await startSweepWindow(db(), { from: from2, until: new Date('2026-02-11T00:00:00Z') }, name);
-    expect(await readSweepState(db(), name)).toMatchObject({ sweepFrom: from2, sweepSeen: 0, sweepEnqueued: 0, sweepUnusable: 0, unusableTotal: 7, coveredFrom: from1 });
+    expect(await readSweepState(db(), name)).toMatchObject({
+      sweepFrom: from2,
+      sweepSeen: 0,
+      sweepEnqueued: 0,
+      sweepUnusable: 0,
+      unusableTotal: 7,
+      coveredFrom: from1,
+    });
     await completeSweep(db(), new Date('2026-02-11T00:00:00Z'), name, { seen: 1, enqueued: 1, unusable: 0, position: null });
     expect(await readSweepState(db(), name)).toMatchObject({ coveredFrom: from1, sweepFrom: from2, sweepSeen: 1, watermark: new Date('2026-02-11T00:00:00Z') });
   });
@@ -90,8 +119,8 @@ describe('reconcile SQL', () => {
   it('gives a known session without an end the end call_stats lists, and changes nothing else of it', async () => {
     const pool = test.current.database.pool;
     await pool.query('delete from call_sessions');
-    const reportTime = new Date(Date.now() - 3_600_000);
-    await insertSessions(pool, [
+    const reportTime = new Date(Date.now() - HOUR_MS);
+    await insertSessionRows(pool, [
       // From a stats_report_ready webhook: no end, retention from the report's time; being archived.
       { call_session_id: 'from-webhook', status: 'running', attempts: 2, retention_expires_at: retentionExpiresAt(reportTime) },
       { call_session_id: 'end-known', status: 'pending', retention_expires_at: daysFromNow(80) },
@@ -104,7 +133,10 @@ describe('reconcile SQL', () => {
               next_attempt_at = now() + interval '1 day' where call_session_id = 'from-webhook'`,
     );
     const knownEnd = new Date(Date.now() - 10 * DAY_MS);
-    await pool.query(`update call_sessions set session_ended_at = $1, retention_expires_at = $2 where call_session_id = 'end-known'`, [knownEnd, retentionExpiresAt(knownEnd)]);
+    await pool.query(`update call_sessions set session_ended_at = $1, retention_expires_at = $2 where call_session_id = 'end-known'`, [
+      knownEnd,
+      retentionExpiresAt(knownEnd),
+    ]);
     const before = (await pool.query('select * from call_sessions order by call_session_id')).rows;
 
     const streamEnd = new Date(reportTime.getTime() - 120_000);
@@ -133,9 +165,7 @@ describe('reconcile SQL', () => {
 
   it('enqueues only unknown sessions, due now, with retention 90 days after the end, and notifies', async () => {
     await test.current.database.pool.query('delete from call_sessions');
-    await insertSessions(test.current.database.pool, [
-      { call_session_id: 'known-complete', status: 'complete', call_type: 'default', call_id: 'a' },
-    ]);
+    await insertSessionRows(test.current.database.pool, [{ call_session_id: 'known-complete', status: 'complete', call_type: 'default', call_id: 'a' }]);
     const listener = new pg.Client(test.current.url);
     await listener.connect();
     const notified: string[] = [];
@@ -157,7 +187,14 @@ describe('reconcile SQL', () => {
       );
       expect(rows).toEqual([
         { call_session_id: 'known-complete', call_cid: 'default:a', status: 'complete', session_ended_at: null, retention_expires_at: null, due: true },
-        { call_session_id: 'new-1', call_cid: 'default:b', status: 'pending', session_ended_at: ended, retention_expires_at: new Date(ended.getTime() + 90 * DAY_MS), due: true },
+        {
+          call_session_id: 'new-1',
+          call_cid: 'default:b',
+          status: 'pending',
+          session_ended_at: ended,
+          retention_expires_at: new Date(ended.getTime() + 90 * DAY_MS),
+          due: true,
+        },
         { call_session_id: 'new-2', call_cid: 'livestream:c', status: 'pending', session_ended_at: null, retention_expires_at: null, due: true },
       ]);
       await expect.poll(() => notified.sort()).toEqual(['new-1', 'new-2']);
@@ -172,7 +209,7 @@ describe('reconcile SQL', () => {
   it('marks waiting and dead sessions past retention expired, leaves running and complete ones, counts at risk', async () => {
     const pool = test.current.database.pool;
     await pool.query('delete from call_sessions');
-    await insertSessions(pool, [
+    await insertSessionRows(pool, [
       { call_session_id: 'past-pending', status: 'pending', retention_expires_at: daysFromNow(-1) },
       { call_session_id: 'past-retrying', status: 'retrying', retention_expires_at: daysFromNow(-0.01), last_error: 'HTTP 503' },
       { call_session_id: 'past-dead', status: 'dead', retention_expires_at: daysFromNow(-3) },

@@ -2,10 +2,12 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/metrics.ts';
 import { startReconciler } from '../../src/reconcile/reconciler.ts';
 import { EXPIRED_ERROR } from '../../src/queue/expire.ts';
-import { RECONCILE_LOCK_KEY, runSweep, type SweepOptions } from '../../src/reconcile/sweep.ts';
+import { ADVISORY_LOCK_KEYS } from '../../src/db/advisory-lock.ts';
+import { runSweep, type SweepOptions } from '../../src/reconcile/sweep.ts';
 import { useTestDatabase } from '../helpers/db.ts';
-import { daysFromNow, insertSessions } from '../helpers/sessions.ts';
+import { daysFromNow, insertSessionRows } from '../helpers/session-rows.ts';
 import { captureLogs, counterValue, endedSession, startStreamHarness, type StreamHarness } from './harness.ts';
+import { DAY_MS, HOUR_MS } from '../../src/time.ts';
 
 const FAST_RETRY = { attempts: 2, baseDelayMs: 1, maxDelayMs: 2 };
 
@@ -48,7 +50,7 @@ describe('reconciliation sweep', () => {
     try {
       // Two of them came by webhook; one of those is already archived and must stay untouched.
       const [first, second] = recent as [(typeof recent)[0], (typeof recent)[0]];
-      await insertSessions(pool(), [
+      await insertSessionRows(pool(), [
         { call_session_id: first.callSessionId, call_type: first.callType, call_id: first.callId, status: 'complete' },
         { call_session_id: second.callSessionId, call_type: second.callType, call_id: second.callId, status: 'retrying', attempts: 2 },
       ]);
@@ -67,13 +69,19 @@ describe('reconciliation sweep', () => {
       expect(rows).toEqual(
         recent
           .slice(2)
-          .map((s) => ({ call_session_id: s.callSessionId, call_cid: `${s.callType}:${s.callId}`, status: 'pending', attempts: 0, session_ended_at: s.endedAt, ninety: true }))
+          .map((s) => ({
+            call_session_id: s.callSessionId,
+            call_cid: `${s.callType}:${s.callId}`,
+            status: 'pending',
+            attempts: 0,
+            session_ended_at: s.endedAt,
+            ninety: true,
+          }))
           .sort((a, b) => a.call_session_id.localeCompare(b.call_session_id)),
       );
-      const untouched = await pool().query(
-        'select status, attempts, session_ended_at from call_sessions where call_session_id = any($1) order by status',
-        [[first.callSessionId, second.callSessionId]],
-      );
+      const untouched = await pool().query('select status, attempts, session_ended_at from call_sessions where call_session_id = any($1) order by status', [
+        [first.callSessionId, second.callSessionId],
+      ]);
       expect(untouched.rows).toEqual([
         { status: 'complete', attempts: 0, session_ended_at: first.endedAt },
         { status: 'retrying', attempts: 2, session_ended_at: second.endedAt },
@@ -83,9 +91,12 @@ describe('reconciliation sweep', () => {
       const filter = harness.calls[0]?.filterConditions as { session_ended_at: { $gte: string; $lte: string } };
       const from = Date.parse(filter.session_ended_at.$gte);
       const until = Date.parse(filter.session_ended_at.$lte);
-      expect(until - from).toBe(7 * 86_400_000 + 3_600_000);
+      expect(until - from).toBe(7 * DAY_MS + HOUR_MS);
       expect(until).toBeGreaterThanOrEqual(started);
-      expect(harness.calls[0]?.sort).toEqual([{ field: 'session_ended_at', direction: 1 }, { field: 'call_cid', direction: 1 }]);
+      expect(harness.calls[0]?.sort).toEqual([
+        { field: 'session_ended_at', direction: 1 },
+        { field: 'call_cid', direction: 1 },
+      ]);
       expect(harness.calls.map((c) => c.limit)).toEqual([5, 5, 5]);
 
       const state = await readState();
@@ -102,7 +113,7 @@ describe('reconciliation sweep', () => {
       expect(again).toMatchObject({ ran: true, seen: 1, enqueued: 1 });
       expect(await storedIds()).toContain(late.callSessionId);
       const next = harness.calls[0]?.filterConditions as { session_ended_at: { $gte: string } };
-      expect(Date.parse(next.session_ended_at.$gte)).toBe(until - 3_600_000);
+      expect(Date.parse(next.session_ended_at.$gte)).toBe(until - HOUR_MS);
     } finally {
       await harness.close();
     }
@@ -207,7 +218,10 @@ describe('reconciliation sweep', () => {
       expect(await counterValue(metricsB.reconcileEnqueued)).toBe(0);
       expect(await storedIds()).toEqual(sessions.map((s) => s.callSessionId).sort());
       // The lock is free again once both are idle.
-      const { rows } = await pool().query<{ held: number }>("select count(*)::int as held from pg_locks where locktype = 'advisory' and objid = $1::bigint % 4294967296 and database = (select oid from pg_database where datname = current_database())", [RECONCILE_LOCK_KEY]);
+      const { rows } = await pool().query<{ held: number }>(
+        "select count(*)::int as held from pg_locks where locktype = 'advisory' and objid = $1::bigint % 4294967296 and database = (select oid from pg_database where datname = current_database())",
+        [ADVISORY_LOCK_KEYS.reconcile],
+      );
       expect(rows[0]?.held).toBe(0);
     } finally {
       release();
@@ -219,7 +233,7 @@ describe('reconciliation sweep', () => {
   it('runs the retention guard each sweep: expires what is past retention, warns about what is close', async () => {
     const harness = await startStreamHarness([]);
     try {
-      await insertSessions(pool(), [
+      await insertSessionRows(pool(), [
         { call_session_id: 'gone-pending', status: 'pending', retention_expires_at: daysFromNow(-2) },
         { call_session_id: 'gone-dead', status: 'dead', retention_expires_at: daysFromNow(-1), last_error: 'HTTP 401' },
         { call_session_id: 'close-1', status: 'retrying', retention_expires_at: daysFromNow(3) },
@@ -246,7 +260,7 @@ describe('reconciliation sweep', () => {
     const harness = await startStreamHarness([]);
     harness.sim.setFaults({ serverErrorRate: 1 });
     try {
-      await insertSessions(pool(), [{ call_session_id: 'gone', status: 'retrying', retention_expires_at: daysFromNow(-1) }]);
+      await insertSessionRows(pool(), [{ call_session_id: 'gone', status: 'retrying', retention_expires_at: daysFromNow(-1) }]);
       const result = await runSweep(sweepOptions(harness));
       expect(result).toMatchObject({ ran: true, pages: 0, expired: 1 });
       expect(result.error).toEqual(expect.any(String));

@@ -25,7 +25,9 @@ function runUploads(plan: UploadPlan): Promise<UploadReport> {
   const child = spawn(process.execPath, [RUN_TS, UPLOAD_SCRIPT, JSON.stringify(plan)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
-  return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(output) as UploadReport) : reject(new Error(`upload flood exited ${code}`)))));
+  return new Promise((resolve, reject) =>
+    child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(output) as UploadReport) : reject(new Error(`upload flood exited ${code}`)))),
+  );
 }
 
 export interface BodyMemoryPlan {
@@ -70,7 +72,13 @@ export async function runBodyMemoryScenario(plan: BodyMemoryPlan): Promise<BodyM
   })();
   let uploads: UploadReport;
   try {
-    uploads = await runUploads({ port: Number(new URL(serve.url).port), uploads: plan.uploads, bytes: plan.bytes, apiKey: plan.apiKey, holdLastByteMs: plan.holdLastByteMs });
+    uploads = await runUploads({
+      port: Number(new URL(serve.url).port),
+      uploads: plan.uploads,
+      bytes: plan.bytes,
+      apiKey: plan.apiKey,
+      holdLastByteMs: plan.holdLastByteMs,
+    });
   } finally {
     uploading = false;
     await healthCheck;

@@ -39,27 +39,23 @@ describe('request bodies in memory are bounded', () => {
     await sim?.close();
   });
 
-  it(
-    `800 concurrent 1 MiB uploads keep peak RSS under ${PEAK_LIMIT_MIB} MiB, /healthz answers throughout, memory returns near idle`,
-    async () => {
-      const plan = { serve, apiKey: API_KEY, uploads: UPLOADS, bytes: UPLOAD_BYTES, holdLastByteMs: HOLD_LAST_BYTE_MS, settleMs: SETTLE_MS };
-      const report = await runBodyMemoryScenario(plan);
-      const { idle, peak, after, health } = report;
-      const byStatus = report.uploads.statuses;
-      console.log(`body memory: ${formatBodyMemory(plan, report)}`);
+  it(`800 concurrent 1 MiB uploads keep peak RSS under ${PEAK_LIMIT_MIB} MiB, /healthz answers throughout, memory returns near idle`, async () => {
+    const plan = { serve, apiKey: API_KEY, uploads: UPLOADS, bytes: UPLOAD_BYTES, holdLastByteMs: HOLD_LAST_BYTE_MS, settleMs: SETTLE_MS };
+    const report = await runBodyMemoryScenario(plan);
+    const { idle, peak, after, health } = report;
+    const byStatus = report.uploads.statuses;
+    console.log(`body memory: ${formatBodyMemory(plan, report)}`);
 
-      expect(peak.peakMiB).toBeLessThan(PEAK_LIMIT_MIB);
-      // An unsigned upload is read and refused with 401, or refused unread with 503 and Retry-After.
-      expect(Object.keys(byStatus).filter((s) => s !== '401' && s !== '503' && s !== 'reset')).toEqual([]);
-      expect(report.uploads.withoutRetryAfter).toBe(0);
-      expect(byStatus['503'] ?? 0).toBeGreaterThan(0);
-      expect(health.length).toBeGreaterThan(0);
-      expect(health.filter((h) => h.status !== 200)).toEqual([]);
-      expect(Math.max(...health.map((h) => h.ms))).toBeLessThan(HEALTH_LIMIT_MS);
-      // Near idle: what stays is freed heap the allocator keeps;
-      // without the budget 430 MiB stayed (idle 134, peak 582, 564 MiB 2 s later).
-      expect(after.rssMiB).toBeLessThan(idle.rssMiB + 128);
-    },
-    120_000,
-  );
+    expect(peak.peakMiB).toBeLessThan(PEAK_LIMIT_MIB);
+    // An unsigned upload is read and refused with 401, or refused unread with 503 and Retry-After.
+    expect(Object.keys(byStatus).filter((s) => s !== '401' && s !== '503' && s !== 'reset')).toEqual([]);
+    expect(report.uploads.withoutRetryAfter).toBe(0);
+    expect(byStatus['503'] ?? 0).toBeGreaterThan(0);
+    expect(health.length).toBeGreaterThan(0);
+    expect(health.filter((h) => h.status !== 200)).toEqual([]);
+    expect(Math.max(...health.map((h) => h.ms))).toBeLessThan(HEALTH_LIMIT_MS);
+    // Near idle: what stays is freed heap the allocator keeps;
+    // without the budget 430 MiB stayed (idle 134, peak 582, 564 MiB 2 s later).
+    expect(after.rssMiB).toBeLessThan(idle.rssMiB + 128);
+  }, 120_000);
 });

@@ -187,7 +187,9 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
   try {
     const check = await checkArchive(pool, truth);
     const stored = new Set(
-      (await admin.query<{ id: string }>('select webhook_id as id from webhook_events where webhook_id = any($1)', [[...acknowledgedIds]])).rows.map((r) => r.id),
+      (await admin.query<{ id: string }>('select webhook_id as id from webhook_events where webhook_id = any($1)', [[...acknowledgedIds]])).rows.map(
+        (r) => r.id,
+      ),
     );
     const output = serve.output();
     return {
@@ -232,7 +234,13 @@ function planSizes(random: Random, count: number, max: number): number[] {
  * (a redelivery); some carry a fresh one (Stream sending the event again), which re-archives a
  * session that may already be complete.
  */
-async function deliverCopies(random: Random, url: string, event: Record<string, unknown>, counters: DeliveryCounters, acknowledged: Set<string>): Promise<void> {
+async function deliverCopies(
+  random: Random,
+  url: string,
+  event: Record<string, unknown>,
+  counters: DeliveryCounters,
+  acknowledged: Set<string>,
+): Promise<void> {
   const copies = random.int(1, 3);
   const firstId = `${String(event.type)}:${String(event.session_id)}:${random.int(0, 1e9)}`;
   const plan = Array.from({ length: copies }, (_, i) => ({
@@ -244,7 +252,14 @@ async function deliverCopies(random: Random, url: string, event: Record<string, 
   const results = await Promise.all(
     plan.map(async (copy) => {
       await delay(copy.pauseMs);
-      const result = await deliverWebhook({ url: `${url}/webhooks/stream`, apiKey: FAULT_API_KEY, apiSecret: FAULT_API_SECRET, event, webhookId: copy.webhookId, gzip: copy.gzip });
+      const result = await deliverWebhook({
+        url: `${url}/webhooks/stream`,
+        apiKey: FAULT_API_KEY,
+        apiSecret: FAULT_API_SECRET,
+        event,
+        webhookId: copy.webhookId,
+        gzip: copy.gzip,
+      });
       counters.deliveries += 1;
       counters.attempts += result.attempts;
       if (result.attempts > 1) counters.retried += 1;

@@ -13,37 +13,33 @@ import { formatFaultReport } from './report.ts';
 describe('archive under faults, end to end', () => {
   const test = useTestDatabase();
 
-  it(
-    'ends equal to Stream: duplicates, reordering, API failures, three SIGKILLs and a cut database connection',
-    async () => {
-      const report = await runFaultScenario({
-        databaseUrl: test.current.url,
-        seed: 'ci-faults-6',
-        sessions: 40,
-        maxSize: 2_000,
-        deliveryPhaseMs: 8_000,
-        slowMs: 1_500,
-        // Generous: alone the archive settles about 40 s after the last webhook; beside other test files, later.
-        settleTimeoutMs: 150_000,
-      });
-      console.log(formatFaultReport(report));
+  it('ends equal to Stream: duplicates, reordering, API failures, three SIGKILLs and a cut database connection', async () => {
+    const report = await runFaultScenario({
+      databaseUrl: test.current.url,
+      seed: 'ci-faults-6',
+      sessions: 40,
+      maxSize: 2_000,
+      deliveryPhaseMs: 8_000,
+      slowMs: 1_500,
+      // Generous: alone the archive settles about 40 s after the last webhook; beside other test files, later.
+      settleTimeoutMs: 150_000,
+    });
+    console.log(formatFaultReport(report));
 
-      expect(report.check.problems).toEqual([]);
-      expect(report.settled).toBe(true);
-      expect(report.check.statuses).toEqual({ complete: 40 });
-      expect(report.check.rows).toBe(report.entries);
-      // Ack only what is durable: every 200 has its webhook_events row, SIGKILLs notwithstanding.
-      expect(report.ackedNotStored).toBe(0);
-      expect(report.restarts).toBe(3);
-      expect(report.terminatedBackends).toBeGreaterThan(0);
-      expect(report.finalExit).toBe(0);
-      expect(report.secretLeaks).toEqual([]);
-      // The faults really happened.
-      expect(report.api.byStatus['429'] ?? 0).toBeGreaterThan(0);
-      expect((report.api.byStatus['500'] ?? 0) + (report.api.byStatus['502'] ?? 0) + (report.api.byStatus['503'] ?? 0)).toBeGreaterThan(0);
-      expect(report.api.faults.truncated).toBeGreaterThan(0);
-      expect(report.deliveries.deliveries).toBeGreaterThan(80);
-    },
-    240_000,
-  );
+    expect(report.check.problems).toEqual([]);
+    expect(report.settled).toBe(true);
+    expect(report.check.statuses).toEqual({ complete: 40 });
+    expect(report.check.rows).toBe(report.entries);
+    // Ack only what is durable: every 200 has its webhook_events row, SIGKILLs notwithstanding.
+    expect(report.ackedNotStored).toBe(0);
+    expect(report.restarts).toBe(3);
+    expect(report.terminatedBackends).toBeGreaterThan(0);
+    expect(report.finalExit).toBe(0);
+    expect(report.secretLeaks).toEqual([]);
+    // The faults really happened.
+    expect(report.api.byStatus['429'] ?? 0).toBeGreaterThan(0);
+    expect((report.api.byStatus['500'] ?? 0) + (report.api.byStatus['502'] ?? 0) + (report.api.byStatus['503'] ?? 0)).toBeGreaterThan(0);
+    expect(report.api.faults.truncated).toBeGreaterThan(0);
+    expect(report.deliveries.deliveries).toBeGreaterThan(80);
+  }, 240_000);
 });

@@ -21,7 +21,8 @@ const report: FloodReport = {};
 
 const get = async (path: string, headers: Record<string, string> = {}) => {
   const key = path.split('?')[0]!;
-  const entry = (report[key] ??= { statuses: {}, withoutRetryAfter: 0, failed: 0 });
+  report[key] ??= { statuses: {}, withoutRetryAfter: 0, failed: 0 };
+  const entry = report[key];
   try {
     const response = await pool.request({ path, method: 'GET', headers });
     await response.body.text();

@@ -44,7 +44,9 @@ export async function runNestingScenario(plan: NestingPlan): Promise<NestingRepo
   const statuses = await Promise.all(all.map((w) => postSignedWebhook(plan.serveUrl, plan.keys, w.body, w.id)));
   const seconds = (performance.now() - started) / 1000;
   const stored = new Set(
-    (await plan.pool.query<{ id: string }>('select webhook_id as id from webhook_events where webhook_id = any($1)', [all.map((w) => w.id)])).rows.map((r) => r.id),
+    (await plan.pool.query<{ id: string }>('select webhook_id as id from webhook_events where webhook_id = any($1)', [all.map((w) => w.id)])).rows.map(
+      (r) => r.id,
+    ),
   );
   return {
     legitimateStatuses: countStatuses(statuses.filter((_, i) => all[i] !== deep)),

@@ -53,7 +53,13 @@ export async function runOutageScenario(plan: OutagePlan): Promise<OutageReport>
   );
   await proxy.restore();
   const outageSeconds = (performance.now() - cutAt) / 1000;
-  await waitUntil('a webhook stored after the outage', () => postSignedWebhook(serve.url, plan.keys, event('after-outage')), (s) => s === 200, 15_000, 250);
+  await waitUntil(
+    'a webhook stored after the outage',
+    () => postSignedWebhook(serve.url, plan.keys, event('after-outage')),
+    (s) => s === 200,
+    15_000,
+    250,
+  );
   await delay(200);
 
   const text = serve.output().slice(outputBefore);

@@ -64,7 +64,12 @@ export async function readSessionRow(pool: pg.Pool, id: string): Promise<Session
 
 /** Resolves when the session is complete; throws after `timeoutMs`. */
 export async function waitComplete(pool: pg.Pool, id: string, timeoutMs = 60_000): Promise<void> {
-  await waitUntil(`session ${id} complete`, async () => (await readSessionRow(pool, id))?.status, (s) => s === 'complete', timeoutMs);
+  await waitUntil(
+    `session ${id} complete`,
+    async () => (await readSessionRow(pool, id))?.status,
+    (s) => s === 'complete',
+    timeoutMs,
+  );
 }
 
 export function countLeaseLost(serve: ServeSupervisor): number {
@@ -114,7 +119,13 @@ export async function runReplayScenario(plan: ReplayPlan): Promise<ReplayReport>
   const beforeRunning = sim.stats.requests;
   const firstRunning = await postSignedWebhook(serve.url, plan.keys, runningReport);
   if (firstRunning !== 200) throw new Error(`the first report of the running session was answered ${firstRunning}`);
-  await waitUntil('the running session has a cursor', async () => (await readSessionRow(pool, running.callSessionId))?.cursor ?? null, (c) => c !== null, 10_000, 10);
+  await waitUntil(
+    'the running session has a cursor',
+    async () => (await readSessionRow(pool, running.callSessionId))?.cursor ?? null,
+    (c) => c !== null,
+    10_000,
+    10,
+  );
   const statusBefore = (await readSessionRow(pool, running.callSessionId))?.status;
   const replayStarted = performance.now();
   const runningStatuses = await replay(runningReport, plan.runningReplays);

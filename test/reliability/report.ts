@@ -11,7 +11,9 @@ export function formatFaultReport(report: FaultRunReport): string {
     `  webhooks: ${d.webhooks} ids, ${d.deliveries} deliveries, ${d.attempts} attempts, ${d.retried} retried, ${d.acknowledged} acknowledged, ${d.lost} given up, ${d.eventsLost} events lost entirely; acknowledged but not stored: ${report.ackedNotStored}`,
     `  API: ${api.requests} requests (a fault-free run needs ${report.minimumPageRequests} participant_sessions pages); 429: ${status(['429'])}, 5xx: ${status(['500', '502', '503'])}, faults injected ${JSON.stringify(api.faults)}`,
     `  service: ${report.restarts} SIGKILL restarts, ${report.terminatedBackends} database backends terminated, final SIGTERM exit ${report.finalExit}`,
-    `  from the logs: ${Object.entries(report.fromLogs).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+    `  from the logs: ${Object.entries(report.fromLogs)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ')}`,
     `  secrets in logs: ${report.secretLeaks.length === 0 ? 'none' : report.secretLeaks.join('; ')}`,
   ];
   for (const problem of report.check.problems) lines.push(`  ! ${problem}`);

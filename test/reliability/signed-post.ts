@@ -7,7 +7,13 @@ import type { HostileKeys } from './hostile-requests.ts';
 export async function postSignedWebhook(serveUrl: string, keys: HostileKeys, body: Buffer, webhookId: string = randomUUID()): Promise<number> {
   const response = await fetch(`${serveUrl}/webhooks/stream`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-api-key': keys.apiKey, 'x-signature': signWebhook(body, keys.apiSecret), 'x-webhook-id': webhookId, 'x-webhook-attempt': '1' },
+    headers: {
+      'content-type': 'application/json',
+      'x-api-key': keys.apiKey,
+      'x-signature': signWebhook(body, keys.apiSecret),
+      'x-webhook-id': webhookId,
+      'x-webhook-attempt': '1',
+    },
     body: new Uint8Array(body),
   });
   await response.arrayBuffer();

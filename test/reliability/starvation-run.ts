@@ -12,6 +12,7 @@ import { insertCallSession, insertEntries, type WireEntry } from '../helpers/att
 import type { FloodPlan, FloodReport } from './flood.ts';
 import type { HostileKeys } from './hostile-requests.ts';
 import { percentile } from './signed-post.ts';
+import { HOUR_MS } from '../../src/time.ts';
 
 const RUN_TS = fileURLToPath(new URL('../../bin/run-ts.js', import.meta.url));
 const FLOOD_SCRIPT = fileURLToPath(new URL('./flood.ts', import.meta.url));
@@ -25,10 +26,20 @@ export interface StarvationData {
 
 /** A complete session of `summaryRows` archived entries and `queueRows` other sessions; analyzed. */
 export async function seedStarvationData(pool: pg.Pool, data: StarvationData): Promise<SimSession> {
-  const session = generateSession({ seed: 'starvation', size: data.summaryRows, endedAt: new Date(Date.now() - 3_600_000), callType: 'default', callId: 'flooded' });
+  const session = generateSession({
+    seed: 'starvation',
+    size: data.summaryRows,
+    endedAt: new Date(Date.now() - HOUR_MS),
+    callType: 'default',
+    callId: 'flooded',
+  });
   const seed = { call_session_id: session.callSessionId, call_type: session.callType, call_id: session.callId };
   await insertCallSession(pool, { ...seed, status: 'complete', total_participant_sessions: data.summaryRows, archived_participant_sessions: data.summaryRows });
-  await insertEntries(pool, seed, session.participants.map((p) => JSON.parse(participantJson(p, 'rfc3339', 'omit')) as WireEntry));
+  await insertEntries(
+    pool,
+    seed,
+    session.participants.map((p) => JSON.parse(participantJson(p, 'rfc3339', 'omit')) as WireEntry),
+  );
   await pool.query(
     `insert into call_sessions (call_session_id, call_type, call_id, call_cid, status, retention_expires_at)
      select 'bulk-' || i, 'default', 'bulk-' || i, 'default:bulk-' || i,
@@ -104,7 +115,12 @@ export async function runStarvationFlood(plan: StarvationPlan): Promise<Starvati
           const response = await intake.request({
             path: '/webhooks/stream',
             method: 'POST',
-            headers: { 'content-type': 'application/json', 'x-api-key': keys.apiKey, 'x-signature': signWebhook(body, keys.apiSecret), 'x-webhook-id': randomUUID() },
+            headers: {
+              'content-type': 'application/json',
+              'x-api-key': keys.apiKey,
+              'x-signature': signWebhook(body, keys.apiSecret),
+              'x-webhook-id': randomUUID(),
+            },
             body,
           });
           await response.body.text();

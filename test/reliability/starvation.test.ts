@@ -41,33 +41,29 @@ describe('intake is not starved by archive summaries and /metrics', () => {
     await sim?.close();
   });
 
-  it(
-    'signed webhooks answer 200 with p99 under 1 s during 100 parallel summaries + 600 parallel scrapes; nothing answers 500',
-    async () => {
-      const report = await runStarvationFlood({
-        serveUrl: serve.url,
-        keys: KEYS,
-        session,
-        waves: FLOOD_WAVES,
-        parallelSummaries: PARALLEL_SUMMARIES,
-        parallelScrapes: PARALLEL_SCRAPES,
-        webhookConcurrency: WEBHOOK_CONCURRENCY,
-        minWebhooks: WEBHOOKS,
-      });
-      console.log(`starvation: ${formatStarvation(report)}`);
-      const { summaries, scrapes } = report;
+  it('signed webhooks answer 200 with p99 under 1 s during 100 parallel summaries + 600 parallel scrapes; nothing answers 500', async () => {
+    const report = await runStarvationFlood({
+      serveUrl: serve.url,
+      keys: KEYS,
+      session,
+      waves: FLOOD_WAVES,
+      parallelSummaries: PARALLEL_SUMMARIES,
+      parallelScrapes: PARALLEL_SCRAPES,
+      webhookConcurrency: WEBHOOK_CONCURRENCY,
+      minWebhooks: WEBHOOKS,
+    });
+    console.log(`starvation: ${formatStarvation(report)}`);
+    const { summaries, scrapes } = report;
 
-      expect(report.webhookStatuses.filter((s) => s !== 200)).toEqual([]);
-      expect(report.p99Ms).toBeLessThan(1_000);
-      // Summaries: served, or refused with 503 and Retry-After; never 500. Every scrape served.
-      expect(Object.keys(summaries.statuses).filter((s) => s !== '200' && s !== '503')).toEqual([]);
-      expect(summaries.statuses['200'] ?? 0).toBeGreaterThan(0);
-      expect(summaries.withoutRetryAfter).toBe(0);
-      expect(summaries.failed).toBe(0);
-      expect(scrapes).toEqual({ statuses: { 200: PARALLEL_SCRAPES * FLOOD_WAVES }, withoutRetryAfter: 0, failed: 0 });
-      const stored = await test.current.database.pool.query<{ n: number }>(`select count(*)::int as n from webhook_events`);
-      expect(stored.rows[0]!.n).toBe(report.webhookStatuses.length);
-    },
-    120_000,
-  );
+    expect(report.webhookStatuses.filter((s) => s !== 200)).toEqual([]);
+    expect(report.p99Ms).toBeLessThan(1_000);
+    // Summaries: served, or refused with 503 and Retry-After; never 500. Every scrape served.
+    expect(Object.keys(summaries.statuses).filter((s) => s !== '200' && s !== '503')).toEqual([]);
+    expect(summaries.statuses['200'] ?? 0).toBeGreaterThan(0);
+    expect(summaries.withoutRetryAfter).toBe(0);
+    expect(summaries.failed).toBe(0);
+    expect(scrapes).toEqual({ statuses: { 200: PARALLEL_SCRAPES * FLOOD_WAVES }, withoutRetryAfter: 0, failed: 0 });
+    const stored = await test.current.database.pool.query<{ n: number }>(`select count(*)::int as n from webhook_events`);
+    expect(stored.rows[0]!.n).toBe(report.webhookStatuses.length);
+  }, 120_000);
 });

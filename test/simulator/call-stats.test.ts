@@ -2,11 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateDataset, generateSession, type SimSession } from '../../tools/simulator/generate.ts';
 import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { createSimClient } from './helpers.ts';
+import { DAY_MS, HOUR_MS } from '../../src/time.ts';
 
 const NEWEST_END = new Date('2026-06-10T18:00:00Z');
 
 describe('simulator: call_stats (QueryCallSessionStats)', () => {
-  let clock = NEWEST_END.getTime() + 3_600_000;
+  let clock = NEWEST_END.getTime() + HOUR_MS;
   let sim: Simulator;
   let client: Awaited<ReturnType<typeof createSimClient>>;
   const dataset = generateDataset({ seed: 'stats', sizes: [3, 1, 8, 2, 5, 13, 4, 1, 6, 2, 9, 3], endedAt: NEWEST_END });
@@ -42,12 +43,21 @@ describe('simulator: call_stats (QueryCallSessionStats)', () => {
   }
 
   it('pages every session once in [session_ended_at, call_cid] order, both directions', async () => {
-    const sortAsc = [{ field: 'session_ended_at', direction: 1 }, { field: 'call_cid', direction: 1 }];
+    const sortAsc = [
+      { field: 'session_ended_at', direction: 1 },
+      { field: 'call_cid', direction: 1 },
+    ];
     const asc = await pageAll({ sort: sortAsc, limit: 4 });
     expect(asc.pages).toBe(4);
     expect(asc.rows.map((r) => r.call_session_id)).toEqual(ascending.map((s) => s.callSessionId));
 
-    const desc = await pageAll({ sort: [{ field: 'session_ended_at', direction: -1 }, { field: 'call_cid', direction: -1 }], limit: 5 });
+    const desc = await pageAll({
+      sort: [
+        { field: 'session_ended_at', direction: -1 },
+        { field: 'call_cid', direction: -1 },
+      ],
+      limit: 5,
+    });
     expect(desc.rows.map((r) => r.call_session_id)).toEqual([...ascending].reverse().map((s) => s.callSessionId));
 
     // Without a sort the default is the same ascending order.
@@ -102,7 +112,10 @@ describe('simulator: call_stats (QueryCallSessionStats)', () => {
   });
 
   it('walks back with prev', async () => {
-    const sort = [{ field: 'session_ended_at', direction: 1 }, { field: 'call_cid', direction: 1 }];
+    const sort = [
+      { field: 'session_ended_at', direction: 1 },
+      { field: 'call_cid', direction: 1 },
+    ];
     const forward = await pageAll({ sort, limit: 5 });
     let reply = await client.callStats({ sort, limit: 5 });
     while (reply.json.next) reply = await client.callStats({ sort, limit: 5, next: reply.json.next });
@@ -119,7 +132,10 @@ describe('simulator: call_stats (QueryCallSessionStats)', () => {
     try {
       for (const session of all) own.addSession(session);
       const ownClient = await createSimClient(own);
-      const sort = [{ field: 'session_ended_at', direction: 1 }, { field: 'call_cid', direction: 1 }];
+      const sort = [
+        { field: 'session_ended_at', direction: 1 },
+        { field: 'call_cid', direction: 1 },
+      ];
       const first = await ownClient.callStats({ sort, limit: 5 });
       own.addSession(generateSession({ seed: 'early', size: 1, endedAt: new Date('2026-01-01T00:00:00Z') }));
       const second = await ownClient.callStats({ sort, limit: 5, next: first.json.next });
@@ -162,7 +178,12 @@ describe('simulator: call_stats (QueryCallSessionStats)', () => {
     try {
       const base = new Date('2026-05-01T00:00:00Z');
       const noEnd = generateSession({ seed: 'q-end', size: 2, endedAt: base, statsRow: { omit: ['call_ended_at'] } });
-      const noWindow = generateSession({ seed: 'q-window', size: 2, endedAt: new Date(base.getTime() + 60_000), statsRow: { omit: ['call_started_at', 'call_ended_at'] } });
+      const noWindow = generateSession({
+        seed: 'q-window',
+        size: 2,
+        endedAt: new Date(base.getTime() + 60_000),
+        statsRow: { omit: ['call_started_at', 'call_ended_at'] },
+      });
       const noId = generateSession({ seed: 'q-id', size: 2, endedAt: new Date(base.getTime() + 120_000), statsRow: { unusable: 'no_call_session_id' } });
       const numericId = generateSession({ seed: 'q-num', size: 2, endedAt: new Date(base.getTime() + 180_000), statsRow: { unusable: 'call_id_not_string' } });
       for (const session of [noEnd, noWindow, noId, numericId]) own.addSession(session);
@@ -185,10 +206,18 @@ describe('simulator: call_stats (QueryCallSessionStats)', () => {
 
   it('spreads a dataset over 89 days, with seeded shares of rough rows', () => {
     const newest = new Date('2026-06-10T18:00:00Z');
-    const options = { seed: 'spread', sizes: Array.from({ length: 60 }, () => 1), endedAt: newest, spreadDays: 89, withoutEndShare: 0.2, withoutWindowShare: 0.1, unusableShare: 0.1 };
+    const options = {
+      seed: 'spread',
+      sizes: Array.from({ length: 60 }, () => 1),
+      endedAt: newest,
+      spreadDays: 89,
+      withoutEndShare: 0.2,
+      withoutWindowShare: 0.1,
+      unusableShare: 0.1,
+    };
     const spread = generateDataset(options);
     expect(spread[0]?.endedAt).toEqual(newest);
-    expect(spread.at(-1)?.endedAt).toEqual(new Date(newest.getTime() - 89 * 86_400_000));
+    expect(spread.at(-1)?.endedAt).toEqual(new Date(newest.getTime() - 89 * DAY_MS));
     const ends = spread.map((s) => s.endedAt.getTime());
     expect(ends).toEqual([...ends].sort((a, b) => b - a));
     const kinds = spread.map((s) => (s.statsRow?.unusable ? 'unusable' : s.statsRow?.omit?.length === 2 ? 'window' : s.statsRow?.omit ? 'end' : 'full'));
@@ -197,7 +226,9 @@ describe('simulator: call_stats (QueryCallSessionStats)', () => {
     expect(generateDataset(options)).toEqual(spread);
     const plain = generateDataset({ seed: 'spread', sizes: [3, 2], endedAt: newest });
     expect(plain.every((s) => s.statsRow === undefined)).toBe(true);
-    expect(plain.map((s) => s.callSessionId)).toEqual(generateDataset({ seed: 'spread', sizes: [3, 2], endedAt: newest, unusableShare: 0 }).map((s) => s.callSessionId));
+    expect(plain.map((s) => s.callSessionId)).toEqual(
+      generateDataset({ seed: 'spread', sizes: [3, 2], endedAt: newest, unusableShare: 0 }).map((s) => s.callSessionId),
+    );
   });
 
   it('refuses bad limits, fields, operators, dates, sorts and foreign cursors with 400', async () => {

@@ -4,8 +4,9 @@ import { generateSession } from '../../tools/simulator/generate.ts';
 import { startSimulator, type Simulator, type SimulatorFaults } from '../../tools/simulator/server.ts';
 import { createServerToken } from '../../src/stream/token.ts';
 import { participantSessionsPath } from './helpers.ts';
+import { HOUR_MS } from '../../src/time.ts';
 
-const session = generateSession({ seed: 'faults', size: 120, endedAt: new Date(Date.now() - 3_600_000) });
+const session = generateSession({ seed: 'faults', size: 120, endedAt: new Date(Date.now() - HOUR_MS) });
 const running: Simulator[] = [];
 afterEach(async () => {
   for (const sim of running.splice(0)) await sim.close();

@@ -34,8 +34,11 @@ export async function createSimClient(sim: Simulator, secret = sim.apiSecret) {
     }
     return { status: response.status, headers: response.headers, text, json };
   };
-  const participantSessions = (session: Pick<SimSession, 'callType' | 'callId' | 'callSessionId'>, query: Record<string, string | undefined> = {}, options: { headers?: Record<string, string>; apiKey?: string | null } = {}) =>
-    request('GET', participantSessionsPath(session), { ...options, query });
+  const participantSessions = (
+    session: Pick<SimSession, 'callType' | 'callId' | 'callSessionId'>,
+    query: Record<string, string | undefined> = {},
+    options: { headers?: Record<string, string>; apiKey?: string | null } = {},
+  ) => request('GET', participantSessionsPath(session), { ...options, query });
   /** Every page, following `next` (or `prev` when `backwards` and a starting cursor is given). */
   const readAll = async (session: SimSession, query: Record<string, string | undefined> = {}) => {
     const entries: any[] = [];

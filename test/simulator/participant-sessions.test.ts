@@ -3,10 +3,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSession, type SimParticipant, type SimSession } from '../../tools/simulator/generate.ts';
 import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { parseStreamJson } from '../../src/stream/schemas.ts';
+import { DAY_MS } from '../../src/time.ts';
 import { timestampNanos } from '../../tools/simulator/wire.ts';
 import { createSimClient } from './helpers.ts';
 
-const DAY_MS = 86_400_000;
 const ENDED_AT = new Date('2026-03-01T12:00:00Z');
 
 /** The entry as the simulator must put it on the wire by default (RFC 3339, missing keys left out). */
@@ -109,7 +109,10 @@ describe('simulator: participant_sessions', () => {
       [{ user_id: rejoiner.user_id }, (p) => p.user_id === rejoiner.user_id],
       [{ user_id: { $in: [rejoiner.user_id, someone?.user_id] } }, (p) => p.user_id === rejoiner.user_id || p.user_id === someone?.user_id],
       [{ session_id: { $eq: session.participants[7]?.user_session_id } }, (p) => p === session.participants[7]],
-      [{ session_id: { $in: [session.participants[1]?.user_session_id, session.participants[2]?.user_session_id] } }, (p) => p === session.participants[1] || p === session.participants[2]],
+      [
+        { session_id: { $in: [session.participants[1]?.user_session_id, session.participants[2]?.user_session_id] } },
+        (p) => p === session.participants[1] || p === session.participants[2],
+      ],
       [{ publisher_type: { $eq: 'rtmp' } }, (p) => p.publisher_type === 'rtmp'],
       [{ publisher_type: { $in: ['rtmp', 'srt'] } }, (p) => p.publisher_type !== 'webrtc'],
       [{ published_tracks: { $eq: 'video' } }, (p) => p.published_tracks.includes('video')],
@@ -122,7 +125,10 @@ describe('simulator: participant_sessions', () => {
       const expected = session.participants.filter(keep).map((p) => p.user_session_id);
       expect(expected.length, JSON.stringify(filter)).toBeGreaterThan(0);
       const { entries, replies } = await client.readAll(session, { limit: '7', filter_conditions: JSON.stringify(filter) });
-      expect(entries.map((e) => e.user_session_id), JSON.stringify(filter)).toEqual(expected);
+      expect(
+        entries.map((e) => e.user_session_id),
+        JSON.stringify(filter),
+      ).toEqual(expected);
       for (const reply of replies) {
         expect(reply.json.total_participant_sessions).toBe(237);
         expect(reply.json.total_participant_duration).toBe(session.totalParticipantDuration);
@@ -235,7 +241,9 @@ describe('simulator: participant_sessions', () => {
     const precise = generateSession({ seed: 'precise', size: 40, endedAt: ENDED_AT, subMillisecond: true });
     // The same attendance as without the option: only the digits are added.
     const plain = generateSession({ seed: 'precise', size: 40, endedAt: ENDED_AT });
-    expect(precise.participants.map((p) => [p.user_session_id, p.joined_at, p.left_at])).toEqual(plain.participants.map((p) => [p.user_session_id, p.joined_at, p.left_at]));
+    expect(precise.participants.map((p) => [p.user_session_id, p.joined_at, p.left_at])).toEqual(
+      plain.participants.map((p) => [p.user_session_id, p.joined_at, p.left_at]),
+    );
     expect(precise.participants.filter((p) => (p.joined_at_sub_ms_ns ?? 0) % 1_000 !== 0).length).toBeGreaterThan(30);
     sim.addSession(precise);
     const read = async (format: 'nanoseconds' | 'rfc3339') => {
@@ -260,7 +268,7 @@ describe('simulator: participant_sessions', () => {
     });
   });
 
-  it('serves Stream\'s session object on every page, its timestamps in the entries\' form, and a field Stream might add', async () => {
+  it("serves Stream's session object on every page, its timestamps in the entries' form, and a field Stream might add", async () => {
     const precise = generateSession({ seed: 'session-object', size: 30, endedAt: ENDED_AT, subMillisecond: true, extraFields: true });
     sim.addSession(precise);
     const read = async (format: 'nanoseconds' | 'rfc3339') => {
@@ -277,9 +285,15 @@ describe('simulator: participant_sessions', () => {
     const endedAt = timestampNanos(precise.endedAt, precise.endedAtSubMsNs);
     expect(asIntegers.replies).toHaveLength(3);
     for (const reply of [...asIntegers.replies, ...asStrings.replies]) {
-      // CallSessionResponse's required fields (stream-api.md §6), nobody present once it ended.
+      // CallSessionResponse's required fields (docs/stream-api.md §6), nobody present once it ended.
       expect(reply.json.session).toMatchObject({
-        id: precise.callSessionId, participants: [], participants_count_by_role: {}, anonymous_participant_count: 0, accepted_by: {}, rejected_by: {}, missed_by: {},
+        id: precise.callSessionId,
+        participants: [],
+        participants_count_by_role: {},
+        anonymous_participant_count: 0,
+        accepted_by: {},
+        rejected_by: {},
+        missed_by: {},
       });
       expect(reply.text).toContain(`"something_new":${precise.extraFieldsJson!.slice('"something_new":'.length)}`);
     }
@@ -301,10 +315,15 @@ describe('simulator: participant_sessions', () => {
   it('reads filter_conditions in the bracket form like the JSON form', async () => {
     const users = [...new Set(session.participants.map((p) => p.user_id))].slice(0, 2);
     const json = await client.readAll(session, { limit: '100', filter_conditions: JSON.stringify({ user_id: { $in: users } }) });
-    const reply = await client.participantSessions(session, { limit: '100', ...Object.fromEntries(users.map((u, i) => [`filter_conditions[user_id][$in][${i}]`, u])) });
+    const reply = await client.participantSessions(session, {
+      limit: '100',
+      ...Object.fromEntries(users.map((u, i) => [`filter_conditions[user_id][$in][${i}]`, u])),
+    });
     expect(reply.status).toBe(200);
     expect(json.entries.length).toBeGreaterThan(0);
-    expect((reply.json.participants_sessions as { user_session_id: string }[]).map((e) => e.user_session_id)).toEqual(json.entries.map((e) => e.user_session_id));
+    expect((reply.json.participants_sessions as { user_session_id: string }[]).map((e) => e.user_session_id)).toEqual(
+      json.entries.map((e) => e.user_session_id),
+    );
   });
 
   it('writes RFC 3339 the way Go does: trailing fractional zeros trimmed', async () => {
@@ -338,7 +357,10 @@ describe('simulator: authentication and rate limits', () => {
     sim.setOptions({ rateLimitPerMinute: 1_000 });
     const wrongSecret = await createSimClient(sim, 'not-the-secret');
     const notServer = await new SignJWT({ user_id: 'alice' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode('secret-2'));
-    const expired = await new SignJWT({ server: true }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(new TextEncoder().encode('secret-2'));
+    const expired = await new SignJWT({ server: true })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+      .sign(new TextEncoder().encode('secret-2'));
     const replies = [
       await client.participantSessions(session, {}, { apiKey: null }),
       await client.participantSessions(session, {}, { apiKey: 'other-key' }),

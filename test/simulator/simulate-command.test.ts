@@ -51,11 +51,15 @@ describe('attendance simulate', () => {
 
     // The same seed gives the same sessions (the times follow the clock).
     const expected = generateDataset({ seed: 'cli', sizes: pickSessionSizes({ seed: 'cli', count: 4 }) });
-    for (const session of expected) expect(cli.output.out).toContain(`${session.callType}:${session.callId}  ${session.callSessionId}  ${session.participants.length}`);
+    for (const session of expected)
+      expect(cli.output.out).toContain(`${session.callType}:${session.callId}  ${session.callSessionId}  ${session.participants.length}`);
     const first = expected[0];
-    const response = await fetch(`${url}/api/v2/video/call/${first?.callType}/${first?.callId}/session/${first?.callSessionId}/participant_sessions?api_key=${apiKey}`, {
-      headers: { authorization: await createServerToken(apiSecret as string), 'stream-auth-type': 'jwt' },
-    });
+    const response = await fetch(
+      `${url}/api/v2/video/call/${first?.callType}/${first?.callId}/session/${first?.callSessionId}/participant_sessions?api_key=${apiKey}`,
+      {
+        headers: { authorization: await createServerToken(apiSecret as string), 'stream-auth-type': 'jwt' },
+      },
+    );
     expect(response.status).toBe(200);
     expect((await response.json()).total_participant_sessions).toBe(first?.participants.length);
 

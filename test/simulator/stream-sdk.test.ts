@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSession, type SimParticipant } from '../../tools/simulator/generate.ts';
 import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { buildStatsReportReadyEvent, deliverWebhook } from '../../tools/simulator/webhooks.ts';
+import { HOUR_MS } from '../../src/time.ts';
 
 /**
  * A client nobody here wrote: Stream's official Node SDK, pointed at the simulator with basePath.
@@ -13,8 +14,8 @@ import { buildStatsReportReadyEvent, deliverWebhook } from '../../tools/simulato
 describe('simulator with @stream-io/node-sdk', () => {
   const apiKey = 'sdk-key';
   const apiSecret = 'sdk-secret-0123456789';
-  // The SDK pastes path parameters into the URL unencoded (stream-api.md §1), so plain ids here.
-  const session = generateSession({ seed: 'sdk', size: 1_000, endedAt: new Date(Date.now() - 3_600_000), callType: 'default', callId: 'sdk-call-1' });
+  // The SDK pastes path parameters into the URL unencoded (docs/stream-api.md §1), so plain ids here.
+  const session = generateSession({ seed: 'sdk', size: 1_000, endedAt: new Date(Date.now() - HOUR_MS), callType: 'default', callId: 'sdk-call-1' });
   let sim: Simulator;
   let client: StreamClient;
 
@@ -32,7 +33,13 @@ describe('simulator with @stream-io/node-sdk', () => {
     let next: string | undefined;
     let pages = 0;
     do {
-      const page = await client.video.queryCallParticipantSessions({ type: session.callType, id: session.callId, session: session.callSessionId, limit: 100, next });
+      const page = await client.video.queryCallParticipantSessions({
+        type: session.callType,
+        id: session.callId,
+        session: session.callSessionId,
+        limit: 100,
+        next,
+      });
       expect(page.total_participant_sessions).toBe(1_000);
       expect(page.total_participant_duration).toBe(session.totalParticipantDuration);
       expect(page.metadata.rateLimit.rateLimit).toBe(100_000);
@@ -82,7 +89,9 @@ describe('simulator with @stream-io/node-sdk', () => {
       code: 16,
     });
     const wrong = new StreamClient(apiKey, 'not-the-secret', { basePath: sim.url });
-    await expect(wrong.video.queryCallParticipantSessions({ type: 'default', id: 'sdk-call-1', session: session.callSessionId })).rejects.toMatchObject({ code: 5 });
+    await expect(wrong.video.queryCallParticipantSessions({ type: 'default', id: 'sdk-call-1', session: session.callSessionId })).rejects.toMatchObject({
+      code: 5,
+    });
   });
 
   describe('webhook signatures', () => {

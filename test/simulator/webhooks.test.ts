@@ -58,7 +58,12 @@ describe('simulator: webhook bodies', () => {
     expect(first?.sessions.map((s) => s.user_session_id)).toEqual(
       session.participants.filter((p) => p.user_id === first?.user_id).map((p) => p.user_session_id),
     );
-    expect(first?.sessions[0]?.published_tracks).toEqual({ audio: expect.any(Boolean), video: expect.any(Boolean), screenshare: expect.any(Boolean), screenshare_audio: expect.any(Boolean) });
+    expect(first?.sessions[0]?.published_tracks).toEqual({
+      audio: expect.any(Boolean),
+      video: expect.any(Boolean),
+      screenshare: expect.any(Boolean),
+      screenshare_audio: expect.any(Boolean),
+    });
     const counts = event.counts as Record<string, number>;
     expect(counts.peak_concurrent_sessions).toBeGreaterThanOrEqual(counts.peak_concurrent_users as number);
     expect(counts.peak_concurrent_users).toBeLessThanOrEqual(users.size);
@@ -71,7 +76,12 @@ describe('simulator: webhook bodies', () => {
       created_at: Date.parse('2026-05-01T09:30:01Z') * 1e6,
       call_cid: `${session.callType}:${session.callId}`,
       session_id: session.callSessionId,
-      call: { type: session.callType, id: session.callId, current_session_id: session.callSessionId, session: { id: session.callSessionId, ended_at: session.endedAt.getTime() * 1e6 } },
+      call: {
+        type: session.callType,
+        id: session.callId,
+        current_session_id: session.callSessionId,
+        session: { id: session.callSessionId, ended_at: session.endedAt.getTime() * 1e6 },
+      },
     });
     expect(JSON.stringify(event)).toContain(`"created_at":${Date.parse('2026-05-01T09:30:01Z')}000000`);
   });

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DAY_MS } from '../../src/time.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import {
   expectedAttendance,
@@ -11,7 +12,6 @@ import {
   type ExpectedAttendance,
 } from '../helpers/attendance-data.ts';
 
-const DAY_MS = 86_400_000;
 const MARCH = [Date.parse('2026-03-01T00:00:00Z'), Date.parse('2026-04-01T00:00:00Z')] as const;
 
 /** The cookbook's queries, read from docs/sql.md so the documentation and the tests cannot drift apart. */
@@ -67,7 +67,12 @@ describe('docs/sql.md cookbook', () => {
   });
 
   it('minutes per user per month', async () => {
-    const expected = [...groupBy(attendance.filter((a) => a.first_joined_at !== undefined), (a) => `${a.user_id}|${month(a.first_joined_at!)}`)]
+    const expected = [
+      ...groupBy(
+        attendance.filter((a) => a.first_joined_at !== undefined),
+        (a) => `${a.user_id}|${month(a.first_joined_at!)}`,
+      ),
+    ]
       .map(([key, rows]) => ({
         user_id: key.split('|')[0],
         month: key.split('|')[1],
@@ -87,7 +92,12 @@ describe('docs/sql.md cookbook', () => {
   });
 
   it('minutes per user in one month, large-archive form', async () => {
-    const expected = [...groupBy(attendance.filter((a) => inMarch(a.first_joined_at)), (a) => a.user_id)]
+    const expected = [
+      ...groupBy(
+        attendance.filter((a) => inMarch(a.first_joined_at)),
+        (a) => a.user_id,
+      ),
+    ]
       .map(([user_id, rows]) => ({ user_id, sessions: rows.length, attended_minutes: minutes(rows.reduce((s, r) => s + r.attended_seconds, 0)) }))
       .sort((a, b) => a.user_id.localeCompare(b.user_id));
     const rows = (await run('minutes-per-user-one-month')).map((r) => ({ ...r, sessions: Number(r.sessions), attended_minutes: Number(r.attended_minutes) }));
@@ -214,12 +224,21 @@ describe('docs/sql.md cookbook', () => {
       })
       .sort((a, b) => a.call_session_id.localeCompare(b.call_session_id));
     const rows = await run('filtered-subset-totals');
-    expect(rows.map((r) => ({ ...r, students: Number(r.students), entries: Number(r.entries), summed_seconds: Number(r.summed_seconds), attended_seconds: Number(r.attended_seconds), average_share: 0 }))).toEqual(
-      expected.map((e) => ({ ...e, average_share: 0 })),
-    );
-    rows.forEach((row, i) => expect(Number(row.average_share)).toBeCloseTo(expected[i]!.average_share, 2));
+    expect(
+      rows.map((r) => ({
+        ...r,
+        students: Number(r.students),
+        entries: Number(r.entries),
+        summed_seconds: Number(r.summed_seconds),
+        attended_seconds: Number(r.attended_seconds),
+        average_share: 0,
+      })),
+    ).toEqual(expected.map((e) => ({ ...e, average_share: 0 })));
+    for (const [i, row] of rows.entries()) expect(Number(row.average_share)).toBeCloseTo(expected[i]!.average_share, 2);
     // The teacher is in every session but not in the subset.
-    expect(rows.every((row, i) => Number(row.students) < expectedSession(row.call_session_id, sessionOf(row.call_session_id).entries).participants && i >= 0)).toBe(true);
+    expect(
+      rows.every((row, i) => Number(row.students) < expectedSession(row.call_session_id, sessionOf(row.call_session_id).entries).participants && i >= 0),
+    ).toBe(true);
   });
 
   it('sessions whose archive disagrees with Stream', async () => {

@@ -1,12 +1,6 @@
 import { describe, expect, it, beforeAll } from 'vitest';
 import { useTestDatabase } from '../helpers/db.ts';
-import {
-  expectedAttendance,
-  expectedSession,
-  insertCallSession,
-  insertEntries,
-  type WireEntry,
-} from '../helpers/attendance-data.ts';
+import { expectedAttendance, expectedSession, insertCallSession, insertEntries, type WireEntry } from '../helpers/attendance-data.ts';
 
 const t = (hhmmss: string): string => `2026-03-10T${hhmmss}.000Z`;
 const entry = (user: string, serial: number, fields: Partial<WireEntry>): WireEntry => ({
@@ -136,16 +130,38 @@ describe('attendance views on hand-built sessions', () => {
     );
     expect(rows).toEqual([
       {
-        call_session_id: 'class', status: 'complete', participants: 6, entries: 9, summed_seconds: 4020,
+        call_session_id: 'class',
+        status: 'complete',
+        participants: 6,
+        entries: 9,
+        summed_seconds: 4020,
         attended_seconds: 1200 + 1200 + 300 + 0 + 600 + 120,
         // 10:00–10:05: rejoin, two-devices, no-left, gap (still-connected has no end).
         peak_concurrent_participants: 4,
-        session_started_at: new Date(t('10:00:00')), session_ended_at: new Date(t('10:20:00')),
+        session_started_at: new Date(t('10:00:00')),
+        session_ended_at: new Date(t('10:20:00')),
       },
-      { call_session_id: 'empty', status: 'pending', participants: 0, entries: 0, summed_seconds: 0, attended_seconds: 0, peak_concurrent_participants: 0, session_started_at: null, session_ended_at: null },
       {
-        call_session_id: 'handover', status: 'complete', participants: 2, entries: 2, summed_seconds: 3600, attended_seconds: 3600,
-        peak_concurrent_participants: 1, session_started_at: new Date(t('13:00:00')), session_ended_at: new Date(t('14:00:00')),
+        call_session_id: 'empty',
+        status: 'pending',
+        participants: 0,
+        entries: 0,
+        summed_seconds: 0,
+        attended_seconds: 0,
+        peak_concurrent_participants: 0,
+        session_started_at: null,
+        session_ended_at: null,
+      },
+      {
+        call_session_id: 'handover',
+        status: 'complete',
+        participants: 2,
+        entries: 2,
+        summed_seconds: 3600,
+        attended_seconds: 3600,
+        peak_concurrent_participants: 1,
+        session_started_at: new Date(t('13:00:00')),
+        session_ended_at: new Date(t('14:00:00')),
       },
     ]);
   });
@@ -159,7 +175,9 @@ describe('attendance views on hand-built sessions', () => {
       expect(row.stretches).toBe(expected.stretches);
       expect(row.attended_share).toBeCloseTo(expected.attended_share ?? Number.NaN, 9);
     }
-    const { rows: [session] } = await pool().query(`select peak_concurrent_participants from call_session_attendance where call_session_id = 'class'`);
+    const {
+      rows: [session],
+    } = await pool().query(`select peak_concurrent_participants from call_session_attendance where call_session_id = 'class'`);
     expect(session.peak_concurrent_participants).toBe(expectedSession('class', CLASS).peak_concurrent_participants);
   });
 
@@ -169,8 +187,7 @@ describe('attendance views on hand-built sessions', () => {
       await client.query('begin');
       // The table is tiny, so a sequential scan would win on cost; forbid it to see whether the filter reaches the scan at all.
       await client.query('set local enable_seqscan = off');
-      const plan = async (query: string) =>
-        (await client.query(`explain ${query}`)).rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
+      const plan = async (query: string) => (await client.query(`explain ${query}`)).rows.map((r: { 'QUERY PLAN': string }) => r['QUERY PLAN']).join('\n');
       expect(await plan(`select * from attendance where user_id = 'gap'`)).toMatch(/Index Cond: \(user_id = 'gap'::text\)/);
       expect(await plan(`select * from attendance where call_session_id = 'class'`)).toMatch(/Index Cond: \(call_session_id = 'class'::text\)/);
       expect(await plan(`select * from call_session_attendance where call_session_id = 'class'`)).toMatch(/Index Cond: \(call_session_id = 'class'::text\)/);

@@ -75,18 +75,39 @@ describe('stream client', () => {
     stub.setHandler((_req, res) =>
       json(res, 201, {
         duration: '2ms',
-        call_stats: [{ call_type: 'default', call_id: 'c1', call_session_id: 'cs1', generated_at: '2026-01-01T12:00:00Z', counts: {}, call_ended_at: '2026-01-01T11:00:00Z' }],
+        call_stats: [
+          {
+            call_type: 'default',
+            call_id: 'c1',
+            call_session_id: 'cs1',
+            generated_at: '2026-01-01T12:00:00Z',
+            counts: {},
+            call_ended_at: '2026-01-01T11:00:00Z',
+          },
+        ],
         next: 'n2',
       }),
     );
     const page = await client.queryCallSessionStats({
       filterConditions: { session_ended_at: { $gte: '2026-01-01T00:00:00.000Z' } },
-      sort: [{ field: 'session_ended_at', direction: 1 }, { field: 'call_cid', direction: 1 }],
+      sort: [
+        { field: 'session_ended_at', direction: 1 },
+        { field: 'call_cid', direction: 1 },
+      ],
       limit: 100,
       next: 'n1',
     });
     expect(page).toEqual({
-      rows: [{ callType: 'default', callId: 'c1', callSessionId: 'cs1', sessionStartedAt: null, sessionEndedAt: new Date('2026-01-01T11:00:00Z'), generatedAt: new Date('2026-01-01T12:00:00Z') }],
+      rows: [
+        {
+          callType: 'default',
+          callId: 'c1',
+          callSessionId: 'cs1',
+          sessionStartedAt: null,
+          sessionEndedAt: new Date('2026-01-01T11:00:00Z'),
+          generatedAt: new Date('2026-01-01T12:00:00Z'),
+        },
+      ],
       next: 'n2',
     });
     const sent = stub.requests.at(-1)!;
@@ -94,7 +115,10 @@ describe('stream client', () => {
     expect(sent.url.pathname).toBe('/api/v2/video/call_stats');
     expect(JSON.parse(sent.body)).toEqual({
       filter_conditions: { session_ended_at: { $gte: '2026-01-01T00:00:00.000Z' } },
-      sort: [{ field: 'session_ended_at', direction: 1 }, { field: 'call_cid', direction: 1 }],
+      sort: [
+        { field: 'session_ended_at', direction: 1 },
+        { field: 'call_cid', direction: 1 },
+      ],
       limit: 100,
       next: 'n1',
     });

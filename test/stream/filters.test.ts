@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { FilterError, matchesParticipantFilter, parseFilterConditionsQuery, parseParticipantFilter, type FilterableEntry } from '../../src/stream/filters.ts';
 
-const alice: FilterableEntry = { user_id: 'alice', user_session_id: 's-1', publisher_type: 'webrtc', published_tracks: ['audio', 'video'], is_live: false, is_tech_user: false };
+const alice: FilterableEntry = {
+  user_id: 'alice',
+  user_session_id: 's-1',
+  publisher_type: 'webrtc',
+  published_tracks: ['audio', 'video'],
+  is_live: false,
+  is_tech_user: false,
+};
 const bot: FilterableEntry = { user_id: 'egress bot', user_session_id: 's-2', publisher_type: 'rtmp', published_tracks: [], is_live: true, is_tech_user: true };
 const bare: FilterableEntry = { user_id: 'bob', user_session_id: 's-3', publisher_type: 'srt' };
 

@@ -24,7 +24,9 @@ describe('outbound path segments stay data', () => {
     const seen: string[] = [];
     const server = createServer((req, res) => {
       seen.push(req.url ?? '');
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ participants_sessions: [], total_participant_sessions: 0, total_participant_duration: 0, duration: '1ms' }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ participants_sessions: [], total_participant_sessions: 0, total_participant_duration: 0, duration: '1ms' }));
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const stream = createStreamClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey: 'k', apiSecret: 's' });

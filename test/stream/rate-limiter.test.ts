@@ -65,7 +65,14 @@ describe('rate limiter', () => {
 
   it('caps a single wait (a reset far away is a skewed clock)', async () => {
     let now = 0;
-    const limiter = createRateLimiter({ now: () => now, random: () => 0, maxWaitMs: 2_000, sleep: async (ms) => void (now += ms) });
+    const limiter = createRateLimiter({
+      now: () => now,
+      random: () => 0,
+      maxWaitMs: 2_000,
+      sleep: async (ms) => {
+        now += ms;
+      },
+    });
     limiter.observe({ limit: 10, remaining: 0, resetAt: new Date(600_000) }, true);
     await limiter.acquire();
     expect(now).toBe(2_000);

@@ -41,8 +41,7 @@ afterAll(async () => {
   await stub.close();
 });
 
-const get = (signal?: AbortSignal) =>
-  core.request({ operation: 'QueryCallParticipantSessions', method: 'GET', path: ['api', 'v2', 'x'], signal });
+const get = (signal?: AbortSignal) => core.request({ operation: 'QueryCallParticipantSessions', method: 'GET', path: ['api', 'v2', 'x'], signal });
 
 describe('request core', () => {
   it("authenticates like Stream's SDKs and encodes every path segment and the filter", async () => {
@@ -73,7 +72,12 @@ describe('request core', () => {
       res.writeHead(201, { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': body.length });
       res.end(body);
     });
-    const response = await core.request({ operation: 'QueryCallSessionStats', method: 'POST', path: ['api', 'v2', 'video', 'call_stats'], body: { limit: 10 } });
+    const response = await core.request({
+      operation: 'QueryCallSessionStats',
+      method: 'POST',
+      path: ['api', 'v2', 'video', 'call_stats'],
+      body: { limit: 10 },
+    });
     expect(response.body).toEqual({ call_stats: [], next: '' });
     const sent = stub.requests.at(-1)!;
     expect(sent.method).toBe('POST');
@@ -92,11 +96,16 @@ describe('request core', () => {
   it('turns a 429 into a retryable error with the reset, pauses the limiter and counts it', async () => {
     const reset = Math.floor(Date.now() / 1000) + 1;
     stub.setHandler((_req, res) =>
-      json(res, 429, { code: 9, message: 'Too many requests, check response headers', StatusCode: 429, duration: '0.1ms', more_info: '', details: [] }, {
-        'x-ratelimit-limit': '1000',
-        'x-ratelimit-remaining': '0',
-        'x-ratelimit-reset': String(reset),
-      }),
+      json(
+        res,
+        429,
+        { code: 9, message: 'Too many requests, check response headers', StatusCode: 429, duration: '0.1ms', more_info: '', details: [] },
+        {
+          'x-ratelimit-limit': '1000',
+          'x-ratelimit-remaining': '0',
+          'x-ratelimit-reset': String(reset),
+        },
+      ),
     );
     const before = (await metrics.streamRateLimited.get()).values[0]?.value ?? 0;
     const error = await failure(get());
@@ -200,7 +209,12 @@ describe('request core', () => {
     await get();
     const samples = (await metrics.streamRequestDuration.get()).values;
     const count = (status: string) =>
-      samples.find((s) => s.metricName === 'attendance_stream_request_duration_seconds_count' && s.labels.status === status && s.labels.operation === 'QueryCallParticipantSessions')?.value ?? 0;
+      samples.find(
+        (s) =>
+          s.metricName === 'attendance_stream_request_duration_seconds_count' &&
+          s.labels.status === status &&
+          s.labels.operation === 'QueryCallParticipantSessions',
+      )?.value ?? 0;
     expect(count('200')).toBeGreaterThanOrEqual(3);
     expect(count('0')).toBeGreaterThanOrEqual(2);
     expect(count('429')).toBe(1);

@@ -36,7 +36,8 @@ function page(overrides: Record<string, unknown> = {}) {
 
 describe('nanosecond timestamps, digit for digit', () => {
   it('parseStreamJson keeps integer joined_at/left_at as digit strings and leaves everything else to JSON.parse', () => {
-    const text = '{"participants_sessions":[{"user_id":"\\"joined_at\\":1","joined_at":1775658215879421674,"left_at" : -5 ,"duration_in_seconds":12},{"joined_at":"2026-04-08T14:23:35Z","left_at":null,"x":{"joined_at":1.5e18}}],"duration":3}';
+    const text =
+      '{"participants_sessions":[{"user_id":"\\"joined_at\\":1","joined_at":1775658215879421674,"left_at" : -5 ,"duration_in_seconds":12},{"joined_at":"2026-04-08T14:23:35Z","left_at":null,"x":{"joined_at":1.5e18}}],"duration":3}';
     expect(JSON.parse(text).participants_sessions[0].joined_at).toBe(1775658215879421700);
     expect(parseStreamJson(text)).toEqual({
       participants_sessions: [
@@ -198,7 +199,11 @@ describe('parseParticipantSessionsPage', () => {
       something_new: { a: 1, b: [true, null, 'x'] },
     });
     // A `__proto__` key from JSON.parse stays an own field, not the envelope's prototype.
-    const hostile = parseParticipantSessionsPage(JSON.parse('{"call_type":"d","call_id":"c","call_session_id":"s","total_participant_sessions":0,"total_participant_duration":0,"__proto__":{"polluted":1}}'));
+    const hostile = parseParticipantSessionsPage(
+      JSON.parse(
+        '{"call_type":"d","call_id":"c","call_session_id":"s","total_participant_sessions":0,"total_participant_duration":0,"__proto__":{"polluted":1}}',
+      ),
+    );
     expect(Object.keys(hostile.envelope)).toContain('__proto__');
     expect((hostile.envelope as { polluted?: number }).polluted).toBeUndefined();
   });
@@ -286,23 +291,59 @@ describe('parseCallSessionStatsPage', () => {
     const parsed = parseCallSessionStatsPage({
       duration: '1ms',
       call_stats: [
-        { call_type: 'default', call_id: 'a', call_session_id: 's1', generated_at: '2026-01-02T00:00:00Z', counts: {}, session_ended_at: '2026-01-01T11:00:00Z' },
-        { call_type: 'default', call_id: 'b', call_session_id: 's2', generated_at: 1767225600000000000, counts: {}, call_started_at: '2026-01-01T09:00:00Z', call_ended_at: '2026-01-01T10:00:00Z' },
+        {
+          call_type: 'default',
+          call_id: 'a',
+          call_session_id: 's1',
+          generated_at: '2026-01-02T00:00:00Z',
+          counts: {},
+          session_ended_at: '2026-01-01T11:00:00Z',
+        },
+        {
+          call_type: 'default',
+          call_id: 'b',
+          call_session_id: 's2',
+          generated_at: 1767225600000000000,
+          counts: {},
+          call_started_at: '2026-01-01T09:00:00Z',
+          call_ended_at: '2026-01-01T10:00:00Z',
+        },
       ],
       next: '',
     });
     expect(parsed.next).toBeNull();
     expect(parsed.unusable).toBeUndefined();
     expect(parsed.rows).toEqual([
-      { callType: 'default', callId: 'a', callSessionId: 's1', generatedAt: new Date('2026-01-02T00:00:00Z'), sessionStartedAt: null, sessionEndedAt: new Date('2026-01-01T11:00:00Z') },
-      { callType: 'default', callId: 'b', callSessionId: 's2', generatedAt: new Date('2026-01-01T00:00:00Z'), sessionStartedAt: new Date('2026-01-01T09:00:00Z'), sessionEndedAt: new Date('2026-01-01T10:00:00Z') },
+      {
+        callType: 'default',
+        callId: 'a',
+        callSessionId: 's1',
+        generatedAt: new Date('2026-01-02T00:00:00Z'),
+        sessionStartedAt: null,
+        sessionEndedAt: new Date('2026-01-01T11:00:00Z'),
+      },
+      {
+        callType: 'default',
+        callId: 'b',
+        callSessionId: 's2',
+        generatedAt: new Date('2026-01-01T00:00:00Z'),
+        sessionStartedAt: new Date('2026-01-01T09:00:00Z'),
+        sessionEndedAt: new Date('2026-01-01T10:00:00Z'),
+      },
     ]);
   });
 
   it('keeps rows without the optional session window, with null dates', () => {
     const parsed = parseCallSessionStatsPage({
       call_stats: [
-        { call_type: 'default', call_id: 'a', call_session_id: 's1', generated_at: '2026-01-02T00:00:00Z', counts: {}, call_started_at: '2026-01-01T09:00:00Z' },
+        {
+          call_type: 'default',
+          call_id: 'a',
+          call_session_id: 's1',
+          generated_at: '2026-01-02T00:00:00Z',
+          counts: {},
+          call_started_at: '2026-01-01T09:00:00Z',
+        },
         { call_type: 'default', call_id: 'b', call_session_id: 's2', counts: {}, call_ended_at: null },
       ],
       next: 'n2',
@@ -340,7 +381,17 @@ describe('parseCallSessionStatsPage', () => {
 
   it('reads an unreadable date as absent, says which, and keeps the row', () => {
     const parsed = parseCallSessionStatsPage({
-      call_stats: [{ call_type: 'default', call_id: 'a', call_session_id: 's1', counts: {}, generated_at: 'yesterday', call_started_at: '2026-01-01T09:00:00Z', call_ended_at: '2026-02-30T10:00:00Z' }],
+      call_stats: [
+        {
+          call_type: 'default',
+          call_id: 'a',
+          call_session_id: 's1',
+          counts: {},
+          generated_at: 'yesterday',
+          call_started_at: '2026-01-01T09:00:00Z',
+          call_ended_at: '2026-02-30T10:00:00Z',
+        },
+      ],
     });
     expect(parsed.unusable).toBeUndefined();
     expect(parsed.rows[0]).toMatchObject({ callSessionId: 's1', sessionStartedAt: new Date('2026-01-01T09:00:00Z'), sessionEndedAt: null, generatedAt: null });

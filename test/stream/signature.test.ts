@@ -8,9 +8,7 @@ const BODY = Buffer.from('{"type":"call.stats_report_ready","call_cid":"default:
 
 describe('signWebhook', () => {
   it('is HMAC-SHA256 in lowercase hex (RFC 4231 test case 2)', () => {
-    expect(signWebhook('what do ya want for nothing?', 'Jefe')).toBe(
-      '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
-    );
+    expect(signWebhook('what do ya want for nothing?', 'Jefe')).toBe('5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843');
   });
 
   it('signs bytes and the same text alike', () => {

@@ -1,12 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { exceedsJsonDepth, InvalidWebhookEventError, MAX_WEBHOOK_JSON_DEPTH, nestsDeeperThan, parseCallCid, parseWebhookEvent } from '../../src/stream/webhook-events.ts';
-import { buildSessionEndedEvent, buildStatsReportReadyEvent } from '../helpers/webhooks.ts';
+import {
+  exceedsJsonDepth,
+  InvalidWebhookEventError,
+  MAX_WEBHOOK_JSON_DEPTH,
+  nestsDeeperThan,
+  parseCallCid,
+  parseWebhookEvent,
+} from '../../src/stream/webhook-events.ts';
+import { sessionEndedBody, statsReportReadyBody } from '../helpers/webhooks.ts';
 
 describe('parseWebhookEvent', () => {
   it('reads call.stats_report_ready', () => {
-    const event = parseWebhookEvent(
-      buildStatsReportReadyEvent({ callCid: 'default:abc', sessionId: 'sess-1', createdAt: '2026-04-08T14:23:35.879421674Z' }),
-    );
+    const event = parseWebhookEvent(statsReportReadyBody({ callCid: 'default:abc', sessionId: 'sess-1', createdAt: '2026-04-08T14:23:35.879421674Z' }));
     expect(event).toEqual({
       kind: 'stats_report_ready',
       type: 'call.stats_report_ready',
@@ -20,7 +25,7 @@ describe('parseWebhookEvent', () => {
 
   it('reads call.session_ended with call.session.ended_at', () => {
     const event = parseWebhookEvent(
-      buildSessionEndedEvent({ callCid: 'livestream:x', sessionId: 'sess-2', createdAt: 1775658000000000000, endedAt: '2026-04-08T14:00:00Z' }),
+      sessionEndedBody({ callCid: 'livestream:x', sessionId: 'sess-2', createdAt: 1775658000000000000, endedAt: '2026-04-08T14:00:00Z' }),
     );
     expect(event).toMatchObject({
       kind: 'session_ended',
@@ -33,7 +38,7 @@ describe('parseWebhookEvent', () => {
   });
 
   it('reads call.session_ended without an end time as sessionEndedAt null', () => {
-    const event = parseWebhookEvent(buildSessionEndedEvent({ endedAt: null }));
+    const event = parseWebhookEvent(sessionEndedBody({ endedAt: null }));
     expect(event).toMatchObject({ kind: 'session_ended', sessionEndedAt: null });
     const bare = parseWebhookEvent({ type: 'call.session_ended', call_cid: 'a:b', session_id: 's' });
     expect(bare).toMatchObject({ kind: 'session_ended', sessionEndedAt: null, createdAt: null });
@@ -48,7 +53,7 @@ describe('parseWebhookEvent', () => {
   });
 
   it('splits call_cid on the first colon only', () => {
-    const event = parseWebhookEvent(buildStatsReportReadyEvent({ callCid: 'default:room:42' }));
+    const event = parseWebhookEvent(statsReportReadyBody({ callCid: 'default:room:42' }));
     expect(event).toMatchObject({ callType: 'default', callId: 'room:42', callCid: 'default:room:42' });
   });
 
@@ -72,7 +77,7 @@ describe('parseWebhookEvent', () => {
     ['empty session_id', { session_id: '' }, /session_id is missing/],
     ['absurdly long session_id', { session_id: 'x'.repeat(300) }, /session_id is too long/],
   ])('refuses a handled event with %s', (_name, change, message) => {
-    for (const body of [buildStatsReportReadyEvent(), buildSessionEndedEvent()]) {
+    for (const body of [statsReportReadyBody(), sessionEndedBody()]) {
       expect(() => parseWebhookEvent({ ...body, ...change })).toThrow(message);
     }
   });
@@ -93,7 +98,7 @@ describe('parseCallCid', () => {
 
 describe('event times', () => {
   const createdAt = (value: unknown) => {
-    const event = parseWebhookEvent({ ...buildStatsReportReadyEvent(), created_at: value });
+    const event = parseWebhookEvent({ ...statsReportReadyBody(), created_at: value });
     return event.kind === 'stats_report_ready' ? event.createdAt : undefined;
   };
 
@@ -108,6 +113,7 @@ describe('event times', () => {
 
   it('reads integer nanoseconds since the epoch', () => {
     expect(createdAt(1778198400000000000)?.toISOString()).toBe('2026-05-08T00:00:00.000Z');
+    // biome-ignore lint/correctness/noPrecisionLoss: a JSON number of nanoseconds arrives as this imprecise double; that is the case under test
     expect(createdAt(1775658215879421674)?.toISOString()).toBe('2026-04-08T14:23:35.879Z');
   });
 
@@ -127,9 +133,9 @@ describe('event times', () => {
   });
 
   it('reads call.session.ended_at the same way', () => {
-    const event = parseWebhookEvent(buildSessionEndedEvent({ endedAt: 1775656800000000000 }));
+    const event = parseWebhookEvent(sessionEndedBody({ endedAt: 1775656800000000000 }));
     expect(event).toMatchObject({ sessionEndedAt: new Date(1775656800000) });
-    expect(parseWebhookEvent(buildSessionEndedEvent({ endedAt: 'soon' }))).toMatchObject({ sessionEndedAt: null });
+    expect(parseWebhookEvent(sessionEndedBody({ endedAt: 'soon' }))).toMatchObject({ sessionEndedAt: null });
   });
 });
 
@@ -213,7 +219,7 @@ describe('nestsDeeperThan', () => {
   });
 
   it('agrees with the byte scan on Stream-shaped events', () => {
-    for (const body of [buildStatsReportReadyEvent(), buildSessionEndedEvent()]) {
+    for (const body of [statsReportReadyBody(), sessionEndedBody()]) {
       for (const max of [1, 2, 3, 4, 5, 64]) {
         expect(nestsDeeperThan(body, max)).toBe(exceedsJsonDepth(Buffer.from(JSON.stringify(body)), max));
       }

@@ -74,33 +74,33 @@ export async function renderReport(pool: pg.Pool, sessions: readonly SimSession[
       verified ? `yes (${truth} = Stream's total)` : `NO: held ${row?.entries ?? 0}, Stream ${row?.total ?? '?'}, truth ${truth}`,
     ]);
   }
-  const parts = [
-    `Attendance report (${sessions.length} call sessions; minutes = summed durations, attended = overlaps merged per user)`,
-    formatTable(table),
-  ];
+  const parts = [`Attendance report (${sessions.length} call sessions; minutes = summed durations, attended = overlaps merged per user)`, formatTable(table)];
   for (const query of DEMO_QUERIES) {
     const result = await pool.query(query.sql, [ids]);
     parts.push('', `${query.title}:`, indent(query.sql.replace('$1', "'{…this demo's sessions…}'")), '');
     const header = result.fields.map((f) => f.name);
     parts.push(formatTable([header, ...result.rows.map((r) => header.map((h) => String(r[h] ?? '')))]));
   }
-  parts.push('', allVerified ? 'Every session verified against Stream\'s totals.' : 'Some sessions did not verify.');
+  parts.push('', allVerified ? "Every session verified against Stream's totals." : 'Some sessions did not verify.');
   return { text: parts.join('\n'), allVerified };
 }
 
 function formatTable(rows: string[][]): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   const last = widths.length - 1;
-  return rows.map((r, n) => {
-    const line = r
-      .map((cell, i) => (i === 0 || (i === last && last > 1 && n === 0) ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
-      .join('  ');
-    return n === 0 ? `  ${line}\n  ${widths.map((w) => '-'.repeat(w)).join('  ')}` : `  ${line}`;
-  }).join('\n');
+  return rows
+    .map((r, n) => {
+      const line = r.map((cell, i) => (i === 0 || (i === last && last > 1 && n === 0) ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ');
+      return n === 0 ? `  ${line}\n  ${widths.map((w) => '-'.repeat(w)).join('  ')}` : `  ${line}`;
+    })
+    .join('\n');
 }
 
 function indent(text: string): string {
-  return text.split('\n').map((l) => `    ${l}`).join('\n');
+  return text
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
 }
 
 /** The query the hand-over suggests: short, on the documented `attendance` view (docs/sql.md). */

@@ -75,7 +75,9 @@ async function runDemo(base: Config, ctx: CommandContext, options: DemoOptions):
     }
     database = createDatabase(databaseUrl, { max: 12 });
     // The demo migrates, so a database it cannot reach is the only setup problem left to report.
-    await verifyConnection(database.pool, describeDatabaseTarget(databaseUrl, embedded ? `the embedded Postgres in ${embedded.dir}` : 'DATABASE_URL'), { forMigrate: true });
+    await verifyConnection(database.pool, describeDatabaseTarget(databaseUrl, embedded ? `the embedded Postgres in ${embedded.dir}` : 'DATABASE_URL'), {
+      forMigrate: true,
+    });
 
     const sessions = generateDataset({ seed: `demo-${runId}`, sizes: DEMO_SESSION_SIZES.slice(0, options.sessionCount) });
     simulator = await startSimulator({ apiKey, apiSecret });
@@ -116,7 +118,8 @@ async function runDemo(base: Config, ctx: CommandContext, options: DemoOptions):
     return report.allVerified ? 0 : 1;
   } finally {
     // A kept server must never be left running without a word on how to stop it.
-    if (options.keep && embedded && !handedOver) ctx.stderr.write(`attendance demo: the embedded Postgres keeps running; stop it with: ${stopCommand(embedded.dir)}\n`);
+    if (options.keep && embedded && !handedOver)
+      ctx.stderr.write(`attendance demo: the embedded Postgres keeps running; stop it with: ${stopCommand(embedded.dir)}\n`);
     await service?.stop();
     await simulator?.close();
     await database?.close();

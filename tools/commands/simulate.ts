@@ -69,7 +69,11 @@ export const simulateCommand: Command = {
   },
 };
 
-function printIntro(ctx: CommandContext, sim: Simulator, options: { seed: string; sessions: readonly SimSession[]; port: number; webhookUrl: string | undefined }): void {
+function printIntro(
+  ctx: CommandContext,
+  sim: Simulator,
+  options: { seed: string; sessions: readonly SimSession[]; port: number; webhookUrl: string | undefined },
+): void {
   const { sessions } = options;
   const entries = sessions.reduce((sum, s) => sum + s.participants.length, 0);
   const env = `STREAM_BASE_URL=${sim.url} STREAM_API_KEY=${shellQuote(sim.apiKey)} STREAM_API_SECRET=${shellQuote(sim.apiSecret)}`;

@@ -40,7 +40,7 @@ type SortKey = readonly [number, string, string];
 class QueryError extends Error {}
 
 /**
- * POST /api/v2/video/call_stats (QueryCallSessionStats, stream-api.md §7), the enumerator the
+ * POST /api/v2/video/call_stats (QueryCallSessionStats, docs/stream-api.md §7), the enumerator the
  * reconciler pages through. Filters: the four date fields ($eq $gt $gte $lt $lte with ISO
  * strings), call_cid and call_session_id ($eq), is_active ($eq), and $and of those. Sort: one of
  * the date fields, optionally followed by call_cid; default session_ended_at then call_cid,

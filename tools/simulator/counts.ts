@@ -1,6 +1,6 @@
 import type { SimSession } from './generate.ts';
 
-/** CallStatsParticipantCounts (stream-api.md §6), as call_stats rows and report events carry it. */
+/** CallStatsParticipantCounts (docs/stream-api.md §6), as call_stats rows and report events carry it. */
 export interface CallStatsCounts {
   participants: number;
   sessions: number;

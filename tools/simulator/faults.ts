@@ -20,9 +20,7 @@ export interface SimulatorFaults {
 
 export type FaultKind = 'serverError' | 'rateLimit' | 'slow' | 'reset' | 'truncated';
 
-export type FaultDecision =
-  | { readonly kind: 'serverError'; readonly status: 500 | 502 | 503 }
-  | { readonly kind: Exclude<FaultKind, 'serverError'> };
+export type FaultDecision = { readonly kind: 'serverError'; readonly status: 500 | 502 | 503 } | { readonly kind: Exclude<FaultKind, 'serverError'> };
 
 export interface FaultPicker {
   readonly slowMs: number;

@@ -1,6 +1,7 @@
+import { DAY_MS, MINUTE_MS } from '../../src/time.ts';
 import { createRandom, type Random } from './random.ts';
 
-/** One entry of participants_sessions, as Stream would send it (stream-api.md §2). */
+/** One entry of participants_sessions, as Stream would send it (docs/stream-api.md §2). */
 export interface SimParticipant {
   user_id: string;
   user_session_id: string;
@@ -47,7 +48,7 @@ export interface SimSession {
 
 /**
  * Rough edges of a session's call_stats row. Stream requires only call_type, call_id,
- * call_session_id, generated_at and counts in a row (stream-api.md §7), so the session window may
+ * call_session_id, generated_at and counts in a row (docs/stream-api.md §7), so the session window may
  * be absent; and a row may be broken outright. The simulator still filters and sorts on the
  * session's true times (Stream knows them even when the row leaves them out).
  */
@@ -78,23 +79,33 @@ export interface GenerateSessionOptions {
 
 export const MAX_SESSION_SIZE = 1_000_000;
 
-const MINUTE_MS = 60_000;
-const DAY_MS = 86_400_000;
 const CALL_TYPES = ['default', 'default', 'default', 'livestream', 'audio_room'] as const;
 const CALL_NAMES = ['standup', 'town-hall', 'webinar', 'support', 'class', 'interview'] as const;
 /** Weighted: most people are plain users, some have no role at all (Stream allows an empty list). */
 const ROLE_SETS: readonly (readonly string[])[] = [
-  ['user'], ['user'], ['user'], ['user'], ['user'], ['user'],
-  ['guest'], ['guest'],
+  ['user'],
+  ['user'],
+  ['user'],
+  ['user'],
+  ['user'],
+  ['user'],
+  ['guest'],
+  ['guest'],
   [],
   ['user', 'moderator'],
   ['call_member'],
   ['admin'],
 ];
 const TRACK_SETS: readonly (readonly string[])[] = [
-  [], [], [], [],
-  ['audio'], ['audio'],
-  ['audio', 'video'], ['audio', 'video'], ['audio', 'video'],
+  [],
+  [],
+  [],
+  [],
+  ['audio'],
+  ['audio'],
+  ['audio', 'video'],
+  ['audio', 'video'],
+  ['audio', 'video'],
   ['audio', 'video', 'screenshare', 'screenshare_audio'],
 ];
 /**
@@ -314,7 +325,8 @@ function createUsers(random: Random, size: number): SimUser[] {
   const users: SimUser[] = [];
   for (let i = 0; i < count; i++) {
     const isTech = i === techSlot || (i > 0 && random.chance(0.005));
-    const publisherType = i === rtmpSlot ? 'rtmp' : i === srtSlot ? 'srt' : isTech ? 'webrtc' : random.chance(0.03) ? random.pick(['rtmp', 'srt'] as const) : 'webrtc';
+    const publisherType =
+      i === rtmpSlot ? 'rtmp' : i === srtSlot ? 'srt' : isTech ? 'webrtc' : random.chance(0.03) ? random.pick(['rtmp', 'srt'] as const) : 'webrtc';
     const id = isTech
       ? `egress-recorder-${i}`
       : i % 10 === oddOffset
@@ -361,7 +373,7 @@ function layOutVisits(random: Random, count: number, startMs: number, endMs: num
 
 /**
  * Stream may send entries whose connection it never saw close: no `left_at` and no duration
- * (still live in its data), or a `left_at` without a duration (stream-api.md §2, §9.9).
+ * (still live in its data), or a `left_at` without a duration (docs/stream-api.md §2, §9.9).
  */
 function leaveSomeEntriesIncomplete(random: Random, participants: SimParticipant[]): void {
   const forced = participants.length >= 20 ? distinctIndices(random, 2, 0, participants.length - 1) : [];

@@ -21,14 +21,14 @@ export interface ParticipantSessionsDeps {
   };
 }
 
-/** The server's answer when `limit` is absent or 0; Stream does not document its own (stream-api.md §9.1). */
+/** The server's answer when `limit` is absent or 0; Stream does not document its own (docs/stream-api.md §9.1). */
 export const PARTICIPANT_SESSIONS_DEFAULT_LIMIT = 25;
 export const PARTICIPANT_SESSIONS_MAX_LIMIT = 100;
-/** Detail is kept this long after the session ends; later the list comes back empty (stream-api.md §8). */
+/** Detail is kept this long after the session ends; later the list comes back empty (docs/stream-api.md §8). */
 export const RETENTION_MS = 90 * 24 * 60 * 60 * 1000;
 
 /**
- * GET /api/v2/video/call/{type}/{id}/session/{session}/participant_sessions (stream-api.md §1–2).
+ * GET /api/v2/video/call/{type}/{id}/session/{session}/participant_sessions (docs/stream-api.md §1–2).
  * Cursors hold an offset into the (filtered) list; sessions never change once added, so offsets
  * stay valid. Totals describe the whole session whatever the filter.
  */
@@ -61,7 +61,7 @@ export function queryParticipantSessions(
     return fail(404, STREAM_ERROR_CODES.notFound, 'call session not found');
   }
   const nowMs = deps.now().getTime();
-  // Right after a call Stream answers 404 until its analytics catch up (stream-api.md §8).
+  // Right after a call Stream answers 404 until its analytics catch up (docs/stream-api.md §8).
   if (nowMs < session.endedAt.getTime() + options.notReadyForMs) return fail(404, STREAM_ERROR_CODES.notFound, 'call session not found');
 
   const filterKey = canonicalFilter(filters);
@@ -132,7 +132,5 @@ function parseLimit(raw: string | null): number | undefined {
 
 /** The same conditions in any key order give the same key, so cursors survive reordering. */
 function canonicalFilter(filters: readonly ParticipantFilter[]): string {
-  return JSON.stringify(
-    filters.map((f) => [f.field, f.op, f.values]).sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1)),
-  );
+  return JSON.stringify(filters.map((f) => [f.field, f.op, f.values]).sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? -1 : 1)));
 }

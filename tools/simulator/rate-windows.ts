@@ -2,7 +2,7 @@
 export interface RateWindow {
   readonly limit: number;
   readonly remaining: number;
-  /** Epoch seconds when the window ends (stream-api.md §4). */
+  /** Epoch seconds when the window ends (docs/stream-api.md §4). */
   readonly resetSeconds: number;
   /** True when this request is past the limit. */
   readonly exceeded: boolean;

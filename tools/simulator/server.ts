@@ -1,4 +1,4 @@
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 import { apiErrorBody, STREAM_ERROR_CODES } from '../../src/stream/api-error.ts';
@@ -6,9 +6,9 @@ import { isValidServerToken, streamAuthProblem } from '../../src/stream/token.ts
 import { createCallStatsQuery } from './call-stats.ts';
 import { createFaultPicker, type FaultDecision, type FaultKind, type FaultPicker, type SimulatorFaults } from './faults.ts';
 import type { SimSession } from './generate.ts';
-import { queryParticipantSessions, type SimResponse } from './participant-sessions.ts';
+import { queryParticipantSessions, type ParticipantSessionsDeps, type SimResponse } from './participant-sessions.ts';
 import { createRateWindows, type RateWindow, type RateWindows } from './rate-windows.ts';
-import { createSessionStore } from './session-store.ts';
+import { createSessionStore, type SessionStore } from './session-store.ts';
 import type { MissingFieldStyle, TimestampFormat } from './wire.ts';
 
 export type { SimulatorFaults } from './faults.ts';
@@ -83,152 +83,26 @@ type Route =
 /**
  * A stand-in for Stream's video REST API on plain node:http (it shares the cores with the service
  * in benchmarks, so per-request work is kept to parsing, a token-cache lookup and a slice of
- * precomputed JSON). Faithful to stream-api.md, rough edges included; the choices Stream leaves
+ * precomputed JSON). Faithful to docs/stream-api.md, rough edges included; the choices Stream leaves
  * open (default limit, cursor form, the order of entries) are documented at each handler.
  */
 export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
   if (!options.apiKey || !options.apiSecret) throw new RangeError('the simulator needs an API key and secret');
-  const now = options.now ?? (() => new Date());
-  const live: Required<SimulatorLiveOptions> = {
-    rateLimitPerMinute: 100_000,
-    notReadyForMs: 0,
-    timestampFormat: 'rfc3339',
-    lastPageNext: 'absent',
-    pageLatencyMs: 0,
-    missingFields: 'omit',
-  };
-  applyLiveOptions(live, options);
-  let faults: FaultPicker = createFaultPicker(options.faults);
-  const store = createSessionStore();
-  const limiter = createRateWindows({ now, limitPerMinute: () => live.rateLimitPerMinute });
-  const stats: SimulatorStats = { requests: 0, byStatus: {}, faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) };
-  const closing = new AbortController();
-  const validTokens = new Set<string>();
-  const queryCallStats = createCallStatsQuery({ store, now, options: () => live });
-
-  const verifyToken = async (token: string): Promise<boolean> => {
-    if (validTokens.has(token)) return true;
-    if (!(await isValidServerToken(token, [options.apiSecret]))) return false;
-    // SDK tokens carry no exp and are reused for the client's life: verify once, then remember.
-    if (!hasExpiry(token) && validTokens.size < VALID_TOKENS_REMEMBERED) validTokens.add(token);
-    return true;
-  };
-  const isAuthorized = (headers: IncomingHttpHeaders, query: URLSearchParams): Promise<string | undefined> =>
-    streamAuthProblem(
-      { apiKey: query.get('api_key'), authType: headers['stream-auth-type'], authorization: headers.authorization },
-      { apiKey: options.apiKey, verifyToken },
-    );
-
-  const send = (res: ServerResponse, window: RateWindow, status: number, body: string, contentType: string, truncate: boolean): void => {
-    stats.byStatus[String(status)] = (stats.byStatus[String(status)] ?? 0) + 1;
-    if (res.destroyed) return;
-    let bytes = Buffer.from(body);
-    if (truncate) bytes = bytes.subarray(0, Math.floor(bytes.length / 2));
-    res.writeHead(status, {
-      'content-type': contentType,
-      'content-length': bytes.length,
-      'x-ratelimit-limit': String(window.limit),
-      'x-ratelimit-remaining': String(window.remaining),
-      'x-ratelimit-reset': String(window.resetSeconds),
-    });
-    res.end(bytes);
-  };
-  const sendError = (res: ServerResponse, window: RateWindow, status: number, code: number, message: string, startedAt: number, truncate = false) =>
-    send(res, window, status, JSON.stringify(apiErrorBody(status, code, message, { startedAt })), 'application/json; charset=utf-8', truncate);
-
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const startedAt = performance.now();
-    stats.requests++;
-    const rawUrl = req.url ?? '/';
-    const q = rawUrl.indexOf('?');
-    const pathname = q === -1 ? rawUrl : rawUrl.slice(0, q);
-    const query = new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1));
-    const route = matchRoute(req.method ?? 'GET', pathname);
-    if (route === 'bad-path') {
-      req.resume();
-      return sendError(res, limiter.peek('other'), 400, STREAM_ERROR_CODES.input, 'path is not valid percent-encoding', startedAt);
-    }
-    if (!route) {
-      req.resume();
-      return sendError(res, limiter.peek('other'), 404, STREAM_ERROR_CODES.notFound, `no endpoint ${req.method} ${pathname}`, startedAt);
-    }
-    const window = limiter.hit(route.endpoint);
-    const fault: FaultDecision | undefined = faults.draw();
-    if (fault) stats.faults[fault.kind] = (stats.faults[fault.kind] ?? 0) + 1;
-    if (fault?.kind === 'reset') {
-      req.socket.destroy();
-      return;
-    }
-    if (fault?.kind === 'serverError') {
-      req.resume();
-      if (fault.status === 500) return sendError(res, window, 500, STREAM_ERROR_CODES.internal, 'internal server error', startedAt);
-      // Bad gateway / unavailable come from the load balancer in front, not from the API: no APIError body.
-      return send(res, window, fault.status, `${fault.status} ${fault.status === 502 ? 'Bad Gateway' : 'Service Unavailable'}\n`, 'text/plain', false);
-    }
-    if (fault?.kind === 'rateLimit') {
-      req.resume();
-      return sendError(res, window, 429, STREAM_ERROR_CODES.rateLimited, 'Too many requests, check response headers for more information.', startedAt);
-    }
-    if (fault?.kind === 'slow') await delay(faults.slowMs, undefined, { signal: closing.signal });
-    const truncate = fault?.kind === 'truncated';
-
-    let body: unknown;
-    if (route.endpoint === 'QueryCallSessionStats') {
-      const raw = await readBody(req);
-      if (raw === undefined) return sendError(res, window, 413, STREAM_ERROR_CODES.input, 'request body is too large', startedAt, truncate);
-      try {
-        body = raw.length === 0 ? {} : JSON.parse(raw.toString('utf8'));
-      } catch {
-        return sendError(res, window, 400, STREAM_ERROR_CODES.input, 'request body is not valid JSON', startedAt, truncate);
-      }
-    } else {
-      req.resume();
-    }
-    if (window.exceeded) {
-      return sendError(res, window, 429, STREAM_ERROR_CODES.rateLimited, 'Too many requests, check response headers for more information.', startedAt, truncate);
-    }
-    const authProblem = await isAuthorized(req.headers, query);
-    if (authProblem) return sendError(res, window, 401, STREAM_ERROR_CODES.auth, authProblem, startedAt, truncate);
-
-    let result: SimResponse;
-    if (route.endpoint === 'GetRateLimits') {
-      result = { status: 200, body: rateLimitsBody(limiter, query, startedAt) };
-    } else if (route.endpoint === 'QueryCallParticipantSessions') {
-      result = queryParticipantSessions({ store, now, options: () => live }, route.path, query, startedAt);
-      const wait = live.pageLatencyMs - (performance.now() - startedAt);
-      if (live.pageLatencyMs > 0 && result.status === 200 && wait > 0) await delay(wait, undefined, { signal: closing.signal });
-    } else {
-      result = queryCallStats(body, startedAt);
-    }
-    send(res, window, result.status, result.body, 'application/json; charset=utf-8', truncate);
-  };
-
+  const sim = createState(options);
+  const { store, live, closing } = sim;
   const server = createServer((req, res) => {
-    handle(req, res).catch((error: unknown) => {
-      if (closing.signal.aborted) {
-        res.destroy();
-        return;
-      }
-      if (res.headersSent) {
+    handle(sim, req, res).catch((error: unknown) => {
+      if (closing.signal.aborted || res.headersSent) {
         res.destroy();
         return;
       }
       const message = error instanceof Error ? error.message : 'unexpected error';
-      sendError(res, limiter.peek('other'), 500, STREAM_ERROR_CODES.internal, `simulator error: ${message}`, performance.now());
+      sendError(sim, res, sim.limiter.peek('other'), 500, STREAM_ERROR_CODES.internal, `simulator error: ${message}`, performance.now());
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-
+  const url = await listen(server, options);
   return {
-    url: `http://${host}:${address.port}`,
+    url,
     apiKey: options.apiKey,
     apiSecret: options.apiSecret,
     addSession(session) {
@@ -238,9 +112,9 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       store.get(session.callSessionId)?.entriesJson(live.timestampFormat, live.missingFields, session.participants.keys());
     },
     sessions: store.sessions,
-    stats,
+    stats: sim.stats,
     setFaults(next) {
-      faults = createFaultPicker(next);
+      sim.faults = createFaultPicker(next);
     },
     setOptions(next) {
       applyLiveOptions(live, next);
@@ -253,6 +127,186 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       });
     },
   };
+}
+
+/** Everything a request reads; `faults` and `live` change while the simulator runs. */
+interface SimState {
+  readonly live: Required<SimulatorLiveOptions>;
+  faults: FaultPicker;
+  readonly store: SessionStore;
+  readonly limiter: RateWindows;
+  readonly stats: SimulatorStats;
+  readonly closing: AbortController;
+  readonly queryDeps: ParticipantSessionsDeps;
+  readonly queryCallStats: (body: unknown, startedAt: number) => SimResponse;
+  readonly authProblem: (headers: IncomingHttpHeaders, query: URLSearchParams) => Promise<string | undefined>;
+}
+
+function createState(options: SimulatorOptions): SimState {
+  const now = options.now ?? (() => new Date());
+  const live: Required<SimulatorLiveOptions> = {
+    rateLimitPerMinute: 100_000,
+    notReadyForMs: 0,
+    timestampFormat: 'rfc3339',
+    lastPageNext: 'absent',
+    pageLatencyMs: 0,
+    missingFields: 'omit',
+  };
+  applyLiveOptions(live, options);
+  const faults = createFaultPicker(options.faults);
+  const store = createSessionStore();
+  const queryDeps: ParticipantSessionsDeps = { store, now, options: () => live };
+  return {
+    live,
+    faults,
+    store,
+    limiter: createRateWindows({ now, limitPerMinute: () => live.rateLimitPerMinute }),
+    stats: { requests: 0, byStatus: {}, faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) },
+    closing: new AbortController(),
+    queryDeps,
+    queryCallStats: createCallStatsQuery(queryDeps),
+    authProblem: createAuthCheck(options),
+  };
+}
+
+/** Stream's auth check against this simulator's key and secret. */
+function createAuthCheck(options: SimulatorOptions): SimState['authProblem'] {
+  const validTokens = new Set<string>();
+  const verifyToken = async (token: string): Promise<boolean> => {
+    if (validTokens.has(token)) return true;
+    if (!(await isValidServerToken(token, [options.apiSecret]))) return false;
+    // SDK tokens carry no exp and are reused for the client's life: verify once, then remember.
+    if (!hasExpiry(token) && validTokens.size < VALID_TOKENS_REMEMBERED) validTokens.add(token);
+    return true;
+  };
+  return (headers, query) =>
+    streamAuthProblem(
+      { apiKey: query.get('api_key'), authType: headers['stream-auth-type'], authorization: headers.authorization },
+      { apiKey: options.apiKey, verifyToken },
+    );
+}
+
+async function listen(server: Server, options: SimulatorOptions): Promise<string> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  return `http://${host}:${address.port}`;
+}
+
+async function handle(sim: SimState, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  const startedAt = performance.now();
+  sim.stats.requests++;
+  const rawUrl = req.url ?? '/';
+  const q = rawUrl.indexOf('?');
+  const pathname = q === -1 ? rawUrl : rawUrl.slice(0, q);
+  const query = new URLSearchParams(q === -1 ? '' : rawUrl.slice(q + 1));
+  const route = matchRoute(req.method ?? 'GET', pathname);
+  if (route === 'bad-path') {
+    req.resume();
+    return sendError(sim, res, sim.limiter.peek('other'), 400, STREAM_ERROR_CODES.input, 'path is not valid percent-encoding', startedAt);
+  }
+  if (!route) {
+    req.resume();
+    return sendError(sim, res, sim.limiter.peek('other'), 404, STREAM_ERROR_CODES.notFound, `no endpoint ${req.method} ${pathname}`, startedAt);
+  }
+  const window = sim.limiter.hit(route.endpoint);
+  const fault: FaultDecision | undefined = sim.faults.draw();
+  if (fault) {
+    sim.stats.faults[fault.kind] = (sim.stats.faults[fault.kind] ?? 0) + 1;
+    if (answerFault(sim, req, res, window, fault, startedAt)) return;
+    if (fault.kind === 'slow') await delay(sim.faults.slowMs, undefined, { signal: sim.closing.signal });
+  }
+  const truncate = fault?.kind === 'truncated';
+
+  let body: unknown;
+  if (route.endpoint === 'QueryCallSessionStats') {
+    const read = await readJsonBody(req);
+    if ('problem' in read) return sendError(sim, res, window, read.status, STREAM_ERROR_CODES.input, read.problem, startedAt, truncate);
+    body = read.body;
+  } else {
+    req.resume();
+  }
+  if (window.exceeded) {
+    return sendError(
+      sim,
+      res,
+      window,
+      429,
+      STREAM_ERROR_CODES.rateLimited,
+      'Too many requests, check response headers for more information.',
+      startedAt,
+      truncate,
+    );
+  }
+  const authProblem = await sim.authProblem(req.headers, query);
+  if (authProblem) return sendError(sim, res, window, 401, STREAM_ERROR_CODES.auth, authProblem, startedAt, truncate);
+  const result = await answerRoute(sim, route, query, body, startedAt);
+  send(sim, res, window, result.status, result.body, 'application/json; charset=utf-8', truncate);
+}
+
+/** Answers a reset, server error or rate-limit fault; false for the faults that still get a normal answer. */
+function answerFault(sim: SimState, req: IncomingMessage, res: ServerResponse, window: RateWindow, fault: FaultDecision, startedAt: number): boolean {
+  if (fault.kind === 'reset') {
+    req.socket.destroy();
+    return true;
+  }
+  if (fault.kind === 'serverError') {
+    req.resume();
+    if (fault.status === 500) sendError(sim, res, window, 500, STREAM_ERROR_CODES.internal, 'internal server error', startedAt);
+    // Bad gateway / unavailable come from the load balancer in front, not from the API: no APIError body.
+    else send(sim, res, window, fault.status, `${fault.status} ${fault.status === 502 ? 'Bad Gateway' : 'Service Unavailable'}\n`, 'text/plain', false);
+    return true;
+  }
+  if (fault.kind === 'rateLimit') {
+    req.resume();
+    sendError(sim, res, window, 429, STREAM_ERROR_CODES.rateLimited, 'Too many requests, check response headers for more information.', startedAt);
+    return true;
+  }
+  return false;
+}
+
+async function answerRoute(sim: SimState, route: Route, query: URLSearchParams, body: unknown, startedAt: number): Promise<SimResponse> {
+  if (route.endpoint === 'GetRateLimits') return { status: 200, body: rateLimitsBody(sim.limiter, query, startedAt) };
+  if (route.endpoint === 'QueryCallSessionStats') return sim.queryCallStats(body, startedAt);
+  const result = queryParticipantSessions(sim.queryDeps, route.path, query, startedAt);
+  const { pageLatencyMs } = sim.live;
+  const wait = pageLatencyMs - (performance.now() - startedAt);
+  if (pageLatencyMs > 0 && result.status === 200 && wait > 0) await delay(wait, undefined, { signal: sim.closing.signal });
+  return result;
+}
+
+function send(sim: SimState, res: ServerResponse, window: RateWindow, status: number, body: string, contentType: string, truncate: boolean): void {
+  sim.stats.byStatus[String(status)] = (sim.stats.byStatus[String(status)] ?? 0) + 1;
+  if (res.destroyed) return;
+  let bytes = Buffer.from(body);
+  if (truncate) bytes = bytes.subarray(0, Math.floor(bytes.length / 2));
+  res.writeHead(status, {
+    'content-type': contentType,
+    'content-length': bytes.length,
+    'x-ratelimit-limit': String(window.limit),
+    'x-ratelimit-remaining': String(window.remaining),
+    'x-ratelimit-reset': String(window.resetSeconds),
+  });
+  res.end(bytes);
+}
+
+function sendError(
+  sim: SimState,
+  res: ServerResponse,
+  window: RateWindow,
+  status: number,
+  code: number,
+  message: string,
+  startedAt: number,
+  truncate = false,
+): void {
+  send(sim, res, window, status, JSON.stringify(apiErrorBody(status, code, message, { startedAt })), 'application/json; charset=utf-8', truncate);
 }
 
 function matchRoute(method: string, pathname: string): Route | 'bad-path' | undefined {
@@ -273,7 +327,7 @@ function matchRoute(method: string, pathname: string): Route | 'bad-path' | unde
 }
 
 /**
- * GetRateLimits (stream-api.md §4): `{server_side: {<Endpoint>: {limit, remaining, reset}}, duration}`
+ * GetRateLimits (docs/stream-api.md §4): `{server_side: {<Endpoint>: {limit, remaining, reset}}, duration}`
  * for the endpoints named in `endpoints` (comma-separated), read without counting against them.
  */
 function rateLimitsBody(limiter: RateWindows, query: URLSearchParams, startedAt: number): string {
@@ -289,16 +343,21 @@ function rateLimitsBody(limiter: RateWindows, query: URLSearchParams, startedAt:
   return JSON.stringify({ server_side: serverSide, duration: `${(performance.now() - startedAt).toFixed(2)}ms` });
 }
 
-/** The body, or undefined when it passes MAX_BODY_BYTES. */
-async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
+/** The body parsed as JSON (an empty body as {}), or why it cannot be. */
+async function readJsonBody(req: IncomingMessage): Promise<{ body: unknown } | { status: 400 | 413; problem: string }> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
     size += chunk.length;
-    if (size > MAX_BODY_BYTES) return undefined;
+    if (size > MAX_BODY_BYTES) return { status: 413, problem: 'request body is too large' };
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks);
+  const raw = Buffer.concat(chunks);
+  try {
+    return { body: raw.length === 0 ? {} : JSON.parse(raw.toString('utf8')) };
+  } catch {
+    return { status: 400, problem: 'request body is not valid JSON' };
+  }
 }
 
 function hasExpiry(token: string): boolean {
@@ -323,7 +382,8 @@ function applyLiveOptions(target: Required<SimulatorLiveOptions>, source: Partia
   const latency = nonNegative('pageLatencyMs', source.pageLatencyMs);
   if (latency !== undefined) target.pageLatencyMs = latency;
   if (source.timestampFormat !== undefined) {
-    if (source.timestampFormat !== 'rfc3339' && source.timestampFormat !== 'nanoseconds') throw new RangeError('timestampFormat must be rfc3339 or nanoseconds');
+    if (source.timestampFormat !== 'rfc3339' && source.timestampFormat !== 'nanoseconds')
+      throw new RangeError('timestampFormat must be rfc3339 or nanoseconds');
     target.timestampFormat = source.timestampFormat;
   }
   if (source.lastPageNext !== undefined) {

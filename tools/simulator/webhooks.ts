@@ -7,16 +7,24 @@ import type { SimParticipant, SimSession } from './generate.ts';
 import { timestampValue, type TimestampFormat } from './wire.ts';
 
 export interface EventOptions {
-  /** Defaults to now. */
-  createdAt?: Date;
+  /** Defaults to now. A Date is written in `timestampFormat`; a string or number as given (nanosecond digits, malformed values). */
+  createdAt?: Date | string | number;
   timestampFormat?: TimestampFormat;
 }
 
-/** Stream trims participants_overview server-side and says so with is_trimmed (stream-api.md §6). */
+export interface SessionEndedOptions extends EventOptions {
+  /** Replaces the session's end in `ended_at`, written as given; null leaves `ended_at` out. */
+  endedAt?: string | number | null;
+}
+
+const eventTime = (value: Date | string | number | undefined, format: TimestampFormat): string | number =>
+  typeof value === 'string' || typeof value === 'number' ? value : timestampValue(value ?? new Date(), format);
+
+/** Stream trims participants_overview server-side and says so with is_trimmed (docs/stream-api.md §6). */
 export const OVERVIEW_USERS = 10;
 
 /**
- * A `call.stats_report_ready` body (CallStatsReportReadyEvent, stream-api.md §6): the trigger to
+ * A `call.stats_report_ready` body (CallStatsReportReadyEvent, docs/stream-api.md §6): the trigger to
  * page participant_sessions. The overview holds at most OVERVIEW_USERS users, so it is trimmed
  * for larger calls, which is why the full list has to be paged.
  */
@@ -54,7 +62,7 @@ export function buildStatsReportReadyEvent(session: SimSession, options: EventOp
   });
   return {
     type: 'call.stats_report_ready',
-    created_at: timestampValue(options.createdAt ?? new Date(), format),
+    created_at: eventTime(options.createdAt, format),
     call_cid: `${session.callType}:${session.callId}`,
     session_id: session.callSessionId,
     counts: callStatsCounts(session),
@@ -64,10 +72,10 @@ export function buildStatsReportReadyEvent(session: SimSession, options: EventOp
 }
 
 /**
- * A `call.session_ended` body (CallSessionEndedEvent, stream-api.md §6) with a CallResponse whose
+ * A `call.session_ended` body (CallSessionEndedEvent, docs/stream-api.md §6) with a CallResponse whose
  * session is the ended one. Fields the archiver has no use for are filled with plain defaults.
  */
-export function buildSessionEndedEvent(session: SimSession, options: EventOptions = {}): Record<string, unknown> {
+export function buildSessionEndedEvent(session: SimSession, options: SessionEndedOptions = {}): Record<string, unknown> {
   const format = options.timestampFormat ?? 'rfc3339';
   const cid = `${session.callType}:${session.callId}`;
   const createdBy = session.participants.find((p) => p.roles.includes('host'))?.user_id ?? session.participants[0]?.user_id ?? 'system';
@@ -75,9 +83,10 @@ export function buildSessionEndedEvent(session: SimSession, options: EventOption
   for (const p of session.participants) if (p.is_live) for (const role of p.roles) countByRole[role] = (countByRole[role] ?? 0) + 1;
   const started = timestampValue(session.startedAt, format);
   const ended = timestampValue(session.endedAt, format);
+  const endedAt = options.endedAt === undefined ? { ended_at: ended } : options.endedAt === null ? {} : { ended_at: options.endedAt };
   return {
     type: 'call.session_ended',
-    created_at: timestampValue(options.createdAt ?? new Date(), format),
+    created_at: eventTime(options.createdAt, format),
     call_cid: cid,
     session_id: session.callSessionId,
     call: {
@@ -96,7 +105,7 @@ export function buildSessionEndedEvent(session: SimSession, options: EventOption
       transcribing: false,
       captioning: false,
       translating: false,
-      ended_at: ended,
+      ...endedAt,
       session: {
         id: session.callSessionId,
         participants: [],
@@ -106,7 +115,7 @@ export function buildSessionEndedEvent(session: SimSession, options: EventOption
         rejected_by: {},
         missed_by: {},
         started_at: started,
-        ended_at: ended,
+        ...endedAt,
       },
     },
   };
@@ -144,7 +153,7 @@ export interface DeliveryResult {
 }
 
 /**
- * POSTs one webhook the way Stream does (stream-api.md §5): headers X-WEBHOOK-ID,
+ * POSTs one webhook the way Stream does (docs/stream-api.md §5): headers X-WEBHOOK-ID,
  * X-WEBHOOK-ATTEMPT (from 1), X-API-KEY, X-SIGNATURE (lowercase hex HMAC-SHA256 of the
  * uncompressed bytes under the API secret). Retries: a 408, 429 or 5xx answer and a timeout get
  * up to 3 attempts, a network error 2; each attempt is cut at 6 s and all together at 15 s.

@@ -1,12 +1,12 @@
 import type { SimParticipant, SimSession } from './generate.ts';
 
 /**
- * The two timestamp forms Stream's SDKs disagree on (stream-api.md §2): RFC 3339 strings, or
+ * The two timestamp forms Stream's SDKs disagree on (docs/stream-api.md §2): RFC 3339 strings, or
  * integer nanoseconds since the epoch.
  */
 export type TimestampFormat = 'rfc3339' | 'nanoseconds';
 
-/** How an entry without `left_at` / `duration_in_seconds` travels (stream-api.md §9.9). */
+/** How an entry without `left_at` / `duration_in_seconds` travels (docs/stream-api.md §9.9). */
 export type MissingFieldStyle = 'omit' | 'null';
 
 /**
@@ -64,7 +64,7 @@ function optionalField(name: string, json: string | null, missing: MissingFieldS
 }
 
 /**
- * The response's `session` (CallSessionResponse, stream-api.md §2, §6) as JSON text, its
+ * The response's `session` (CallSessionResponse, docs/stream-api.md §2, §6) as JSON text, its
  * timestamps in the same form as the entries'. The answer comes once the session has ended, so
  * nobody is present (`participants` empty) and the counts are zero; nobody was rung, so the
  * accepted/rejected/missed maps are empty.
