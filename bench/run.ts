@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: every benchmark of issue 9 in turn, each on its own database, each appending
  * its section to bench/RESULTS.md. bench/sql-views.ts is separate (it loads a million rows).
- * Each is also runnable alone (node bin/run-ts.js bench/intake.ts, archive.ts, paging.ts, scaling.ts).
+ * Each is also runnable alone (node bin/run-ts.js bench/intake.ts, archive.ts, paging.ts, scaling.ts, burst.ts).
  * BENCH_CPU_PROF=<dir> writes a --cpu-prof profile of every service process they start.
  */
 import { runArchiveBench } from './archive.ts';
+import { runBurstBench } from './burst.ts';
 import { runIntakeBench } from './intake.ts';
 import { runPagingBench } from './paging.ts';
 import { runScalingBench } from './scaling.ts';
@@ -15,6 +16,7 @@ const steps: [string, () => Promise<unknown>][] = [
   ['archive', () => runArchiveBench()],
   ['paging', () => runPagingBench()],
   ['scaling', () => runScalingBench()],
+  ['burst', () => runBurstBench()],
 ];
 let failed = 0;
 for (const [name, run] of steps) {

@@ -46,6 +46,8 @@ export interface SimulatorStats {
   byStatus: Record<string, number>;
   /** Fault kind (serverError, rateLimit, slow, reset, truncated) → times injected. */
   faults: Record<string, number>;
+  /** Endpoint (QueryCallParticipantSessions, …) → requests routed to it, and the 429s its rate window answered. */
+  byEndpoint: Record<string, { requests: number; rateLimited: number }>;
 }
 
 export type SimulatorLiveOptions = Pick<
@@ -161,7 +163,7 @@ function createState(options: SimulatorOptions): SimState {
     faults,
     store,
     limiter: createRateWindows({ now, limitPerMinute: () => live.rateLimitPerMinute }),
-    stats: { requests: 0, byStatus: {}, faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) },
+    stats: { requests: 0, byStatus: {}, faults: Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])), byEndpoint: {} },
     closing: new AbortController(),
     queryDeps,
     queryCallStats: createCallStatsQuery(queryDeps),
@@ -216,6 +218,9 @@ async function handle(sim: SimState, req: IncomingMessage, res: ServerResponse):
     return sendError(sim, res, sim.limiter.peek('other'), 404, STREAM_ERROR_CODES.notFound, `no endpoint ${req.method} ${pathname}`, startedAt);
   }
   const window = sim.limiter.hit(route.endpoint);
+  const endpointCounts = sim.stats.byEndpoint[route.endpoint] ?? { requests: 0, rateLimited: 0 };
+  sim.stats.byEndpoint[route.endpoint] = endpointCounts;
+  endpointCounts.requests++;
   const fault: FaultDecision | undefined = sim.faults.draw();
   if (fault) {
     sim.stats.faults[fault.kind] = (sim.stats.faults[fault.kind] ?? 0) + 1;
@@ -233,6 +238,7 @@ async function handle(sim: SimState, req: IncomingMessage, res: ServerResponse):
     req.resume();
   }
   if (window.exceeded) {
+    endpointCounts.rateLimited++;
     return sendError(
       sim,
       res,
