@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { inTransaction } from '../db/transaction.ts';
 import { recountArchived } from '../queue/recount.ts';
 
 /** What a scrubbed string becomes in stored JSON: a string, so every payload stays valid JSON. */
@@ -95,8 +96,7 @@ export async function forgetUser(client: pg.ClientBase, userId: string, options:
     }
   }
 
-  await client.query('begin');
-  try {
+  return inTransaction(client, async () => {
     // The long scans first, the call_sessions rows last: a lock on a session's row holds up intake's
     // upsert for that session until the commit, so it is taken just before it.
     const events = (await client.query(SCRUB_EVENTS_SQL, [literal, placeholder])).rowCount ?? 0;
@@ -107,10 +107,6 @@ export async function forgetUser(client: pg.ClientBase, userId: string, options:
     const participantSessions = entries.rows.reduce((sum, r) => sum + r.rows, 0);
     const logged = participantSessions + events + responses > 0;
     if (logged) await client.query(AUDIT_SQL, [userIdSha256, participantSessions, events, adjusted]);
-    await client.query('commit');
     return { userIdSha256, logged, participantSessions, callSessions: adjusted, webhookEvents: events, streamResponses: responses };
-  } catch (error) {
-    await client.query('rollback').catch(() => undefined);
-    throw error;
-  }
+  });
 }

@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { inTransaction } from '../db/transaction.ts';
 import { recountArchived } from '../queue/recount.ts';
 import { STATUS } from '../queue/sql.ts';
 
@@ -91,19 +92,13 @@ export interface ArchiveBatchResult {
  * once those are done.
  */
 export async function pruneArchiveBatch(client: pg.ClientBase, days: number, limit: number): Promise<ArchiveBatchResult> {
-  await client.query('begin');
-  try {
+  return inTransaction(client, async () => {
     let deleted = await client.query<{ call_session_id: string; rows: number }>(DELETE_JOINED_SQL, [days, limit]);
     if (deleted.rowCount === 0) deleted = await client.query<{ call_session_id: string; rows: number }>(DELETE_UNJOINED_SQL, [days, limit]);
     const sessions = deleted.rows.map((r) => r.call_session_id);
     await recountArchived(client, sessions);
-    const rows = deleted.rows.reduce((sum, r) => sum + r.rows, 0);
-    await client.query('commit');
-    return { participantSessions: rows, callSessionIds: sessions };
-  } catch (error) {
-    await client.query('rollback').catch(() => undefined);
-    throw error;
-  }
+    return { participantSessions: deleted.rows.reduce((sum, r) => sum + r.rows, 0), callSessionIds: sessions };
+  });
 }
 
 /** Deletes at most `limit` stream_responses rows of sessions past the archive retention; autocommit. */

@@ -2,6 +2,7 @@ import type { RetentionConfig } from '../config.ts';
 import type { Database } from '../db/client.ts';
 import { AppError, coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { startPeriodic } from '../periodic.ts';
 import { MINUTE_MS } from '../time.ts';
 import { runPrune, type PruneResult } from './prune.ts';
 
@@ -47,62 +48,29 @@ export interface Pruner {
  */
 export function startPruner(options: PrunerOptions): Pruner {
   const log = options.logger.child({ component: 'pruner' });
-  const controller = new AbortController();
-  const intervalMs = (options.intervalMinutes ?? PRUNE_INTERVAL_MINUTES) * MINUTE_MS;
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  let queue: Promise<unknown> = Promise.resolve();
-
-  const prune = (): Promise<PruneResult> => {
-    const run = queue.then(async () => {
-      const startedAt = Date.now();
-      let result: PruneResult;
-      try {
-        result = await runPrune(options.database, {
-          retention: options.retention,
-          batchRows: options.batchRows,
-          pauseMs: options.pauseMs,
-          signal: controller.signal,
-        });
-      } catch (error) {
-        options.onRun?.({ outcome: 'error', error: coerceError(error), ms: Date.now() - startedAt });
-        throw error;
-      }
-      const ms = Date.now() - startedAt;
-      options.onRun?.({ outcome: pruneOutcome(result), result, ms });
-      if (!result.ran) log.debug('another process is pruning; skipped');
-      else if (result.webhookEvents + result.participantSessions + result.streamResponses > 0 || result.interrupted) {
-        const { ran: _ran, ...counts } = result;
-        log.info({ ...counts, ms }, 'pruned');
-      }
-      return result;
-    });
-    queue = run.catch(() => undefined);
-    return run;
+  const prune = async (signal: AbortSignal): Promise<PruneResult> => {
+    const startedAt = Date.now();
+    let result: PruneResult;
+    try {
+      result = await runPrune(options.database, { retention: options.retention, batchRows: options.batchRows, pauseMs: options.pauseMs, signal });
+    } catch (error) {
+      options.onRun?.({ outcome: 'error', error: coerceError(error), ms: Date.now() - startedAt });
+      throw error;
+    }
+    const ms = Date.now() - startedAt;
+    options.onRun?.({ outcome: pruneOutcome(result), result, ms });
+    if (!result.ran) log.debug('another process is pruning; skipped');
+    else if (result.webhookEvents + result.participantSessions + result.streamResponses > 0 || result.interrupted) {
+      const { ran: _ran, ...counts } = result;
+      log.info({ ...counts, ms }, 'pruned');
+    }
+    return result;
   };
-
-  const tick = () => {
-    timer = undefined;
-    prune()
-      .catch((error: unknown) => {
-        if (!stopped) log.error({ err: coerceError(error) }, 'prune could not run');
-      })
-      .finally(() => {
-        if (!stopped && intervalMs > 0) timer = setTimeout(tick, intervalMs);
-      });
-  };
-  tick();
-
-  return {
-    pruneNow() {
-      if (stopped) return Promise.reject(new AppError('PRUNER_STOPPED', 'the pruner has been stopped'));
-      return prune();
-    },
-    async stop() {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      controller.abort();
-      await queue;
-    },
-  };
+  const job = startPeriodic({
+    intervalMs: (options.intervalMinutes ?? PRUNE_INTERVAL_MINUTES) * MINUTE_MS,
+    run: prune,
+    onScheduledFailure: (error) => log.error({ err: error }, 'prune could not run'),
+    stoppedError: () => new AppError('PRUNER_STOPPED', 'the pruner has been stopped'),
+  });
+  return { pruneNow: job.runNow, stop: job.stop };
 }

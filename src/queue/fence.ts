@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { withPoolTransaction } from '../db/transaction.ts';
 import { AppError } from '../errors.ts';
 import { holdsLease } from './sql.ts';
 
@@ -34,24 +35,9 @@ const FENCE_SQL = `
  * Throws LeaseLostError (after rolling back) when it does not; any error rolls back.
  */
 export async function withFencedTransaction<T>(pool: pg.Pool, lease: Lease, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('begin');
-    try {
-      const fence = await client.query(FENCE_SQL, [lease.callSessionId, lease.owner]);
-      if (fence.rowCount !== 1) throw new LeaseLostError(lease.callSessionId);
-      const result = await work(client);
-      await client.query('commit');
-      return result;
-    } catch (error) {
-      await client.query('rollback').catch((rollbackError: unknown) => {
-        // A connection that cannot roll back is not given back to the pool for reuse.
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      });
-      throw error;
-    }
-  } finally {
-    client.release(broken);
-  }
+  return withPoolTransaction(pool, async (client) => {
+    const fence = await client.query(FENCE_SQL, [lease.callSessionId, lease.owner]);
+    if (fence.rowCount !== 1) throw new LeaseLostError(lease.callSessionId);
+    return work(client);
+  });
 }

@@ -10,7 +10,8 @@ import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schema
 import { emptyListingTally, pageCallStats, tallyPage, type EndedWindow } from './call-stats-pages.ts';
 import { foundSession, type FoundSession } from './enqueue-found.ts';
 import { SWEEP_RETRY_POLICY, withStreamRetries, type RetryPolicy } from './retry.ts';
-import { addUnusableRows, withPoolTransaction } from './state.ts';
+import { addUnusableRows } from './state.ts';
+import { withPoolTransaction } from '../db/transaction.ts';
 import type { Metrics } from '../metrics.ts';
 
 /** Stream keeps a session's participant detail STREAM_RETENTION_DAYS (docs/stream-api.md §8); a backfill cannot reach further. */

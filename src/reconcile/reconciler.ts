@@ -1,5 +1,6 @@
 import type { Database } from '../db/client.ts';
-import { AppError, coerceError } from '../errors.ts';
+import { AppError } from '../errors.ts';
+import { startPeriodic } from '../periodic.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { StreamClient } from '../stream/client.ts';
@@ -40,15 +41,9 @@ export interface Reconciler {
  */
 export function startReconciler(options: ReconcilerOptions): Reconciler {
   const log = options.logger.child({ component: 'reconciler' });
-  const controller = new AbortController();
-  const intervalMs = options.intervalMinutes * MINUTE_MS;
-  let timer: NodeJS.Timeout | undefined;
-  let stopped = false;
-  // Sweeps in this process run one after another; a second lock attempt from here would only skip.
-  let queue: Promise<unknown> = Promise.resolve();
-
-  const sweep = (): Promise<SweepResult> => {
-    const run = queue.then(() =>
+  const job = startPeriodic({
+    intervalMs: options.intervalMinutes * MINUTE_MS,
+    run: (signal) =>
       runSweep({
         database: options.database,
         logger: options.logger,
@@ -59,36 +54,11 @@ export function startReconciler(options: ReconcilerOptions): Reconciler {
         retry: options.retry,
         pageLimit: options.pageLimit,
         now: options.now,
-        signal: controller.signal,
+        signal,
       }),
-    );
-    queue = run.catch(() => undefined);
-    return run;
-  };
-
-  const tick = () => {
-    timer = undefined;
-    sweep()
-      .catch((error: unknown) => {
-        if (!stopped) log.error({ err: coerceError(error) }, 'sweep could not run');
-      })
-      .finally(() => {
-        if (!stopped && intervalMs > 0) timer = setTimeout(tick, intervalMs);
-      });
-  };
-  tick();
-
-  return {
-    sweepNow() {
-      if (stopped) return Promise.reject(new AppError('RECONCILER_STOPPED', 'the reconciler has been stopped'));
-      return sweep();
-    },
-    async stop() {
-      if (stopped) return queue.then(() => undefined);
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      controller.abort(new AppError('RECONCILER_STOPPED', 'the reconciler is stopping'));
-      await queue;
-    },
-  };
+    onScheduledFailure: (error) => log.error({ err: error }, 'sweep could not run'),
+    stoppedError: () => new AppError('RECONCILER_STOPPED', 'the reconciler has been stopped'),
+    abortReason: () => new AppError('RECONCILER_STOPPED', 'the reconciler is stopping'),
+  });
+  return { sweepNow: job.runNow, stop: job.stop };
 }

@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import type { Queryable } from '../queue/sql.ts';
 
 /** The reconcile_state row of the call_stats sweep. */
@@ -9,40 +8,6 @@ export const CALL_STATS_SWEEP = 'call_stats';
  * writes (src/queue/) and its progress commit in one transaction on one connection: the sweep's
  * advisory-lock connection, or a pooled one for a backfill.
  */
-
-/** Runs `work` in one transaction on `client` (the sweep's locked connection): committed if it returns, rolled back if it throws. */
-export async function inTransaction<T>(client: pg.ClientBase, work: () => Promise<T>): Promise<T> {
-  await client.query('begin');
-  try {
-    const result = await work();
-    await client.query('commit');
-    return result;
-  } catch (error) {
-    await client.query('rollback').catch(() => undefined);
-    throw error;
-  }
-}
-
-/** As inTransaction, on a connection taken from the pool for it; one that cannot roll back is not given back for reuse. */
-export async function withPoolTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  let broken: Error | undefined;
-  try {
-    await client.query('begin');
-    try {
-      const result = await work(client);
-      await client.query('commit');
-      return result;
-    } catch (error) {
-      await client.query('rollback').catch((rollbackError: unknown) => {
-        broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
-      });
-      throw error;
-    }
-  } finally {
-    client.release(broken);
-  }
-}
 
 /**
  * Where the call_stats sweep stands. A sweep is in progress (or was cut off and will resume from

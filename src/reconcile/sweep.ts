@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { ADVISORY_LOCK_KEYS, withSessionAdvisoryLock } from '../db/advisory-lock.ts';
+import { inTransaction } from '../db/transaction.ts';
 import type { Database } from '../db/client.ts';
 import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
@@ -12,16 +13,7 @@ import { makeReportedSessionsDue } from '../queue/make-due.ts';
 import { foundSession } from './enqueue-found.ts';
 import { guardRetention } from './retention.ts';
 import { SWEEP_RETRY_POLICY, type RetryPolicy } from './retry.ts';
-import {
-  completeSweep,
-  discardSweepCursor,
-  inTransaction,
-  readSweepState,
-  recordSweepError,
-  saveSweepProgress,
-  startSweepWindow,
-  type PageTally,
-} from './state.ts';
+import { completeSweep, discardSweepCursor, readSweepState, recordSweepError, saveSweepProgress, startSweepWindow, type PageTally } from './state.ts';
 import { DAY_MS, MINUTE_MS } from '../time.ts';
 import type { CallSessionStatsRow, UnusableCallStatsRow } from '../stream/schemas.ts';
 
