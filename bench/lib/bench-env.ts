@@ -11,6 +11,9 @@ import { runMigrations } from '../../src/db/migrate.ts';
 
 export const ADMIN_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
+/** application_name of the bench's own connections (polling, setup), not the service's or a baseline's. */
+export const BENCH_APPLICATION_NAME = 'attendance-bench';
+
 export interface BenchDatabase {
   readonly name: string;
   readonly url: string;
@@ -36,7 +39,8 @@ export async function withBenchDatabase<T>(fn: (db: BenchDatabase) => Promise<T>
   await admin.connect();
   await admin.query(`create database ${name}`);
   const url = withDatabaseName(ADMIN_URL, name);
-  const pool = new pg.Pool({ connectionString: url, max: options.poolMax ?? 4 });
+  // Named, so the CPU accounting (cpu-account.ts) can leave the bench's own queries out.
+  const pool = new pg.Pool({ connectionString: url, max: options.poolMax ?? 4, application_name: BENCH_APPLICATION_NAME });
   // The forced drop at the end (or the deadline) may cut a connection the pool is still using.
   pool.on('error', () => undefined);
   const deadline =
@@ -89,9 +93,13 @@ export interface ResultSection {
   readonly table: { readonly header: readonly string[]; readonly rows: readonly (readonly string[])[] };
   /** Lines after the table: targets and verdicts. */
   readonly verdicts: readonly string[];
+  /** Further tables after the verdicts (where the time goes), each under a line of its own. */
+  readonly moreTables?: readonly { readonly title: string; readonly header: readonly string[]; readonly rows: readonly (readonly string[])[] }[];
+  /** Lines at the very end (profiles). */
+  readonly footnotes?: readonly string[];
 }
 
-/** Appends one dated section to bench/RESULTS.md. */
+/** Appends one dated section to bench/RESULTS.md (or to the file BENCH_RESULTS names, for trial runs). */
 export async function appendResults(section: ResultSection): Promise<void> {
   const m = section.machine;
   const lines = [
@@ -109,8 +117,17 @@ export async function appendResults(section: ResultSection): Promise<void> {
     '',
     ...section.verdicts.map((v) => `- ${v}`),
     '',
+    ...(section.moreTables ?? []).flatMap((t) => [
+      t.title,
+      '',
+      `| ${t.header.join(' | ')} |`,
+      `| ${t.header.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`,
+      ...t.rows.map((row) => `| ${row.join(' | ')} |`),
+      '',
+    ]),
+    ...(section.footnotes ?? []).flatMap((note) => [note, '']),
   ];
-  await appendFile(new URL('../RESULTS.md', import.meta.url), lines.join('\n'));
+  await appendFile(process.env.BENCH_RESULTS || new URL('../RESULTS.md', import.meta.url), lines.join('\n'));
 }
 
 /** Rejects after `ms`, so no benchmark step can hang the run. */
@@ -126,6 +143,24 @@ export async function withTimeout<T>(what: string, ms: number, promise: Promise<
   }
 }
 
+/**
+ * BENCH_QUICK=1: every benchmark of `npm run bench` at a fraction of its size (seconds, entries,
+ * pages), for trying the benchmarks themselves out; its figures are not the targets' figures.
+ */
+export const QUICK = process.env.BENCH_QUICK === '1';
+
+/** The median (the middle one of an odd count, the lower middle of an even one). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[(sorted.length - 1) >> 1] ?? Number.NaN;
+}
+
+/** The index of the median value in `values` (which round was the median one). */
+export function medianIndex(values: readonly number[]): number {
+  const m = median(values);
+  return values.indexOf(m);
+}
+
 export function ratio(value: number, baseline: number): string {
   return baseline > 0 ? `${(value / baseline).toFixed(2)} ×` : 'n/a';
 }
@@ -136,4 +171,9 @@ export function fmt(value: number, digits = 0): string {
 
 export function pass(ok: boolean): string {
   return ok ? 'met' : 'MISSED';
+}
+
+/** The verdict against an issue's target. */
+export function passMiss(ok: boolean): string {
+  return ok ? 'PASS' : 'MISS';
 }

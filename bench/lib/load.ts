@@ -25,6 +25,7 @@ export interface LoadResult {
   readonly requestsPerSecond: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  readonly meanMs: number;
   readonly ok: number;
   readonly non2xx: number;
   readonly errors: number;
@@ -34,7 +35,7 @@ export interface LoadResult {
 
 interface AutocannonResult {
   requests: { average: number; total: number };
-  latency: { p50: number; p99: number };
+  latency: { p50: number; p99: number; average: number };
   '2xx': number;
   non2xx: number;
   errors: number;
@@ -62,6 +63,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     requestsPerSecond: result['2xx'] / result.duration,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
+    meanMs: result.latency.average,
     ok: result['2xx'],
     non2xx: result.non2xx,
     errors: result.errors,
