@@ -12,13 +12,13 @@
  */
 
 /** The folders between the composition roots and stream/, db/: they do the work. */
-const MIDDLE = '^src/(http|queue|ingest|reconcile|archive|health|lifecycle)/';
+const MIDDLE = '^src/(http|queue|ingest|reconcile|archive|health|lifecycle|rollup)/';
 const LEAVES = '^src/(config|logger|errors)\\.ts$';
 
 /** Modules that open sockets, files or processes: policy/ must not load them. */
 const IO_CORE = '^(node:)?(fs|fs/promises|net|http|https|http2|dgram|dns|tls|child_process|cluster|worker_threads)$';
 const IO_PACKAGES = '(^|/)node_modules/(pg|pg-[^/]+|undici|fastify|@fastify/[^/]+|fastify-[^/]+|drizzle-orm|pino)/';
-const IO_SOURCES = '^src/(db|queue|http|ingest|reconcile|lifecycle|health|commands)/|^src/logger\\.ts$|^src/stream/(client|request)\\.ts$';
+const IO_SOURCES = '^src/(db|queue|http|ingest|reconcile|lifecycle|rollup|health|commands)/|^src/logger\\.ts$|^src/stream/(client|request)\\.ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {

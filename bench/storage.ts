@@ -5,13 +5,17 @@
  *
  * Creates its own database on the server of DATABASE_URL (default: the local Postgres), migrates it,
  * archives simulator-generated sessions (the demo's size mix: mostly small meetings, some of
- * hundreds, a few of thousands; odd user ids, rejoins, second devices) the way the worker writes
- * them (pages of 100, one upsert statement each, `raw` as Stream sent the entry), plus each
- * session's call_sessions row and its two webhooks, then vacuums and reads pg_relation_size of
- * every table, TOAST table and index. With pg_dump on PATH it also measures a custom-format dump.
- * Then it records which index each reader uses (views, cookbook, archive route, queue, lifecycle)
- * and measures the issue 19 proposal on scratch tables: `raw` without what the typed columns
- * hold, and the indexes no reader uses. Not in `npm run bench`: --entries 1000000 takes minutes.
+ * hundreds, a few of thousands; odd user ids, rejoins, second devices) through the worker's own
+ * page write (parseParticipantSessionsPage, then writePage: pages of 100, one fenced statement
+ * each, `raw` stored lean), plus each session's call_sessions row and its two webhooks, then
+ * vacuums and reads pg_relation_size of every table, TOAST table and index (listed from the
+ * catalog, so whatever the migrations hold). The same rows with `raw` as Stream sent the entry
+ * go to a scratch table in the same run: the "before" figure, and the reference every rebuilt
+ * entry (participant_session_entry) is compared with. With pg_dump on PATH it also measures a
+ * custom-format dump; the rollup tables, when the migrations have them, are refreshed and
+ * reported on their own lines. Then it times the lean write and read against the whole raw on
+ * scratch tables, and records which index each reader uses (views, cookbook, archive route, queue,
+ * lifecycle). Not in `npm run bench`: --entries 1000000 takes minutes.
  * Appends the figures to bench/RESULTS.md and drops the database.
  */
 import { execFile } from 'node:child_process';
@@ -26,6 +30,8 @@ import { buildSessionEndedEvent, buildStatsReportReadyEvent } from '../tools/sim
 import { DAY_MS, MINUTE_MS } from '../src/time.ts';
 import { participantJson } from '../tools/simulator/wire.ts';
 import { findArchivedSession } from '../src/archive/session.ts';
+import { writePage } from '../src/ingest/write-page.ts';
+import { parseParticipantSessionsPage, parseStreamJson } from '../src/stream/schemas.ts';
 import { readParticipantPage } from '../src/archive/page.ts';
 import { summarizeParticipantSessions } from '../src/archive/summary.ts';
 import { createDatabase, type Database } from '../src/db/client.ts';
@@ -37,7 +43,7 @@ import { expireOverdueSessions } from '../src/queue/expire.ts';
 import { countArchived } from '../src/queue/finish.ts';
 import { recountArchived } from '../src/queue/recount.ts';
 import { readQueueStats } from '../src/queue/stats.ts';
-import { appendResults, describeMachine, fmt, withBenchDatabase } from './lib/bench-env.ts';
+import { appendResults, describeMachine, fmt, median, ratio, withBenchDatabase } from './lib/bench-env.ts';
 
 const PAGE_SIZE = 100;
 const DEADLINE_MS = 30 * MINUTE_MS;
@@ -53,7 +59,8 @@ function parseArgs(argv: string[]): { entries: number } {
   return args;
 }
 
-// The worker's page write (src/ingest/write-page.ts) without its lease fence and checkpoint.
+// The index-use probe's page write: the worker's upsert (queue/checkpoint-page.ts) without its lease
+// fence and checkpoint, every row a conflict, so it writes nothing.
 const PAGE_SQL = `
   insert into participant_sessions
     (call_session_id, user_session_id, call_type, call_id, user_id, joined_at, left_at,
@@ -194,83 +201,89 @@ async function probeIndexUse(url: string, ctx: Omit<ProbeContext, 'database'>): 
 }
 
 /*
- * The worked proposal, on scratch tables: `raw` keeping only what the typed columns do not hold.
- * Stripped when the column gives back the value's exact JSON text: user_id, user_session_id,
- * publisher_type, duration_in_seconds, and roles when not empty (an absent roles becomes the
- * column's '{}', so an empty one stays). Key present in raw with column null (a JSON null) is
- * kept. Timestamps: the columns hold microseconds, Stream sends nanoseconds, so `lean` keeps them
- * whole; `residue` replaces one by a small integer under a marker key ("~joined_at" for RFC 3339
- * in UTC: fraction digits × 1000 + the digits past the microsecond; "#joined_at" for integer
- * nanoseconds: the nanoseconds past the microsecond) when rebuilding it gives back the exact text. RESTORE_SQL rebuilds raw and the run
- * counts the rows where it differs from the original.
+ * The cost of the lean form, on scratch tables without indexes, in the same run: the worker's
+ * insert shape (one page as a jsonb array through jsonb_to_recordset, a named statement like the
+ * worker's) storing the entry whole or participant_session_lean_raw(...), and 100-row page reads
+ * of raw against participant_session_entry(p) (unnamed, planned per read, as the archive route's
+ * are). Alternated, three rounds, medians.
  */
-const strip = (key: string, column: string, extra = 'true') =>
-  `case when (p.raw -> '${key}')::text = to_jsonb(p.${column})::text and ${extra} then '${key}' end`;
-const LEAN_RAW = `p.raw - array_remove(array[${strip('user_id', 'user_id')}, ${strip('user_session_id', 'user_session_id')},
-  ${strip('publisher_type', 'publisher_type')}, ${strip('duration_in_seconds', 'duration_in_seconds')},
-  ${strip('roles', 'roles', 'cardinality(p.roles) > 0')}], null)`;
-// An RFC 3339 UTC residue is (fraction digits sent) × 1000 + the digits past the microsecond.
-const rfcOf = (column: string, code: string) => `to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-  || case when ${code} >= 1000 then '.' || left(to_char(${column} at time zone 'UTC', 'US') || lpad((${code} % 1000)::text, 3, '0'), ${code} / 1000) else '' end || 'Z'`;
-const nanosOf = (column: string) => `(extract(epoch from ${column}) * 1000000000)::numeric`;
-function residue(key: string, column: string): string {
-  const text = `(p.raw ->> '${key}')`;
-  const fraction = `coalesce(substring(${text} from '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d\\.(\\d{1,9})Z$'), '')`;
-  const rfcCode = `(length(${fraction}) * 1000 + substr(rpad(${fraction}, 9, '0'), 7, 3)::int)`;
-  const intDigits = `(case when jsonb_typeof(p.raw -> '${key}') = 'number' then (p.raw ->> '${key}')::numeric end - ${nanosOf(`p.${column}`)})`;
-  return `case
-    when jsonb_typeof(p.raw -> '${key}') = 'string' and ${text} ~ '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{1,9})?Z$'
-         and ${rfcOf(`p.${column}`, rfcCode)} = ${text}
-      then jsonb_build_object('~${key}', ${rfcCode})
-    when jsonb_typeof(p.raw -> '${key}') = 'number' and ${intDigits} between 0 and 999 and ${intDigits} = trunc(${intDigits})
-      then jsonb_build_object('#${key}', ${intDigits}::int)
-    end`;
-}
-// Reads r.joined_residue / r.left_residue, computed once per row by measureLean's lateral join.
-const RESIDUE_RAW = `(${LEAN_RAW}) - array_remove(array[
-    case when r.joined_residue is not null then 'joined_at' end,
-    case when r.left_residue is not null then 'left_at' end], null)
-  || coalesce(r.joined_residue, '{}') || coalesce(r.left_residue, '{}')`;
-const back = (key: string, column: string, value: string, extra = 'true') =>
-  `case when not (l.raw ? '${key}') and l.${column} is not null and ${extra} then jsonb_build_object('${key}', ${value}) else '{}' end`;
-const timeBack = (key: string, column: string) => `case
-    when l.raw ? '~${key}' then jsonb_build_object('${key}', ${rfcOf(`l.${column}`, `(l.raw ->> '~${key}')::int`)})
-    when l.raw ? '#${key}' then jsonb_build_object('${key}', ${nanosOf(`l.${column}`)} + (l.raw ->> '#${key}')::numeric)
-    else '{}' end`;
-const RESTORE_SQL = `(l.raw - array['~joined_at', '#joined_at', '~left_at', '#left_at']
-  || ${back('user_id', 'user_id', 'l.user_id')} || ${back('user_session_id', 'user_session_id', 'l.user_session_id')}
-  || ${back('publisher_type', 'publisher_type', 'l.publisher_type')}
-  || ${back('duration_in_seconds', 'duration_in_seconds', 'l.duration_in_seconds')}
-  || ${back('roles', 'roles', 'to_jsonb(l.roles)', 'cardinality(l.roles) > 0')}
-  || ${timeBack('joined_at', 'joined_at')} || ${timeBack('left_at', 'left_at')})`;
+const writeSql = (raw: string, table: string) => `
+  insert into ${table} (call_session_id, user_session_id, call_type, call_id, user_id, joined_at, left_at,
+     duration_in_seconds, publisher_type, roles, raw, archived_at)
+  select $1, r.user_session_id, $2, $3, r.user_id, r.joined_at, r.left_at, r.duration_in_seconds, r.publisher_type, r.roles, ${raw}, now()
+    from jsonb_to_recordset($4::jsonb) as r(user_session_id text, user_id text, joined_at timestamptz, left_at timestamptz,
+      duration_in_seconds integer, publisher_type text, roles text[], raw jsonb)`;
+const WRITE_WHOLE_SQL = writeSql('r.raw', 'storage_write_whole');
+const WRITE_LEAN_SQL = writeSql(
+  'participant_session_lean_raw(r.raw, r.user_id, r.user_session_id, r.publisher_type, r.duration_in_seconds, r.roles, r.joined_at, r.left_at)',
+  'storage_write_lean',
+);
+const READ_RAW_SQL = 'select raw::text from participant_sessions p where call_session_id = $1 order by user_session_id limit 100';
+const READ_ENTRY_SQL = 'select participant_session_entry(p)::text from participant_sessions p where call_session_id = $1 order by user_session_id limit 100';
 
-interface LeanResult {
-  readonly name: string;
-  readonly heap: number;
-  readonly toast: number;
-  readonly rawBytes: number;
-  readonly mismatches: number;
+interface PageRows {
+  readonly callSessionId: string;
+  readonly callType: string;
+  readonly callId: string;
+  readonly rowsJson: string;
+  readonly rows: number;
 }
 
-async function measureLean(pool: pg.Pool, name: string, rawSql: string, residues = false): Promise<LeanResult> {
-  await pool.query(`create table ${name} (like participant_sessions including defaults)`);
-  await pool.query(`insert into ${name} (call_session_id, user_session_id, call_type, call_id, user_id, joined_at, left_at,
-      duration_in_seconds, publisher_type, roles, raw, archived_at)
-    select p.call_session_id, p.user_session_id, p.call_type, p.call_id, p.user_id, p.joined_at,
-      p.left_at, p.duration_in_seconds, p.publisher_type, p.roles, ${rawSql}, p.archived_at
-      from participant_sessions p
-      ${residues ? `cross join lateral (select ${residue('joined_at', 'joined_at')} as joined_residue, ${residue('left_at', 'left_at')} as left_residue) r` : ''}`);
-  await pool.query(`vacuum (analyze) ${name}`);
-  const { rows } = await pool.query<{ heap: string; toast: string; raw_bytes: string; mismatches: string }>(
-    `select pg_relation_size('${name}') as heap,
-            coalesce(pg_total_relation_size(nullif((select reltoastrelid from pg_class where oid = '${name}'::regclass), 0)), 0) as toast,
-            (select avg(pg_column_size(raw)) from ${name}) as raw_bytes,
-            (select count(*) from ${name} l join participant_sessions p using (call_session_id, user_session_id)
-              where ${RESTORE_SQL}::text is distinct from p.raw::text) as mismatches`,
-  );
-  const r = rows[0]!;
-  return { name, heap: Number(r.heap), toast: Number(r.toast), rawBytes: Number(r.raw_bytes), mismatches: Number(r.mismatches) };
+interface CostResult {
+  /** Median µs per row of each variant. */
+  readonly writeWhole: number;
+  readonly writeLean: number;
+  readonly readRaw: number;
+  readonly readEntry: number;
 }
+
+async function measureCost(pool: pg.Pool, pages: readonly PageRows[], sessions: readonly string[]): Promise<CostResult> {
+  await pool.query('create table storage_write_whole (like participant_sessions including defaults)');
+  await pool.query('create table storage_write_lean (like participant_sessions including defaults)');
+  const rows = pages.reduce((sum, page) => sum + page.rows, 0);
+  const reads = sessions.length * 100;
+  const write = async (sql: string, table: string): Promise<number> => {
+    await pool.query(`truncate ${table}`);
+    const started = performance.now();
+    // Named, as the worker's statement is: each connection plans it once, not once a page.
+    for (const page of pages) await pool.query({ name: table, text: sql, values: [page.callSessionId, page.callType, page.callId, page.rowsJson] });
+    return ((performance.now() - started) * 1000) / rows;
+  };
+  const read = async (sql: string): Promise<number> => {
+    const started = performance.now();
+    for (const id of sessions) await pool.query(sql, [id]);
+    return ((performance.now() - started) * 1000) / reads;
+  };
+  const samples = { writeWhole: [] as number[], writeLean: [] as number[], readRaw: [] as number[], readEntry: [] as number[] };
+  for (let round = 0; round < 3; round++) {
+    samples.writeWhole.push(await write(WRITE_WHOLE_SQL, 'storage_write_whole'));
+    samples.writeLean.push(await write(WRITE_LEAN_SQL, 'storage_write_lean'));
+    samples.readRaw.push(await read(READ_RAW_SQL));
+    samples.readEntry.push(await read(READ_ENTRY_SQL));
+  }
+  await pool.query('drop table storage_write_whole, storage_write_lean');
+  return {
+    writeWhole: median(samples.writeWhole),
+    writeLean: median(samples.writeLean),
+    readRaw: median(samples.readRaw),
+    readEntry: median(samples.readEntry),
+  };
+}
+
+// The same rows with raw as Stream sent the entry: the "before" of the lean form.
+const WHOLE_RAW_SQL = `
+  insert into storage_whole_raw
+  select p.call_session_id, p.user_session_id, p.call_type, p.call_id, p.user_id, p.joined_at, p.left_at,
+         p.duration_in_seconds, p.publisher_type, p.roles, s.sent, p.archived_at
+    from jsonb_array_elements($2::jsonb) as s(sent)
+    join participant_sessions p on p.call_session_id = $1 and p.user_session_id = s.sent ->> 'user_session_id'`;
+
+// Tables of migration 0006 (attendance rollups), reported on their own when present.
+const ROLLUP_TABLES = ['attendance_rollup', 'session_rollup', 'monthly_user_attendance', 'daily_call_type_attendance', 'daily_call_type_users'] as const;
+
+const LEASE_OWNER = 'storage-bench';
+// Pages kept for the cost comparison; about 20,000 rows.
+const COST_PAGES = 200;
 
 interface Relation {
   readonly name: string;
@@ -287,21 +300,25 @@ await withBenchDatabase(
       if (have >= target) break;
       sizes.push(Math.min(size, target - have));
     }
+    await db.pool.query('create table storage_whole_raw (like participant_sessions including defaults)');
     const now = Date.now();
     let entries = 0;
     let rawJsonBytes = 0;
+    let writeMs = 0;
+    const costPages: PageRows[] = [];
     const started = performance.now();
     for (const [index, size] of sizes.entries()) {
       // Sessions spread over the 90 days Stream keeps, as a first sweep would find them.
       const endedAt = new Date(Math.floor((now - (index / sizes.length) * 90 * DAY_MS) / 1000) * 1000);
       const session = generateSession({ seed: `storage-${index}`, size, endedAt });
       const duration = session.totalParticipantDuration;
+      // Running under this bench's lease while its pages are written, as the worker holds it.
       await db.pool.query(
         `insert into call_sessions (call_session_id, call_type, call_id, call_cid, status, total_participant_sessions,
            total_participant_duration, archived_participant_sessions, session_ended_at, stats_report_ready_at,
-           retention_expires_at, attempts, archived_at)
-         values ($1, $2, $3, $2 || ':' || $3, 'complete', $4, $5, $4, $6, $6, $6::timestamptz + interval '90 days', 1, now())`,
-        [session.callSessionId, session.callType, session.callId, size, duration, session.endedAt],
+           retention_expires_at, attempts, lease_owner, lease_expires_at)
+         values ($1, $2, $3, $2 || ':' || $3, 'running', $4, $5, 0, $6, $6, $6::timestamptz + interval '90 days', 1, $7, now() + interval '1 day')`,
+        [session.callSessionId, session.callType, session.callId, size, duration, session.endedAt, LEASE_OWNER],
       );
       for (const event of [buildStatsReportReadyEvent(session), buildSessionEndedEvent(session)]) {
         await db.pool.query(`insert into webhook_events (webhook_id, type, call_cid, session_id, attempt, payload) values ($1, $2, $3, $4, 1, $5)`, [
@@ -312,15 +329,67 @@ await withBenchDatabase(
           JSON.stringify(event),
         ]);
       }
+      const lease = { callSessionId: session.callSessionId, owner: LEASE_OWNER };
       for (let i = 0; i < session.participants.length; i += PAGE_SIZE) {
         const page = session.participants.slice(i, i + PAGE_SIZE).map((p) => participantJson(p, 'rfc3339', 'omit'));
         for (const json of page) rawJsonBytes += Buffer.byteLength(json);
-        await db.pool.query(PAGE_SQL, [session.callSessionId, session.callType, session.callId, `[${page.join(',')}]`]);
+        const body =
+          `{"call_type":${JSON.stringify(session.callType)},"call_id":${JSON.stringify(session.callId)},"call_session_id":${JSON.stringify(session.callSessionId)},` +
+          `"duration":1,"total_participant_sessions":${size},"total_participant_duration":${duration},"participants_sessions":[${page.join(',')}]}`;
+        const parsed = parseParticipantSessionsPage(parseStreamJson(body));
+        const writeStarted = performance.now();
+        await writePage(db.pool, lease, { callType: session.callType, callId: session.callId, entries: parsed.entries, resumeCursor: null });
+        writeMs += performance.now() - writeStarted;
+        await db.pool.query(WHOLE_RAW_SQL, [session.callSessionId, `[${page.join(',')}]`]);
+        if (costPages.length < COST_PAGES) {
+          // The rows as write-page.ts sends them (RFC 3339 timestamps only, so no integer to restore).
+          const rows = parsed.entries.map((e) => ({
+            user_session_id: e.userSessionId,
+            user_id: e.userId,
+            joined_at: e.joinedAtMicros,
+            left_at: e.leftAtMicros,
+            duration_in_seconds: e.durationInSeconds,
+            publisher_type: e.publisherType,
+            roles: e.roles,
+            raw: e.raw,
+          }));
+          costPages.push({
+            callSessionId: session.callSessionId,
+            callType: session.callType,
+            callId: session.callId,
+            rowsJson: JSON.stringify(rows),
+            rows: rows.length,
+          });
+        }
       }
+      await db.pool.query(
+        `update call_sessions set status = 'complete', archived_participant_sessions = $2, archived_at = now(), lease_owner = null, lease_expires_at = null
+          where call_session_id = $1`,
+        [session.callSessionId, size],
+      );
       entries += size;
     }
     const loadSeconds = (performance.now() - started) / 1000;
-    await db.pool.query('vacuum (analyze) participant_sessions, call_sessions, webhook_events');
+    await db.pool.query('vacuum (analyze) participant_sessions, storage_whole_raw, call_sessions, webhook_events');
+
+    // Rollups, when migration 0006 is there: brought up to date for every session, as the worker's sweep would.
+    const rollupTables: string[] = [];
+    for (const table of ROLLUP_TABLES) {
+      const { rows } = await db.pool.query<{ present: boolean }>('select to_regclass($1) is not null as present', [table]);
+      if (rows[0]!.present) rollupTables.push(table);
+    }
+    let rollupNote = rollupTables.length === 0 ? 'no rollup tables in this schema' : '';
+    if (rollupTables.length > 0) {
+      try {
+        const ids = (await db.pool.query<{ id: string }>('select call_session_id as id from call_sessions order by 1')).rows.map((r) => r.id);
+        const refreshStarted = performance.now();
+        for (let i = 0; i < ids.length; i += 200) await db.pool.query('select attendance_rollup_refresh($1::text[])', [ids.slice(i, i + 200)]);
+        rollupNote = `refreshed with attendance_rollup_refresh in ${fmt((performance.now() - refreshStarted) / 1000, 1)} s`;
+        await db.pool.query(`vacuum (analyze) ${rollupTables.join(', ')}`);
+      } catch (error) {
+        rollupNote = `not refreshed (${(error as Error).message.split('\n')[0]}): sizes as the triggers left them`;
+      }
+    }
 
     const relations = async (table: string): Promise<{ heap: number; toast: number; indexes: Relation[]; total: number }> => {
       const { rows } = await db.pool.query<{ heap: string; toast: string; total: string }>(
@@ -331,8 +400,8 @@ await withBenchDatabase(
         [table],
       );
       const indexes = await db.pool.query<{ name: string; bytes: string }>(
-        `select i.indexrelid::regclass::text as name, pg_relation_size(i.indexrelid) as bytes
-           from pg_index i where i.indrelid = $1::regclass order by 1`,
+        `select indexname as name, pg_relation_size(format('%I.%I', schemaname, indexname)::regclass) as bytes
+           from pg_indexes where schemaname = current_schema() and tablename = $1 order by 1`,
         [table],
       );
       return {
@@ -343,11 +412,28 @@ await withBenchDatabase(
       };
     };
     const participants = await relations('participant_sessions');
+    const whole = await relations('storage_whole_raw');
     const calls = await relations('call_sessions');
     const webhooks = await relations('webhook_events');
-    const { rows: averages } = await db.pool.query<{ row_bytes: string; raw_bytes: string }>(
-      `select avg(pg_column_size(p.*))::int as row_bytes, avg(pg_column_size(p.raw))::int as raw_bytes from participant_sessions p`,
+    const rollups = await Promise.all(rollupTables.map(async (table) => ({ table, ...(await relations(table)) })));
+    const { rows: averages } = await db.pool.query<{
+      row_bytes: string;
+      raw_bytes: string;
+      whole_row_bytes: string;
+      whole_raw_bytes: string;
+      held: string;
+      mismatches: string;
+    }>(
+      `select (select avg(pg_column_size(p.*))::int from participant_sessions p) as row_bytes,
+              (select avg(pg_column_size(p.raw))::int from participant_sessions p) as raw_bytes,
+              (select avg(pg_column_size(w.*))::int from storage_whole_raw w) as whole_row_bytes,
+              (select avg(pg_column_size(w.raw))::int from storage_whole_raw w) as whole_raw_bytes,
+              (select count(*) from storage_whole_raw w join participant_sessions p using (call_session_id, user_session_id)) as held,
+              (select count(*) from storage_whole_raw w join participant_sessions p using (call_session_id, user_session_id)
+                where participant_session_entry(p)::text is distinct from w.raw::text) as mismatches`,
     );
+    const sizesOf = averages[0]!;
+    await db.pool.query('drop table storage_whole_raw');
 
     let dumpBytes: number | undefined;
     const dir = await mkdtemp(join(tmpdir(), 'attendance-storage-'));
@@ -360,15 +446,19 @@ await withBenchDatabase(
       await rm(dir, { recursive: true, force: true });
     }
 
-    // The proposal's scratch tables, measured before any probe deletes rows.
-    const lean = await measureLean(db.pool, 'storage_lean_raw', LEAN_RAW);
-    const residueLean = await measureLean(db.pool, 'storage_residue_raw', RESIDUE_RAW, true);
-    await db.pool.query('drop table storage_lean_raw, storage_residue_raw');
+    // Before any probe deletes rows: 100-row reads come from the largest sessions.
+    const readSessions = (
+      await db.pool.query<{ id: string }>(
+        'select call_session_id as id from call_sessions where total_participant_sessions >= 100 order by total_participant_sessions desc, 1 limit 100',
+      )
+    ).rows.map((r) => r.id);
+    const cost = await measureCost(db.pool, costPages, readSessions);
+    const costRows = costPages.reduce((sum, page) => sum + page.rows, 0);
 
     const { rows: picks } = await db.pool.query<{ id: string; call_type: string; call_id: string; size: number; user_id: string; page: string; month: string }>(
       `select cs.call_session_id as id, cs.call_type, cs.call_id, cs.total_participant_sessions as size,
               (select user_id from participant_sessions where call_session_id = cs.call_session_id group by 1 order by count(*) desc, 1 limit 1) as user_id,
-              (select jsonb_agg(raw)::text from (select raw from participant_sessions where call_session_id = cs.call_session_id limit ${PAGE_SIZE}) r) as page,
+              (select jsonb_agg(e)::text from (select participant_session_entry(p) as e from participant_sessions p where call_session_id = cs.call_session_id limit ${PAGE_SIZE}) r) as page,
               to_char(date_trunc('month', now() at time zone 'UTC' - interval '45 days'), 'YYYY-MM-DD') as month
          from call_sessions cs order by cs.total_participant_sessions desc, 1 limit 1`,
     );
@@ -384,8 +474,6 @@ await withBenchDatabase(
     for (const [probe, used] of usedBy) console.log(`${probe}: ${used.join(', ') || '(no scan of a user table)'}`);
     const probesUsing = (name: string) => [...usedBy].filter(([, used]) => used.includes(name)).map(([probe]) => probe);
     const unused = participants.indexes.filter((index) => probesUsing(index.name).length === 0);
-    const kept = participants.indexes.filter((index) => probesUsing(index.name).length > 0);
-    const keptBytes = kept.reduce((sum, index) => sum + index.bytes, 0);
     const unusedBytes = unused.reduce((sum, index) => sum + index.bytes, 0);
 
     const perEntry = (bytes: number) => bytes / entries;
@@ -397,26 +485,28 @@ await withBenchDatabase(
       used,
     ];
     const everything = participants.total + calls.total + webhooks.total;
-    const proposed = residueLean.heap + residueLean.toast + keptBytes;
-    const windowBytes = kept.filter((i) => /session_(joined|left)_idx$/.test(i.name)).reduce((sum, i) => sum + i.bytes, 0);
+    const rollupBytes = rollups.reduce((sum, r) => sum + r.total, 0);
+    const leanHeap = participants.heap + participants.toast;
+    const wholeHeap = whole.heap + whole.toast;
+    const withoutUnused = participants.total - unusedBytes;
     const table = [
-      row('participant_sessions heap', participants.heap, probesUsing('seq scan of participant_sessions').join('; ')),
+      row('participant_sessions heap, `raw` lean (as the worker now writes it)', participants.heap, probesUsing('seq scan of participant_sessions').join('; ')),
       row('participant_sessions TOAST', participants.toast),
+      row('before: the same rows with `raw` as Stream sent the entry, heap + TOAST (scratch table, same run)', wholeHeap),
       ...participants.indexes.map((index) => row(`index ${index.name}`, index.bytes, probesUsing(index.name).join('; ') || '**none**')),
       row('**participant_sessions, total**', participants.total),
       row(`call_sessions, total (${fmt(sizes.length)} sessions)`, calls.total),
       row(`webhook_events, total (${fmt(sizes.length * 2)} webhooks)`, webhooks.total),
       row('**all three tables**', everything),
+      ...rollups.map((r) => row(`rollup table ${r.table}, total`, r.total)),
+      ...(rollups.length === 0 ? [] : [row('**rollup tables, together**', rollupBytes)]),
       ...(dumpBytes === undefined ? [] : [row('pg_dump --format=custom (compressed)', dumpBytes)]),
-      row("proposal: heap with `raw` minus the typed columns' fields (scratch table)", lean.heap + lean.toast),
-      row('proposal: heap with that and timestamps as sub-µs residues (scratch table)', residueLean.heap + residueLean.toast),
-      ...unused.map((index) => row(`proposal: drop ${index.name}`, -index.bytes)),
-      row('**proposal: participant_sessions, total**', proposed),
     ];
     const gib = (bytes: number) => fmt((perEntry(bytes) * 1e6) / 1024 ** 3, 2);
     const otherIndexes = [...new Set([...usedBy.values()].flat())].filter(
       (name) => !name.startsWith('participant_sessions') && !name.includes('participant_sessions'),
     );
+    const us = (value: number) => `${fmt(value, 1)} µs`;
     console.table(table);
     await appendResults({
       title: 'Storage per archived entry (bench/storage.ts)',
@@ -424,10 +514,11 @@ await withBenchDatabase(
       machine: await describeMachine(db.pool),
       notes: [
         `${fmt(entries)} participant sessions in ${fmt(sizes.length)} call sessions of the demo's size mix (1 to 5,000 entries, ` +
-          `mean ${fmt(entries / sizes.length)}), generated by the simulator and written as the worker writes them (pages of 100, timestamps in RFC 3339 with 0 to 9 fraction digits as the simulator sends them), loaded in ${fmt(loadSeconds, 1)} s, then ` +
-          '`vacuum (analyze)`; sizes from pg_relation_size / pg_total_relation_size. ' +
-          `An entry's \`raw\` is ${fmt(rawJsonBytes / entries)} bytes of JSON as Stream sends it, ${averages[0]!.raw_bytes} bytes as jsonb; ` +
-          `a whole row averages ${averages[0]!.row_bytes} bytes before the 24-byte tuple header and line pointer.`,
+          `mean ${fmt(entries / sizes.length)}), generated by the simulator (timestamps in RFC 3339 with 0 to 3 fraction digits, as it sends them by default) ` +
+          `and written through the worker's own page write (parseParticipantSessionsPage, writePage: pages of 100, ${fmt((writeMs * 1000) / entries, 1)} µs an entry on this shared machine), ` +
+          `loaded in ${fmt(loadSeconds, 1)} s with the "before" copy, then \`vacuum (analyze)\`; sizes from pg_relation_size / pg_total_relation_size, indexes from pg_indexes. ` +
+          `An entry is ${fmt(rawJsonBytes / entries)} bytes of JSON as Stream sends it, ${sizesOf.whole_raw_bytes} bytes as jsonb; stored lean, raw is ${sizesOf.raw_bytes} bytes. ` +
+          `A whole row averages ${sizesOf.row_bytes} bytes (${sizesOf.whole_row_bytes} with raw whole) before the 24-byte tuple header and line pointer.`,
         '',
         `"used by": each reader run alone on one connection after the sizes were taken, with the idx_scan / seq_scan deltas of ` +
           'pg_stat_user_indexes / pg_stat_user_tables read after a forced stats flush: the four documented views on one session or user, ' +
@@ -437,27 +528,25 @@ await withBenchDatabase(
           'claimSessions, expireOverdueSessions, readQueueStats, recountArchived, forgetUser, pruneArchiveBatch, pruneInboxBatch); the page ' +
           "upsert is this bench's copy of the worker's statement. Indexes of call_sessions / webhook_events used: " +
           `${otherIndexes.join(', ') || 'none'}.`,
+        '',
+        `Rollup tables: ${rollupNote}.`,
       ],
       table: { header: ['relation', 'MiB', 'bytes per entry', 'MiB per million entries', 'used by'], rows: table },
       verdicts: [
         `participant_sessions grows ${gib(participants.total)} GiB per million entries with its indexes; ` +
-          `${gib(everything)} GiB with the call_sessions and webhook_events rows that come with them at this session mix`,
+          `${gib(everything)} GiB with the call_sessions and webhook_events rows that come with them at this session mix` +
+          (rollups.length === 0 ? '' : `; the rollup tables add ${gib(rollupBytes)} GiB (${fmt(perEntry(rollupBytes), 1)} B an entry)`),
         ...(dumpBytes === undefined ? [] : [`a compressed custom-format dump takes ${gib(dumpBytes)} GiB per million entries`]),
-        `**Proposal (issue 19, item 1), measured on scratch tables, not applied:** \`raw\` keeps only what the typed columns do not hold. ` +
-          "Stripped losslessly, when the column gives back the value's exact JSON text: `user_id`, `user_session_id`, `publisher_type`, " +
-          "`duration_in_seconds`, and `roles` when not empty (an absent `roles` becomes the column's `{}`, so an empty one must stay in raw); " +
-          'a key sent as `null`, a value of another JSON type (a number as user_id) or one the column does not give back byte for byte stays. ' +
-          '`joined_at` / `left_at` cannot be stripped: the columns hold microseconds, Stream sends nanoseconds (RFC 3339 with its offset and ' +
-          'up to nine digits, or integer nanoseconds), so at most they shrink to a small integer under a marker key: `~joined_at` = fraction digits sent × 1000 + ' +
-          'the digits past the microsecond for RFC 3339 in UTC (`Z`), `#joined_at` = the nanoseconds past the microsecond for an integer; ' +
-          'kept whole otherwise (another offset, `+00:00`). Fields Stream adds stay. Every rule is checked by rebuilding raw (below).',
-        `raw as jsonb: ${averages[0]!.raw_bytes} bytes now, ${fmt(lean.rawBytes)} with the typed fields stripped, ${fmt(residueLean.rawBytes)} with timestamp residues too; ` +
-          `rebuilding raw from columns + stripped raw differs from the original in ${fmt(lean.mismatches)} and ${fmt(residueLean.mismatches)} rows (must be 0)`,
+        `**lean raw (issue 19, item 1):** heap + TOAST ${fmt(perEntry(wholeHeap), 1)} B an entry with raw whole → ${fmt(perEntry(leanHeap), 1)} B lean ` +
+          `(${ratio(leanHeap, wholeHeap)}, same rows, same run); raw as jsonb ${sizesOf.whole_raw_bytes} → ${sizesOf.raw_bytes} bytes. ` +
+          `participant_session_entry(p) differs from the entry as sent in ${fmt(Number(sizesOf.mismatches))} of ${fmt(Number(sizesOf.held))} rows (must be 0 of ${fmt(entries)})`,
+        `its cost, medians of 3 alternated rounds on scratch tables without indexes (${fmt(costRows)} rows in ${fmt(costPages.length)} pages; 2 cores shared with other work, so ` +
+          `the absolute figures are loose, the ratios less so): the worker's insert ${us(cost.writeWhole)} an entry storing raw whole, ${us(cost.writeLean)} storing it lean ` +
+          `(${ratio(cost.writeLean, cost.writeWhole)}); reading 100-row pages, ${us(cost.readRaw)} an entry for raw, ${us(cost.readEntry)} for participant_session_entry(p) ` +
+          `(${ratio(cost.readEntry, cost.readRaw)})`,
         `indexes no reader used: ${unused.map((index) => `${index.name} (${fmt(perEntry(index.bytes), 1)} B/entry)`).join(', ') || 'none'}, ${fmt(perEntry(unusedBytes), 1)} B/entry together`,
-        `participant_sessions per entry: ${fmt(perEntry(participants.total), 1)} B now → ${fmt(perEntry(proposed), 1)} B with residue raw and only the used indexes ` +
-          `(target ≤ 500: ${perEntry(proposed) <= 500 ? 'met' : 'MISSED'}); the call_sessions / webhook_events rows add ${fmt(perEntry(calls.total + webhooks.total), 1)} B at this session mix`,
-        `the rest is keys: without the two session-window indexes (${fmt(perEntry(windowBytes), 1)} B/entry: built for the views' session ` +
-          `window, which a per-session window kept on call_sessions would replace; their other lookups by call_session_id the primary key's leading column serves) it would be ${fmt(perEntry(proposed - windowBytes), 1)} B; ` +
+        `participant_sessions per entry: ${fmt(perEntry(participants.total), 1)} B (${fmt(perEntry(withoutUnused), 1)} B without the unused indexes; ` +
+          `target ≤ 500: ${perEntry(participants.total) <= 500 ? 'met' : 'MISSED'}); the call_sessions / webhook_events rows add ${fmt(perEntry(calls.total + webhooks.total), 1)} B at this session mix; ` +
           `the primary key alone (two text ids) is ${fmt(perEntry(participants.indexes.find((i) => i.name === 'participant_sessions_pkey')?.bytes ?? 0), 1)} B`,
       ],
     });

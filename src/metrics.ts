@@ -34,6 +34,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}) {
     ...streamMetrics(registers),
     ...reconcileMetrics(registers),
     ...pruneMetrics(registers),
+    ...rollupMetrics(registers),
   };
 }
 
@@ -268,3 +269,30 @@ function pruneMetrics(registers: Registers) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** The attendance rollups (rollup/refresh.ts): how far behind their rows, and the sweep that catches up. */
+function rollupMetrics(registers: Registers) {
+  return {
+    rollupPending: new Gauge({
+      name: 'attendance_rollup_pending_sessions',
+      help: 'Sessions whose rollups are behind their rows (the views compute them from the rows; the report tables count them as of their last refresh)',
+      registers,
+    }),
+    rollupWaiting: new Gauge({
+      name: 'attendance_rollup_waiting_sessions',
+      help: 'Of the pending sessions, those no worker is archiving: the rollup sweep refreshes them every 15 s',
+      registers,
+    }),
+    rollupOldestWaitingSeconds: new Gauge({
+      name: 'attendance_rollup_oldest_waiting_seconds',
+      help: 'How long the oldest waiting rollup mark has waited (0 = none); growing means the rollup sweep is not keeping up or failing',
+      registers,
+    }),
+    rollupSweeps: new Counter({
+      name: 'attendance_rollup_sweeps_total',
+      help: 'Rollup sweeps by outcome (done, error)',
+      labelNames: ['outcome'] as const,
+      registers,
+    }),
+  };
+}

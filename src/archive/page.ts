@@ -29,7 +29,7 @@ export interface ReadParticipantPageOptions {
   readonly cursor?: ArchiveCursor;
 }
 
-/** The fields the entry is written from columns; everything else raw had comes along as stored. */
+/** The fields the entry is written from columns; everything else the entry has comes along as stored. */
 const KNOWN_FIELDS = ['user_id', 'user_session_id', 'publisher_type', 'roles', 'joined_at', 'left_at', 'duration_in_seconds'] as const;
 
 /**
@@ -37,8 +37,11 @@ const KNOWN_FIELDS = ['user_id', 'user_session_id', 'publisher_type', 'roles', '
  * each page is one index range scan whatever its depth). One extra row tells whether the page's far
  * side continues; an EXISTS probe answers for the side the cursor came from.
  *
- * Nothing of raw passes through a JS number: node-postgres reads jsonb with JSON.parse, which
- * would round a 19-digit nanosecond integer, so the timestamps and the other fields come as
+ * Stream's entry comes from participant_session_entry(p) (migrations/0005_lean_raw.sql), which
+ * rebuilds it from the columns and the lean raw; the inner query computes it once per row, and only
+ * for the rows of the page (its LIMIT keeps Postgres from flattening it into the outer one).
+ * Nothing of the entry passes through a JS number: node-postgres reads jsonb with JSON.parse,
+ * which would round a 19-digit nanosecond integer, so the timestamps and the other fields come as
  * jsonb text (exact decimals) and the entry's JSON is assembled from text.
  */
 export async function readParticipantPage(db: Db, options: ReadParticipantPageOptions): Promise<ParticipantPage> {
@@ -49,26 +52,40 @@ export async function readParticipantPage(db: Db, options: ReadParticipantPageOp
   const key = options.cursor?.key;
   const range = key === undefined ? undefined : backwards ? lt(p.userSessionId, key) : gt(p.userSessionId, key);
 
-  const rows = await db
+  const page = db
     .select({
       userId: p.userId,
       userSessionId: p.userSessionId,
       publisherType: p.publisherType,
       roles: p.roles,
-      joinedAt: rfc3339Micros(p.joinedAt),
-      leftAt: rfc3339Micros(p.leftAt),
-      rawJoinedAt: sql<string | null>`(${p.raw} -> 'joined_at')::text`,
-      rawLeftAt: sql<string | null>`(${p.raw} -> 'left_at')::text`,
-      hasDuration: sql<boolean>`coalesce(${p.raw} ? 'duration_in_seconds', false)`,
+      joinedAt: rfc3339Micros(p.joinedAt).as('joined_at_text'),
+      leftAt: rfc3339Micros(p.leftAt).as('left_at_text'),
       durationInSeconds: p.durationInSeconds,
-      others: sql<
-        string | null
-      >`case when jsonb_typeof(${p.raw}) = 'object' then (${p.raw} - ${sql.raw(`array[${KNOWN_FIELDS.map((f) => `'${f}'`).join(', ')}]`)}::text[])::text end`,
+      entry: sql<unknown>`participant_session_entry(${p})`.as('entry'),
     })
     .from(p)
     .where(and(base, range))
     .orderBy(backwards ? desc(p.userSessionId) : asc(p.userSessionId))
-    .limit(options.limit + 1);
+    .limit(options.limit + 1)
+    .as('page');
+  const rows = await db
+    .select({
+      userId: page.userId,
+      userSessionId: page.userSessionId,
+      publisherType: page.publisherType,
+      roles: page.roles,
+      joinedAt: page.joinedAt,
+      leftAt: page.leftAt,
+      sentJoinedAt: sql<string | null>`(${page.entry} -> 'joined_at')::text`,
+      sentLeftAt: sql<string | null>`(${page.entry} -> 'left_at')::text`,
+      hasDuration: sql<boolean>`coalesce(${page.entry} ? 'duration_in_seconds', false)`,
+      durationInSeconds: page.durationInSeconds,
+      others: sql<
+        string | null
+      >`case when jsonb_typeof(${page.entry}) = 'object' then (${page.entry} - ${sql.raw(`array[${KNOWN_FIELDS.map((f) => `'${f}'`).join(', ')}]`)}::text[])::text end`,
+    })
+    .from(page)
+    .orderBy(backwards ? desc(page.userSessionId) : asc(page.userSessionId));
 
   const more = rows.length > options.limit;
   const kept = rows.slice(0, options.limit);
@@ -88,7 +105,7 @@ export async function readParticipantPage(db: Db, options: ReadParticipantPageOp
   };
 }
 
-/** Postgres keeps microseconds; this text is what timestampNanosText reads when raw has no value. */
+/** Postgres keeps microseconds; this text is what timestampNanosText reads when the entry has no value. */
 export function rfc3339Micros(column: SQL | typeof participantSessions.joinedAt): SQL<string | null> {
   return sql<string | null>`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 }
@@ -101,45 +118,45 @@ export interface EntryRow {
   /** The column, RFC 3339 to the microsecond. */
   joinedAt: string | null;
   leftAt: string | null;
-  /** raw's value as jsonb text: null when raw lacks the key, 'null', a quoted string or digits. */
-  rawJoinedAt: string | null;
-  rawLeftAt: string | null;
+  /** The entry's value as jsonb text: null when the entry lacks the key, 'null', a quoted string or digits. */
+  sentJoinedAt: string | null;
+  sentLeftAt: string | null;
   hasDuration: boolean;
   durationInSeconds: number | null;
-  /** raw without the known fields, as jsonb text; null when raw is not an object. */
+  /** The entry without the known fields, as jsonb text; null when the entry is not an object. */
   others: string | null;
 }
 
 /**
  * The stored entry in Stream's shape, as JSON text. Timestamps are integer nanoseconds, the
- * instant Stream sent digit for digit (from raw, whichever form it came in; from the microsecond
- * column only when raw lacks it). An optional field raw had as null stays null and one it did not
- * have stays absent; fields Stream may add later come along from raw.
+ * instant Stream sent digit for digit (from the entry, whichever form it came in; from the
+ * microsecond column only when the entry lacks it). An optional field the entry had as null stays
+ * null and one it did not have stays absent; fields Stream may add later come along from it.
  */
 export function toEntryJson(row: EntryRow): string {
   let json = `{"user_id":${JSON.stringify(row.userId)},"user_session_id":${JSON.stringify(row.userSessionId)},"publisher_type":${JSON.stringify(row.publisherType)},"roles":${JSON.stringify(row.roles)}`;
-  json += timestampField('joined_at', row.rawJoinedAt, row.joinedAt);
-  json += timestampField('left_at', row.rawLeftAt, row.leftAt);
+  json += timestampField('joined_at', row.sentJoinedAt, row.joinedAt);
+  json += timestampField('left_at', row.sentLeftAt, row.leftAt);
   if (row.durationInSeconds !== null) json += `,"duration_in_seconds":${row.durationInSeconds}`;
   else if (row.hasDuration) json += ',"duration_in_seconds":null';
   if (row.others !== null && row.others !== '{}') json += `,${row.others.slice(1, -1)}`;
   return `${json}}`;
 }
 
-function timestampField(name: string, raw: string | null, column: string | null): string {
-  const nanos = entryNanos(raw, column);
+function timestampField(name: string, sent: string | null, column: string | null): string {
+  const nanos = entryNanos(sent, column);
   if (nanos === undefined) return '';
   return `,"${name}":${nanos}`;
 }
 
 /** Digits of the instant, 'null' for JSON null, undefined to leave the field out. */
-function entryNanos(raw: string | null, column: string | null): string | undefined {
-  if (raw === 'null') return 'null';
-  if (raw !== null) {
-    const text = raw.charCodeAt(0) === 34 ? (JSON.parse(raw) as string) : raw;
+function entryNanos(sent: string | null, column: string | null): string | undefined {
+  if (sent === 'null') return 'null';
+  if (sent !== null) {
+    const text = sent.charCodeAt(0) === 34 ? (JSON.parse(sent) as string) : sent;
     const nanos = timestampNanosText(text);
     if (nanos !== undefined) return nanos;
   }
   if (column !== null) return timestampNanosText(column);
-  return raw === null ? undefined : 'null';
+  return sent === null ? undefined : 'null';
 }

@@ -23,7 +23,8 @@ export interface ParticipantSessionsSummary {
  * entry is [joined_at, left_at), a missing end derived from duration_in_seconds, an interval that
  * cannot be formed adds no attended time. Unlike the views it merges only the filtered entries, so
  * it runs on the filtered rows of one session rather than on a view. Window functions are beyond
- * the query builder, hence raw SQL.
+ * the query builder, hence raw SQL. Stream's exact timestamps (participant_session_entry) are
+ * rebuilt only for the entries at the window's two ends, found again by primary key.
  */
 export async function summarizeParticipantSessions(
   db: Db,
@@ -39,12 +40,12 @@ export async function summarizeParticipantSessions(
     peak_concurrent_participants: number;
     first_joined_at: string | null;
     last_left_at: string | null;
-    first_raw: string[] | null;
-    last_raw: string[] | null;
+    first_sent: string[] | null;
+    last_sent: string[] | null;
   }>(sql`
     with bounds as (
-      select ${p.userId} as user_id, ${p.durationInSeconds} as duration_in_seconds,
-        ${p.joinedAt} as joined_at, ${p.leftAt} as left_at, ${p.raw} as raw,
+      select ${p.userId} as user_id, ${p.userSessionId} as user_session_id, ${p.durationInSeconds} as duration_in_seconds,
+        ${p.joinedAt} as joined_at, ${p.leftAt} as left_at,
         coalesce(${p.joinedAt}, ${p.leftAt} - make_interval(secs => ${p.durationInSeconds})) as start_at,
         coalesce(${p.leftAt}, ${p.joinedAt} + make_interval(secs => ${p.durationInSeconds})) as end_at
       from ${p} where ${where}
@@ -78,8 +79,12 @@ export async function summarizeParticipantSessions(
       coalesce((select max(present) from sweep), 0)::integer as peak_concurrent_participants,
       to_char(min(start_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as first_joined_at,
       to_char(max(end_at) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as last_left_at,
-      array(select (b.raw -> 'joined_at')::text from bounds b where b.joined_at = (select min(start_at) from bounds)) as first_raw,
-      array(select (b.raw -> 'left_at')::text from bounds b where b.left_at = (select max(end_at) from bounds)) as last_raw
+      array(select (participant_session_entry(e) -> 'joined_at')::text from participant_sessions e
+             where e.call_session_id = ${options.callSessionId}
+               and e.user_session_id in (select b.user_session_id from bounds b where b.joined_at = (select min(start_at) from bounds))) as first_sent,
+      array(select (participant_session_entry(e) -> 'left_at')::text from participant_sessions e
+             where e.call_session_id = ${options.callSessionId}
+               and e.user_session_id in (select b.user_session_id from bounds b where b.left_at = (select max(end_at) from bounds))) as last_sent
     from ordered
   `);
   const row = result.rows[0];
@@ -89,22 +94,22 @@ export async function summarizeParticipantSessions(
     summed_seconds: Number(row?.summed_seconds ?? 0),
     attended_seconds: row?.attended_seconds ?? 0,
     peak_concurrent_participants: row?.peak_concurrent_participants ?? 0,
-    first_joined_at: exactInstant(row?.first_joined_at ?? null, row?.first_raw ?? [], 'first'),
-    last_left_at: exactInstant(row?.last_left_at ?? null, row?.last_raw ?? [], 'last'),
+    first_joined_at: exactInstant(row?.first_joined_at ?? null, row?.first_sent ?? [], 'first'),
+    last_left_at: exactInstant(row?.last_left_at ?? null, row?.last_sent ?? [], 'last'),
   };
 }
 
 /**
  * The window's end as Stream sent it, to the nanosecond: the column (microseconds) found the
- * instant, and the raw values of the entries at that microsecond give its last digits; a window
+ * instant, and the entries' values at that microsecond give its last digits; a window
  * end derived from duration_in_seconds has only the column's precision.
  */
-function exactInstant(column: string | null, raws: readonly string[], pick: 'first' | 'last'): string | null {
+function exactInstant(column: string | null, sent: readonly string[], pick: 'first' | 'last'): string | null {
   if (column === null) return null;
   let best: bigint | undefined;
-  for (const raw of raws) {
-    if (raw === null || raw === 'null') continue;
-    const nanos = timestampNanosText(raw.charCodeAt(0) === 34 ? (JSON.parse(raw) as string) : raw);
+  for (const text of sent) {
+    if (text === null || text === 'null') continue;
+    const nanos = timestampNanosText(text.charCodeAt(0) === 34 ? (JSON.parse(text) as string) : text);
     if (nanos === undefined) continue;
     const value = BigInt(nanos);
     if (best === undefined || (pick === 'first' ? value < best : value > best)) best = value;

@@ -18,6 +18,7 @@ import { startPruner, type Pruner } from '../lifecycle/pruner.ts';
 import { createLogger, type Logger } from '../logger.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { startReconciler, type Reconciler } from '../reconcile/reconciler.ts';
+import { startRollupSweeper, type RollupSweeper } from '../rollup/sweeper.ts';
 import { createStreamClient, type StreamClient } from '../stream/client.ts';
 import { withDatabase } from './database.ts';
 import type { CommandContext } from './types.ts';
@@ -67,6 +68,7 @@ interface Running {
   worker?: Worker;
   reconciler?: Reconciler;
   pruner?: Pruner;
+  rollups?: RollupSweeper;
 }
 
 /** The composition root shared by `serve`, `worker` and `demo`. */
@@ -188,6 +190,14 @@ function startBackgroundWork(running: Running, parts: StartParts & { readonly st
       lookbackDays: config.reconcile.lookbackDays,
     });
   }
+  // Sessions whose rollups are behind their rows and that no worker is archiving (pruned, or a
+  // refresh after a run failed) are refreshed here too; replicas share the work (rollup/refresh.ts).
+  running.rollups = startRollupSweeper({
+    database: background,
+    logger,
+    onSweep: () => metrics.rollupSweeps.inc({ outcome: 'done' }),
+    onFailure: () => metrics.rollupSweeps.inc({ outcome: 'error' }),
+  });
   // Retention runs where the worker does (serve, worker), on the background pool; replicas
   // take turns through an advisory lock (lifecycle/prune.ts).
   if (pruningEnabled(config.retention)) {
@@ -217,6 +227,7 @@ async function stopRunning(running: Running, logger: Logger): Promise<void> {
     ['worker', () => running.worker?.stop()],
     ['reconciler', () => running.reconciler?.stop()],
     ['pruner', () => running.pruner?.stop()],
+    ['rollup sweeper', () => running.rollups?.stop()],
     ['stream probe', () => running.probe?.stop()],
     ['stream client', () => running.stream?.close()],
     ['stream health', () => running.health?.flush()],

@@ -11,6 +11,11 @@ export const ADVISORY_LOCK_KEYS = {
   reconcile: 7_301_402_418,
   /** Retention pruning (lifecycle/prune.ts). */
   prune: 7_301_402_419,
+  /**
+   * Every rollup refresh, as a transaction-level lock: taken by attendance_rollup_lock() in
+   * migration 0006 (SQL holds the number; a test checks the two agree).
+   */
+  rollup: 7_301_402_420,
 } as const;
 
 export type LockedRun<T> = { readonly locked: true; readonly value: T } | { readonly locked: false };

@@ -5,10 +5,12 @@ import { bigint, check, foreignKey, index, integer, jsonb, pgTable, primaryKey, 
  * a public interface: users query them with SQL, so they follow the README's Tables section and
  * docs/sql.md exactly.
  *
- * Not here, because drizzle-kit cannot express them: the attendance views (`attendance`,
- * `attendance_stretches`, `call_session_attendance`) and the three participant_sessions indexes
- * they read through live in the hand-written migration 0002_attendance_views.sql
- * (documented in docs/sql.md).
+ * Not here, because drizzle-kit cannot express them (functions, triggers, views), all documented in
+ * docs/sql.md: the `attendance_stretches` view (hand-written migration 0002_attendance_views.sql);
+ * the rollups (0006_attendance_rollups.sql): the tables attendance_rollup, session_rollup,
+ * monthly_user_attendance, daily_call_type_attendance, daily_call_type_users and rollup_pending, the
+ * trigger on participant_sessions that marks sessions pending, attendance_rollup_refresh(), and the
+ * `attendance` and `call_session_attendance` views that read them.
  */
 
 /**
@@ -80,7 +82,10 @@ export const participantSessions = pgTable(
     durationInSeconds: integer('duration_in_seconds'),
     publisherType: text('publisher_type').notNull(),
     roles: text('roles').array().notNull().default(sql`'{}'::text[]`),
-    /** The entry exactly as received, so fields Stream adds later are kept. */
+    /**
+     * What the other columns do not give back of Stream's entry, fields it adds later included;
+     * participant_session_entry(p) (migrations/0005_lean_raw.sql) rebuilds the entry exactly.
+     */
     raw: jsonb('raw').notNull(),
     archivedAt: tstz('archived_at').notNull().defaultNow(),
   },

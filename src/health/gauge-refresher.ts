@@ -88,4 +88,7 @@ export function setQueueGauges(metrics: Metrics, report: StatusReport): void {
   metrics.reconcileWatermark.set(seconds(sweep?.covered.until));
   metrics.reconcileSweepPosition.set(seconds(sweep?.position));
   metrics.reconcileUnusableRowsStored.set(sweep?.unusableTotal ?? 0);
+  metrics.rollupPending.set(report.rollups.pending);
+  metrics.rollupWaiting.set(report.rollups.waiting);
+  metrics.rollupOldestWaitingSeconds.set(report.rollups.oldestWaitingSeconds ?? 0);
 }

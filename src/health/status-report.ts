@@ -1,6 +1,7 @@
 import type { Database } from '../db/client.ts';
 import { readQueueStats, type QueueStats } from '../queue/stats.ts';
 import { readSweepState } from '../reconcile/state.ts';
+import { readRollupBacklog, type RollupBacklog } from '../rollup/refresh.ts';
 import { readStreamHealth, type StreamHealth } from './stream-health.ts';
 
 /** The last (or current) call_stats sweep, as `status` and /metrics report it. */
@@ -30,11 +31,17 @@ export interface SweepStatus {
 export interface StatusReport extends QueueStats {
   readonly stream: StreamHealth;
   readonly sweep: SweepStatus | null;
+  readonly rollups: RollupBacklog;
 }
 
 export async function readStatusReport(database: Database, listLimit: number): Promise<StatusReport> {
-  const [stream, sweep, stats] = await Promise.all([readStreamHealth(database.pool), readSweepStatus(database), readQueueStats(database.pool, { listLimit })]);
-  return { stream, sweep, ...stats };
+  const [stream, sweep, stats, rollups] = await Promise.all([
+    readStreamHealth(database.pool),
+    readSweepStatus(database),
+    readQueueStats(database.pool, { listLimit }),
+    readRollupBacklog(database.pool),
+  ]);
+  return { stream, sweep, ...stats, rollups };
 }
 
 export async function readSweepStatus(database: Database): Promise<SweepStatus | null> {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { inTransaction } from '../db/transaction.ts';
 import { recountArchived } from '../queue/recount.ts';
+import { holdRollupLock, refreshRollups } from '../rollup/refresh.ts';
 
 /** What a scrubbed string becomes in stored JSON: a string, so every payload stays valid JSON. */
 export const ERASED_PLACEHOLDER = '[erased]';
@@ -97,6 +98,8 @@ export async function forgetUser(client: pg.ClientBase, userId: string, options:
   }
 
   return inTransaction(client, async () => {
+    // First: the refresh at the end waits on the rollup marks the delete takes (rollup/refresh.ts).
+    await holdRollupLock(client);
     // The long scans first, the call_sessions rows last: a lock on a session's row holds up intake's
     // upsert for that session until the commit, so it is taken just before it.
     const events = (await client.query(SCRUB_EVENTS_SQL, [literal, placeholder])).rowCount ?? 0;
@@ -104,6 +107,8 @@ export async function forgetUser(client: pg.ClientBase, userId: string, options:
     const entries = await client.query<{ call_session_id: string; rows: number }>(DELETE_ENTRIES_SQL, [userId]);
     const sessions = entries.rows.map((r) => r.call_session_id);
     const adjusted = await recountArchived(client, sessions);
+    // The user's id leaves the rollups (attendance_rollup, monthly_user_attendance, daily_call_type_users) in this transaction too.
+    await refreshRollups(client, sessions);
     const participantSessions = entries.rows.reduce((sum, r) => sum + r.rows, 0);
     const logged = participantSessions + events + responses > 0;
     if (logged) await client.query(AUDIT_SQL, [userIdSha256, participantSessions, events, adjusted]);

@@ -19,6 +19,11 @@ import { holdsLease, type Queryable } from './sql.ts';
  * On conflict every column takes excluded.*, but only when something differs, so re-archiving an
  * unchanged session rewrites no tuples.
  *
+ * raw is stored lean (migrations/0005_lean_raw.sql): only what the columns do not give back
+ * exactly, so excluded.raw is lean too and the no-op check compares lean to lean. A row stored
+ * whole before that migration differs once, and is rewritten lean; participant_session_entry(p)
+ * gives Stream's entry back from either.
+ *
  * The envelope (`session`, the totals and any top-level field Stream adds) goes to
  * stream_responses in a fourth CTE behind the same fence. The worker passes it on the last page
  * of a run only: the archive route reads it once the session is complete, which needs a run that
@@ -35,7 +40,9 @@ const WRITE_PAGE_SQL = `
       (call_session_id, user_session_id, call_type, call_id, user_id, joined_at, left_at,
        duration_in_seconds, publisher_type, roles, raw, archived_at)
     select $1, r.user_session_id, $2, $3, r.user_id, r.joined_at, r.left_at,
-           r.duration_in_seconds, r.publisher_type, r.roles, r.raw, now()
+           r.duration_in_seconds, r.publisher_type, r.roles,
+           participant_session_lean_raw(r.raw, r.user_id, r.user_session_id, r.publisher_type, r.duration_in_seconds,
+             r.roles, r.joined_at, r.left_at), now()
       from jsonb_to_recordset($4::jsonb) as r(
         user_session_id text, user_id text, joined_at timestamptz, left_at timestamptz,
         duration_in_seconds integer, publisher_type text, roles text[], raw jsonb)

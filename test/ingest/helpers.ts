@@ -37,7 +37,8 @@ interface ArchivedRow {
 
 /**
  * The archive of `session` equals the simulator's ground truth, field by field: one row per entry,
- * none missing, none extra, every column as Stream sent it and `raw` exactly the wire entry.
+ * none missing, none extra, every column as Stream sent it and the entry (participant_session_entry)
+ * exactly the wire entry.
  */
 export async function expectArchiveMatches(
   pool: pg.Pool,
@@ -46,8 +47,8 @@ export async function expectArchiveMatches(
 ): Promise<void> {
   const result = await pool.query<ArchivedRow>(
     `select call_session_id, user_session_id, call_type, call_id, user_id, joined_at, left_at,
-            duration_in_seconds, publisher_type, roles, raw
-       from participant_sessions where call_session_id = $1 order by user_session_id collate "C"`,
+            duration_in_seconds, publisher_type, roles, participant_session_entry(p) as raw
+       from participant_sessions p where call_session_id = $1 order by user_session_id collate "C"`,
     [session.callSessionId],
   );
   const expected = [...session.participants].sort((a, b) => (a.user_session_id < b.user_session_id ? -1 : a.user_session_id > b.user_session_id ? 1 : 0));

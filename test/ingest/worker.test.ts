@@ -107,6 +107,15 @@ describe('worker', () => {
     const attempts = await pool().query<{ max: number; min: number }>('select max(attempts) as max, min(attempts) as min from call_sessions');
     expect(attempts.rows[0]).toEqual({ max: 1, min: 1 });
     for (const session of sessions) await expectArchiveMatches(pool(), session);
+    // Each run ends with its session's rollups brought up to date: nothing is left marked.
+    const ids = sessions.map((s) => s.callSessionId);
+    const marked = async () => (await pool().query('select count(*)::int as n from rollup_pending where call_session_id = any($1)', [ids])).rows[0].n;
+    await waitFor('no session left marked', async () => (await marked()) === 0, 10_000);
+    const rolled = await pool().query<{ call_session_id: string; entries: number }>(
+      'select call_session_id, entries from session_rollup where call_session_id = any($1)',
+      [ids],
+    );
+    expect(new Map(rolled.rows.map((r) => [r.call_session_id, r.entries]))).toEqual(new Map(sessions.map((s) => [s.callSessionId, s.participants.length])));
   });
 
   it('with 20% 5xx, resets, truncated bodies, 429s and slow responses the archive is still exact', async () => {

@@ -67,7 +67,7 @@ describe('writePage', () => {
     expect(await writePage(counted, lease, { callType: 'default', callId: 's1', entries, resumeCursor: 'c1' })).toEqual({ rows: 100 });
     expect(statements).toEqual(['with fence']);
 
-    const rows = await pool().query('select * from participant_sessions order by user_session_id');
+    const rows = await pool().query('select p.*, participant_session_entry(p) as entry from participant_sessions p order by user_session_id');
     expect(rows.rowCount).toBe(100);
     const zero = rows.rows.find((r) => r.user_session_id === 'us-0');
     expect(zero).toMatchObject({
@@ -78,7 +78,7 @@ describe('writePage', () => {
       roles: ['user', 'r0'],
       left_at: null,
       duration_in_seconds: null,
-      raw: entries[0]?.raw,
+      entry: entries[0]?.raw,
     });
     expect(zero?.joined_at.toISOString()).toBe('2026-01-01T10:00:00.123Z');
     expect((await readSessionRow(pool(), 's1')).cursor).toBe('c1');
@@ -115,7 +115,7 @@ describe('writePage', () => {
     });
     expect(await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: [entry(6), odd], resumeCursor: 'c2' })).toEqual({ rows: 2 });
     const { rows } = await pool().query<{ user_id: string; raw: Record<string, string> }>(
-      `select user_id, raw from participant_sessions where user_session_id = 'us-7'`,
+      `select user_id, participant_session_entry(p) as raw from participant_sessions p where user_session_id = 'us-7'`,
     );
     expect(rows[0]?.user_id).toBe('nuluser');
     expect(rows[0]?.raw).toMatchObject({ user_id: 'nuluser', note: 'half an emoji \ufffd', ok: 'whole \ud83d\ude00' });
@@ -131,10 +131,10 @@ describe('writePage', () => {
     const page = parseParticipantSessionsPage(parseStreamJson(text));
     await writePage(pool(), lease, { callType: 'default', callId: 's1', entries: page.entries, resumeCursor: 'c3' });
     const { rows } = await pool().query<{ id: string; raw: string; joined: string; left: string | null }>(
-      `select user_session_id as id, raw::text as raw,
+      `select user_session_id as id, participant_session_entry(p)::text as raw,
               to_char(joined_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') as joined,
               to_char(left_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') as left
-         from participant_sessions order by user_session_id`,
+         from participant_sessions p order by user_session_id`,
     );
     expect(rows.map((r) => [r.id, r.joined, r.left])).toEqual([
       ['ns-1', '2026-04-08T14:23:35.879421', '2026-04-08T14:24:05.000000'],
@@ -183,7 +183,7 @@ describe('writePage', () => {
       expect(row!.response).toContain('"started_at": 1775658215879421674');
       expect(row!.response).toContain('"seen_at": 1775661815123456789');
       // The entry's own nested *_at integer, quoted by the reader, is an integer again in raw.
-      const raw = (await pool().query<{ raw: string }>('select raw::text as raw from participant_sessions')).rows[0]!.raw;
+      const raw = (await pool().query<{ raw: string }>('select participant_session_entry(p)::text as raw from participant_sessions p')).rows[0]!.raw;
       expect(raw).toContain('"seen_at": 1775658215879421111');
       expect(raw).toContain('"joined_at": "2026-04-08T14:23:35.879421674Z"');
     });

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { enqueueListedSessions } from '../../src/queue/enqueue-listed.ts';
 import { forgetUser, userIdDigest } from '../../src/lifecycle/forget.ts';
+import { refreshRollups } from '../../src/rollup/refresh.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { findEverywhere, seedEntry, seedEvent, seedResponse, seedSession } from './seed.ts';
 
@@ -91,7 +92,13 @@ describe('forgetUser', () => {
     const otherEntriesBefore = (await p.query(`select * from participant_sessions where user_id <> $1 order by 1, 2`, [TARGET])).rows;
     const untouchedEvent = (await p.query(`select payload::text from webhook_events where webhook_id = 'w-other'`)).rows;
     const untouchedResponse = (await p.query(`select response::text from stream_responses where call_session_id = 's2'`)).rows;
+    // The rollups hold the user too once brought up to date (the worker does so after each run).
+    await refreshRollups(p, ['s1', 's2']);
+    const s2Rollups = await p.query(`select * from attendance_rollup where call_session_id = 's2' order by user_id`);
     expect(await findEverywhere(p, TARGET)).toEqual([
+      'attendance_rollup.user_id (1)',
+      'daily_call_type_users.user_id (1)',
+      'monthly_user_attendance.user_id (1)',
       'participant_sessions.raw (2)',
       'participant_sessions.roles (1)',
       'participant_sessions.user_id (2)',
@@ -111,6 +118,9 @@ describe('forgetUser', () => {
     expect(userIdDigest(TARGET)).toMatch(/^[0-9a-f]{64}$/);
 
     expect(await findEverywhere(p, TARGET)).toEqual([]);
+    // In the same transaction: nothing is left marked, and the session the user was not in is untouched.
+    expect((await p.query('select count(*)::int as n from rollup_pending')).rows[0].n).toBe(0);
+    expect((await p.query(`select * from attendance_rollup where call_session_id = 's2' order by user_id`)).rows).toEqual(s2Rollups.rows);
     // Other users' rows, views and documents are as they were.
     expect((await p.query(`select * from participant_sessions order by 1, 2`)).rows).toEqual(otherEntriesBefore);
     expect((await p.query(`${PER_USER} order by call_session_id, user_id`)).rows).toEqual(otherBefore.rows);

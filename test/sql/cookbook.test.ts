@@ -29,6 +29,9 @@ async function readCookbook(): Promise<Map<string, string>> {
 const minutes = (seconds: number): number => Math.round(seconds / 6) / 10;
 const inMarch = (ms: number | undefined): boolean => ms !== undefined && ms >= MARCH[0] && ms < MARCH[1];
 const month = (ms: number): string => new Date(ms).toISOString().slice(0, 7);
+/** A `date` column as node-postgres returns it (local midnight) back to YYYY-MM-DD. */
+const dateOnly = (value: Date | string): string =>
+  typeof value === 'string' ? value : `${value.getFullYear()}-${String(value.getMonth() + 1).padStart(2, '0')}-${String(value.getDate()).padStart(2, '0')}`;
 
 describe('docs/sql.md cookbook', () => {
   const db = useTestDatabase();
@@ -47,6 +50,9 @@ describe('docs/sql.md cookbook', () => {
   beforeAll(async () => {
     cookbook = await readCookbook();
     await insertDataset(db.current.database.pool, dataset);
+    // The cookbook runs on the rolled-up archive (what a running service keeps); test/sql/views.test.ts
+    // reads the views while every session is still marked, and test/sql/rollups.test.ts compares the two.
+    await db.current.database.pool.query('select attendance_rollup_refresh(array(select call_session_id from rollup_pending))');
     attendance = dataset.flatMap((s) => expectedAttendance(s.seed.call_session_id, s.entries));
   });
 
@@ -102,6 +108,51 @@ describe('docs/sql.md cookbook', () => {
       .sort((a, b) => a.user_id.localeCompare(b.user_id));
     const rows = (await run('minutes-per-user-one-month')).map((r) => ({ ...r, sessions: Number(r.sessions), attended_minutes: Number(r.attended_minutes) }));
     expect(expected.length).toBeGreaterThan(5);
+    expect(rows).toEqual(expected);
+  });
+
+  it('every user’s minutes in one month, from the report table', async () => {
+    const expected = [
+      ...groupBy(
+        attendance.filter((a) => inMarch(a.first_joined_at)),
+        (a) => a.user_id,
+      ),
+    ]
+      .map(([user_id, rows]) => ({
+        user_id,
+        sessions: rows.length,
+        attended_minutes: minutes(rows.reduce((s, r) => s + r.attended_seconds, 0)),
+        summed_minutes: minutes(rows.reduce((s, r) => s + r.summed_seconds, 0)),
+      }))
+      .sort((a, b) => a.user_id.localeCompare(b.user_id));
+    const rows = (await run('monthly-report-minutes-per-user')).map((r) => ({
+      ...r,
+      attended_minutes: Number(r.attended_minutes),
+      summed_minutes: Number(r.summed_minutes),
+    }));
+    expect(expected.length).toBeGreaterThan(5);
+    expect(rows).toEqual(expected);
+  });
+
+  it('users and hours per call type per day, from the report table', async () => {
+    const day = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+    const hours = (seconds: number): number => Math.round(seconds / 36) / 100;
+    const expected = [
+      ...groupBy(
+        attendance.filter((a) => inMarch(a.first_joined_at)),
+        (a) => `${day(a.first_joined_at!)}|${sessionOf(a.call_session_id).seed.call_type}`,
+      ),
+    ]
+      .map(([key, rows]) => ({
+        day: key.split('|')[0],
+        call_type: key.split('|')[1],
+        users: new Set(rows.map((r) => r.user_id)).size,
+        sessions: rows.length,
+        attended_hours: hours(rows.reduce((s, r) => s + r.attended_seconds, 0)),
+      }))
+      .sort((a, b) => a.day!.localeCompare(b.day!) || a.call_type!.localeCompare(b.call_type!));
+    const rows = (await run('daily-report-call-types')).map((r) => ({ ...r, day: dateOnly(r.day), attended_hours: Number(r.attended_hours) }));
+    expect(new Set(expected.map((e) => e.call_type))).toEqual(new Set(['classroom', 'livestream']));
     expect(rows).toEqual(expected);
   });
 
@@ -192,6 +243,21 @@ describe('docs/sql.md cookbook', () => {
       expected.map((s) => [s.seed.call_session_id, s.seed.status, s.seed.archived_participant_sessions ?? 0, s.seed.last_error ?? null]),
     );
     expect(rows.map((r) => r.call_cid)).toEqual(expected.map((s) => `${s.seed.call_type}:${s.seed.call_id}`));
+  });
+
+  it('sessions not complete, with their attendance', async () => {
+    const expected = dataset
+      .filter((s) => s.seed.status !== 'complete')
+      .sort((a, b) => a.seed.retention_expires_at!.getTime() - b.seed.retention_expires_at!.getTime())
+      .map((s) => {
+        const e = expectedSession(s.seed.call_session_id, s.entries);
+        return [s.seed.call_session_id, s.seed.status, e.participants, e.entries, minutes(e.attended_seconds), s.seed.total_participant_sessions ?? null];
+      });
+    const rows = await run('sessions-not-complete-attendance');
+    expect(expected.some((e) => (e[3] as number) > 0)).toBe(true);
+    expect(rows.map((r) => [r.call_session_id, r.status, r.participants, r.entries, Number(r.attended_minutes), r.total_participant_sessions])).toEqual(
+      expected,
+    );
   });
 
   it('sessions near expiry', async () => {
