@@ -11,7 +11,8 @@
 -- session not marked; `attendance status` and /metrics show how many are.
 --
 -- The session window (first start, last end of anyone) is kept per session in session_rollup, so
--- the three indexes that served its per-row probes go: together about 210 bytes per entry.
+-- the three indexes that served its per-row probes go: together about 210 bytes per entry; and
+-- (call_type, call_id), which the views' call filters no longer read, 10 more.
 
 DROP VIEW "call_session_attendance";
 --> statement-breakpoint
@@ -22,6 +23,9 @@ DROP INDEX "participant_sessions_session_joined_idx";
 DROP INDEX "participant_sessions_session_left_idx";
 --> statement-breakpoint
 DROP INDEX "participant_sessions_open_idx";
+--> statement-breakpoint
+-- Filters on the call now reach call_sessions_call_idx and the rollups; nothing reads this one.
+DROP INDEX "participant_sessions_call_idx";
 --> statement-breakpoint
 
 -- Sessions whose rollups are behind their rows. `marks` counts the statements that marked it: a

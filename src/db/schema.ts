@@ -93,7 +93,6 @@ export const participantSessions = pgTable(
     primaryKey({ name: 'participant_sessions_pkey', columns: [t.callSessionId, t.userSessionId] }),
     foreignKey({ name: 'participant_sessions_call_session_fk', columns: [t.callSessionId], foreignColumns: [callSessions.callSessionId] }),
     index('participant_sessions_user_idx').on(t.userId),
-    index('participant_sessions_call_idx').on(t.callType, t.callId),
     index('participant_sessions_joined_idx').on(t.joinedAt),
   ],
 );

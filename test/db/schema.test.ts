@@ -88,10 +88,13 @@ describe('schema', () => {
       expect.arrayContaining([
         expect.stringMatching(/ON public\.call_sessions USING btree \(status, next_attempt_at, retention_expires_at\)/),
         expect.stringMatching(/ON public\.participant_sessions USING btree \(user_id\)/),
-        expect.stringMatching(/ON public\.participant_sessions USING btree \(call_type, call_id\)/),
         expect.stringMatching(/ON public\.participant_sessions USING btree \(joined_at\)/),
+        // Filters on the call go through call_sessions and the rollups (migration 0006).
+        expect.stringMatching(/ON public\.call_sessions USING btree \(call_type, call_id\)/),
+        expect.stringMatching(/ON public\.attendance_rollup USING btree \(user_id\)/),
       ]),
     );
+    expect(defs.filter((d) => d.includes('ON public.participant_sessions '))).toHaveLength(3);
   });
 
   it('refuses a status outside the design and a call_cid that does not match type and id', async () => {

@@ -4,7 +4,7 @@ import { insertSessionRows, type SessionRow } from './session-rows.ts';
 
 /**
  * Archive rows for the SQL and archive-API tests: insert helpers that take entries in Stream's wire
- * shape (stored verbatim in `raw`, columns derived from them), a seeded dataset generator, and a
+ * shape (stored whole in `raw`, as rows written before migration 0005 are; columns derived from them), a seeded dataset generator, and a
  * plain TypeScript reference for what the attendance views should answer, written without SQL so
  * the two can check each other.
  */
@@ -35,7 +35,7 @@ export async function insertCallSession(pool: pg.Pool, seed: SessionSeed): Promi
 
 const INSERT_CHUNK = 1_000;
 
-/** Inserts entries of one call session; `raw` is the entry itself, as the worker stores it. */
+/** Inserts entries of one call session; `raw` is the entry itself, as the worker stored it before lean raw (migration 0005). */
 export async function insertEntries(
   pool: pg.Pool,
   session: { call_session_id: string; call_type: string; call_id: string },

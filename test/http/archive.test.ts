@@ -25,7 +25,7 @@ const config = loadConfig({ STREAM_API_KEY: API_KEY, STREAM_API_SECRET: API_SECR
 type SdkEntry = { user_session_id: string; user_id: string; publisher_type: string } & Record<string, unknown>;
 type Filter = Record<string, unknown> | undefined;
 
-/** The entry exactly as the simulator serves it, which is what the worker stores in raw. */
+/** The entry exactly as the simulator serves it: what participant_session_entry(p) gives back for the row the worker stores. */
 const wireEntries = (session: SimSession): WireEntry[] => session.participants.map((p) => JSON.parse(participantJson(p, 'rfc3339', 'omit')) as WireEntry);
 const byId = (a: { user_session_id: string }, b: { user_session_id: string }) =>
   a.user_session_id < b.user_session_id ? -1 : a.user_session_id > b.user_session_id ? 1 : 0;
