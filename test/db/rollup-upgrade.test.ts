@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { MIGRATIONS_DIR } from '../../src/db/migrate.ts';
 import { sweepPendingRollups } from '../../src/rollup/refresh.ts';
-import { generateAttendanceDataset, insertDataset } from '../helpers/attendance-data.ts';
+import { generateAttendanceDataset, insertDataset, VIEW_SNAPSHOT_SQL } from '../helpers/attendance-data.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 
 /*
@@ -19,12 +19,7 @@ async function applyMigration(pool: pg.Pool, tag: string): Promise<void> {
   }
 }
 
-const ATTENDANCE_SQL = `select call_session_id, user_id, call_type, call_id, first_joined_at, last_left_at, join_count, summed_seconds,
-    attended_seconds::text, stretches, session_started_at, session_ended_at, attended_share
-  from attendance order by call_session_id, user_id`;
-const SESSIONS_SQL = `select call_session_id, status, participants, entries, summed_seconds, attended_seconds::text,
-    peak_concurrent_participants, session_started_at, session_ended_at
-  from call_session_attendance order by call_session_id`;
+const { attendance: ATTENDANCE_SQL, sessions: SESSIONS_SQL } = VIEW_SNAPSHOT_SQL;
 
 describe('migration 0006 on an archive that already holds entries', () => {
   const db = useTestDatabase({ migrated: false });

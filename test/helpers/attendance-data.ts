@@ -334,3 +334,16 @@ export async function insertDataset(pool: pg.Pool, sessions: readonly DatasetSes
     await insertEntries(pool, session.seed, session.entries);
   }
 }
+
+/**
+ * Every column of the two views that read the rollups, in a fixed order (attended_seconds as text,
+ * so numeric digits compare exactly): what must not change whether a session is marked or rolled up.
+ */
+export const VIEW_SNAPSHOT_SQL = {
+  attendance: `select call_session_id, user_id, call_type, call_id, first_joined_at, last_left_at, join_count, summed_seconds,
+      attended_seconds::text, stretches, session_started_at, session_ended_at, attended_share
+    from attendance order by call_session_id, user_id`,
+  sessions: `select call_session_id, status, participants, entries, summed_seconds, attended_seconds::text,
+      peak_concurrent_participants, session_started_at, session_ended_at
+    from call_session_attendance order by call_session_id`,
+} as const;

@@ -10,6 +10,7 @@ import {
   insertCallSession,
   type DatasetSession,
   type WireEntry,
+  VIEW_SNAPSHOT_SQL,
 } from '../helpers/attendance-data.ts';
 
 /*
@@ -84,12 +85,7 @@ function roundedReference(ref: Reference): Reference {
   };
 }
 
-const ATTENDANCE_SQL = `select call_session_id, user_id, call_type, call_id, first_joined_at, last_left_at, join_count, summed_seconds,
-    attended_seconds::text, stretches, session_started_at, session_ended_at, attended_share
-  from attendance order by call_session_id, user_id`;
-const SESSIONS_SQL = `select call_session_id, status, participants, entries, summed_seconds, attended_seconds::text,
-    peak_concurrent_participants, session_started_at, session_ended_at
-  from call_session_attendance order by call_session_id`;
+const { attendance: ATTENDANCE_SQL, sessions: SESSIONS_SQL } = VIEW_SNAPSHOT_SQL;
 const ROLLUP_TABLES = ['attendance_rollup', 'session_rollup', 'monthly_user_attendance', 'daily_call_type_attendance', 'daily_call_type_users'];
 
 async function pendingCount(pool: pg.Pool): Promise<number> {
