@@ -28,6 +28,11 @@ DROP INDEX "participant_sessions_open_idx";
 DROP INDEX "participant_sessions_call_idx";
 --> statement-breakpoint
 
+-- "Sessions not complete" (docs/sql.md) reads the few sessions not complete without a scan of them all.
+CREATE INDEX "call_sessions_not_complete_idx" ON "call_sessions" USING btree ("retention_expires_at", "call_session_id")
+  WHERE "status" <> 'complete';
+--> statement-breakpoint
+
 -- Sessions whose rollups are behind their rows. `marks` counts the statements that marked it: a
 -- refresh unmarks a session only if no statement marked it again since the refresh read it.
 CREATE TABLE "rollup_pending" (
@@ -201,13 +206,16 @@ AS $$ SELECT pg_advisory_xact_lock(7301402420) $$;
 -- (a page written meanwhile) stays marked: the DELETE re-reads a row changed under it and its
 -- `marks` no longer match. EXECUTE plans it for each batch against the tables as they are: a plan
 -- cached while the rollups were small (a new install, or the first batches of a catch-up) would
--- keep reading them whole as they grow. Every table is read through its key (a batch is at most
--- 100 sessions): without statistics yet (a new install, a catch-up) Postgres guesses that 100 ids
--- match half a table and reads it whole, 0.4 s a batch instead of 0.08; and its estimated cost
--- would start JIT compilation that takes longer than the statement.
+-- keep reading them whole as they grow. Every table is read through its key, a probe per row
+-- (a batch is at most 100 sessions, and touches a few rows of each report table): without
+-- statistics yet (a new install, a catch-up) Postgres guesses that 100 ids match half a table and
+-- reads it whole, or joins a whole index, so a catch-up would grow with the square of the archive;
+-- and its estimated cost would start JIT compilation that takes longer than the statement.
 CREATE FUNCTION "attendance_rollup_refresh_batch"(session_ids text[]) RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET enable_seqscan = off
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 SET jit = off
 AS $$
 DECLARE
@@ -240,9 +248,11 @@ BEGIN
            excluded.attended_seconds, excluded.stretches)
     RETURNING 1
   ), gone AS (
-    DELETE FROM attendance_rollup r USING old o
-     WHERE r.call_session_id = o.call_session_id AND r.user_id = o.user_id
-       AND NOT EXISTS (SELECT 1 FROM fresh f WHERE f.call_session_id = o.call_session_id AND f.user_id = o.user_id)
+    -- EXCEPT, not an anti-join: with the joins above held to probes, one would compare every old
+    -- row with every new one (quadratic in a 100,000-entry session).
+    DELETE FROM attendance_rollup r
+     USING (SELECT call_session_id, user_id FROM old EXCEPT SELECT call_session_id, user_id FROM fresh) g
+     WHERE r.call_session_id = g.call_session_id AND r.user_id = g.user_id
     RETURNING 1
   ),
   -- Each (session, user) row counts once, in the UTC month and day of its first join; the old rows

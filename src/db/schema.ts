@@ -65,6 +65,10 @@ export const callSessions = pgTable(
       .where(sql`${t.status} = ${sql.raw(`'${SESSION_STATUS.running}'`)}`),
     index('call_sessions_call_idx').on(t.callType, t.callId),
     index('call_sessions_ended_idx').on(t.sessionEndedAt),
+    // The sessions not complete (docs/sql.md), nearest expiry first, without reading the complete ones.
+    index('call_sessions_not_complete_idx')
+      .on(t.retentionExpiresAt, t.callSessionId)
+      .where(sql`${t.status} <> ${sql.raw(`'${SESSION_STATUS.complete}'`)}`),
   ],
 );
 
