@@ -5,7 +5,7 @@ import { createLogger } from '../logger.ts';
 import { createMetrics } from '../metrics.ts';
 import { BACKFILL_MAX_DAYS, backfillSession, backfillWindow } from '../reconcile/backfill.ts';
 import type { FoundSession } from '../reconcile/enqueue-found.ts';
-import { createStreamClient } from '../stream/client.ts';
+import { createStreamClient, streamConnection } from '../stream/client.ts';
 import { withDatabase } from './database.ts';
 import { textOption, whenOption } from './args.ts';
 import type { Command, OptionValues } from './types.ts';
@@ -72,9 +72,7 @@ export const backfillCommand: Command = {
     const logger = createLogger({ level: config.logLevel, destination: ctx.stderr });
     const metrics = createMetrics({ defaultMetrics: false });
     const stream = createStreamClient({
-      baseUrl: config.stream.baseUrl,
-      apiKey: config.stream.apiKey,
-      apiSecret: config.stream.apiSecret,
+      ...streamConnection(config.stream),
       metrics,
       logger,
     });

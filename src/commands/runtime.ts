@@ -19,7 +19,7 @@ import { createLogger, type Logger } from '../logger.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { startReconciler, type Reconciler } from '../reconcile/reconciler.ts';
 import { startRollupSweeper, type RollupSweeper } from '../rollup/sweeper.ts';
-import { createStreamClient, type StreamClient } from '../stream/client.ts';
+import { createStreamClient, streamConnection, type StreamClient } from '../stream/client.ts';
 import { withDatabase } from './database.ts';
 import type { CommandContext } from './types.ts';
 
@@ -157,9 +157,7 @@ async function startStreamChecks(running: Running, { config, logger, metrics, ba
   const health = createStreamHealthRecorder({ pool: background.pool, logger, baseUrl: config.stream.baseUrl });
   running.health = health;
   const stream = createStreamClient({
-    baseUrl: config.stream.baseUrl,
-    apiKey: config.stream.apiKey,
-    apiSecret: config.stream.apiSecret,
+    ...streamConnection(config.stream),
     metrics,
     logger,
     onOutcome: health.observe,

@@ -1,4 +1,4 @@
-import { STATUS, statusIn, type Queryable } from './sql.ts';
+import { leaseLapsed, STATUS, statusIn, type Queryable } from './sql.ts';
 
 /** A session this worker now holds the lease on. */
 export interface ClaimedSession {
@@ -50,7 +50,7 @@ const CLAIM_SQL = `
     select call_session_id, status as previous_status
       from call_sessions
      where ((${statusIn('status', STATUS.pending, STATUS.retrying)} and next_attempt_at <= now())
-         or (status = '${STATUS.running}' and lease_expires_at < now()))
+         or (${leaseLapsed()}))
        and call_session_id <> all($4::text[])
      order by retention_expires_at asc nulls last, next_attempt_at asc
      limit $2

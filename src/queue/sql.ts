@@ -36,6 +36,14 @@ export const notifyDue = (callSessionId: string): string => `pg_notify('${SESSIO
 export const holdsLease = (callSessionId: string, leaseOwner: string, row = ''): string =>
   `${row}call_session_id = ${callSessionId} and ${row}lease_owner = ${leaseOwner} and ${row}status = '${STATUS.running}'`;
 
+/**
+ * A running session whose lease has lapsed (its worker is gone: claimable again), and one whose
+ * lease is still live (its worker will write, and refresh its rollups, at the end of the run).
+ * `row` as for holdsLease.
+ */
+export const leaseLapsed = (row = ''): string => `${row}status = '${STATUS.running}' and ${row}lease_expires_at < now()`;
+export const leaseLive = (row = ''): string => `${row}status = '${STATUS.running}' and ${row}lease_expires_at > now()`;
+
 /** Gives the lease up; every transition out of 'running' (and every reset of one) sets these. */
 export const RELEASE_LEASE = 'lease_owner = null, lease_expires_at = null, updated_at = now()';
 

@@ -1,6 +1,6 @@
 import type pg from 'pg';
-import { SESSION_STATUS } from '../db/schema.ts';
 import { withPoolTransaction } from '../db/transaction.ts';
+import { leaseLive } from '../queue/sql.ts';
 
 /*
  * The rollups (migration 0006_attendance_rollups, documented in docs/sql.md "Rollups") are kept by
@@ -45,7 +45,7 @@ export async function holdRollupLock(db: Queryable): Promise<void> {
  */
 const WAITING = `not exists (
     select 1 from call_sessions cs
-     where cs.call_session_id = rp.call_session_id and cs.status = '${SESSION_STATUS.running}' and cs.lease_expires_at > now())`;
+     where cs.call_session_id = rp.call_session_id and ${leaseLive('cs.')})`;
 
 const SWEEP_BATCH_SQL = `
   select attendance_rollup_refresh(array(

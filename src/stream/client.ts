@@ -1,3 +1,4 @@
+import type { StreamConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import { StreamApiError } from './errors.ts';
@@ -26,6 +27,15 @@ export interface StreamClientOptions {
   /** Told of every exchange (see RequestCoreOptions.onOutcome): Stream's health tracking. */
   readonly onOutcome?: (outcome: StreamOutcome) => void;
 }
+
+/** The Stream settings of the configuration (STREAM_BASE_URL, STREAM_API_KEY, STREAM_API_SECRET) as client options. */
+export const streamConnection = (
+  stream: Pick<StreamConfig, 'baseUrl' | 'apiKey' | 'apiSecret'>,
+): Pick<StreamClientOptions, 'baseUrl' | 'apiKey' | 'apiSecret'> => ({
+  baseUrl: stream.baseUrl,
+  apiKey: stream.apiKey,
+  apiSecret: stream.apiSecret,
+});
 
 export interface ParticipantSessionsParams {
   readonly type: string;
