@@ -13,7 +13,8 @@
  * reference and the large session pay for it alike). The median of the rounds is held against each
  * target, since the machine is shared. Each archive is also split into CPU of the service, of
  * Postgres and of the simulator per page (lib/cpu-account.ts); with BENCH_CPU_PROF the service's
- * hottest frames are recorded.
+ * hottest frames are recorded. After each archive the bench runs the rollup sweep the service would
+ * run within 15 s (rollup/refresh.ts) and times it: the rest of what the archived rows cost.
  */
 import { generateSession, type SimSession } from '../tools/simulator/generate.ts';
 import { startSimulator } from '../tools/simulator/server.ts';
@@ -36,6 +37,7 @@ import {
 import { type CpuSplit, PER_UNIT_HEADER, perUnitRow, startCpuWindow } from './lib/cpu-account.ts';
 import { describeProfile, type ProfileSummary, summariseProfileOf } from './lib/cpu-profile.ts';
 import { startServiceProcess, type ServiceProcess } from './lib/service.ts';
+import { sweepPendingRollups } from '../src/rollup/refresh.ts';
 import { HOUR_MS, MINUTE_MS } from '../src/time.ts';
 
 const API_KEY = 'bench-key';
@@ -55,8 +57,15 @@ export interface ArchiveRound {
     readonly liveHeapMB: number | null;
     readonly cpu: CpuSplit;
     readonly copyCpu: CpuSplit;
+    readonly rollupSeconds: number;
   };
-  readonly many: { readonly archive: ArchiveTiming; readonly copy: ArchiveTiming; readonly cpu: CpuSplit; readonly copyCpu: CpuSplit };
+  readonly many: {
+    readonly archive: ArchiveTiming;
+    readonly copy: ArchiveTiming;
+    readonly cpu: CpuSplit;
+    readonly copyCpu: CpuSplit;
+    readonly rollupSeconds: number;
+  };
 }
 
 export interface ArchiveBenchResult {
@@ -137,13 +146,15 @@ export async function runArchiveBench(options: { rounds?: number } = {}): Promis
                 liveHeapMB: largeLive,
                 cpu: largeRun.cpu,
                 copyCpu: largeCopy.cpu,
+                rollupSeconds: largeRun.rollupSeconds,
               },
-              many: { archive: manyRun.archive, copy: manyCopy.copy, cpu: manyRun.cpu, copyCpu: manyCopy.cpu },
+              many: { archive: manyRun.archive, copy: manyCopy.copy, cpu: manyRun.cpu, copyCpu: manyCopy.cpu, rollupSeconds: manyRun.rollupSeconds },
             });
             console.log(
               `round ${round}: ${fmt(sizes.reference)} entries: peak RSS ${referenceResult.peakRssMiB.toFixed(1)} MiB; ` +
                 `${fmt(sizes.large)} entries: ${fmt(largeRun.archive.rowsPerSecond)} rows/s vs COPY ${fmt(largeCopy.copy.rowsPerSecond)} (${ratio(largeRun.archive.rowsPerSecond, largeCopy.copy.rowsPerSecond)}), peak RSS ${largePeak.toFixed(1)} MiB; ` +
-                `${sizes.many} × ${fmt(sizes.manyEach)}: ${fmt(manyRun.archive.rowsPerSecond)} rows/s vs COPY ${fmt(manyCopy.copy.rowsPerSecond)} (${ratio(manyRun.archive.rowsPerSecond, manyCopy.copy.rowsPerSecond)})`,
+                `${sizes.many} × ${fmt(sizes.manyEach)}: ${fmt(manyRun.archive.rowsPerSecond)} rows/s vs COPY ${fmt(manyCopy.copy.rowsPerSecond)} (${ratio(manyRun.archive.rowsPerSecond, manyCopy.copy.rowsPerSecond)}); ` +
+                `then the rollup sweep ${largeRun.rollupSeconds.toFixed(2)} s / ${manyRun.rollupSeconds.toFixed(2)} s`,
             );
           } finally {
             await service.stop();
@@ -179,11 +190,25 @@ export async function runArchiveBench(options: { rounds?: number } = {}): Promis
   );
 }
 
-/** Archives `sessions` (already seeded, table emptied) while accounting CPU. */
-async function timedArchive(db: BenchDatabase, service: ServiceProcess, sessions: readonly SimSession[]): Promise<{ archive: ArchiveTiming; cpu: CpuSplit }> {
+/**
+ * Archives `sessions` (already seeded, table emptied) while accounting CPU, then brings their
+ * rollups up to date as the service's sweep would (the service's own sweep may have taken some
+ * of them already; the one left is timed, on the wall clock: one backend working alone).
+ */
+async function timedArchive(
+  db: BenchDatabase,
+  service: ServiceProcess,
+  sessions: readonly SimSession[],
+): Promise<{ archive: ArchiveTiming; cpu: CpuSplit; rollupSeconds: number }> {
   const window = await startCpuWindow(db.name, service.pid);
   const archive = await archiveAndWait(db.pool, sessions, RUN_TIMEOUT_MS);
-  return { archive, cpu: await window.stop() };
+  const cpu = await window.stop();
+  const startedAt = performance.now();
+  await sweepPendingRollups(db.pool);
+  const rollupSeconds = (performance.now() - startedAt) / 1000;
+  const left = (await db.pool.query<{ n: number }>('select count(*)::int as n from rollup_pending')).rows[0]!.n;
+  if (left !== 0) throw new Error(`${left} sessions still marked after the rollup sweep`);
+  return { archive, cpu, rollupSeconds };
 }
 
 /** The COPY baseline while accounting CPU (psql's backend is one of the bench database's). */
@@ -219,13 +244,15 @@ function timeSplitRows(r: ArchiveBenchResult): string[][] {
 
 async function record(r: ArchiveBenchResult, machine: MachineInfo, profile: ProfileSummary | undefined): Promise<void> {
   const rssGrowth = r.largePeakRssMiB / r.referencePeakRssMiB - 1;
-  const row = (name: string, a: ArchiveTiming, c: ArchiveTiming | null, rss: number | null, live: number | null): string[] => [
+  const row = (name: string, a: ArchiveTiming, c: ArchiveTiming | null, rss: number | null, live: number | null, rollup: number | null): string[] => [
     name,
     fmt(a.rows),
     a.seconds.toFixed(2),
     fmt(a.rowsPerSecond),
     c ? fmt(c.rowsPerSecond) : '',
     c ? ratio(a.rowsPerSecond, c.rowsPerSecond) : '',
+    rollup === null ? '' : `${rollup.toFixed(2)} (${((rollup * 1e6) / a.rows).toFixed(0)} µs)`,
+    c && rollup !== null ? ratio(a.rows / (a.seconds + rollup), c.rowsPerSecond) : '',
     rss === null ? '' : rss.toFixed(1),
     live === null ? '' : String(live),
   ];
@@ -244,16 +271,35 @@ async function record(r: ArchiveBenchResult, machine: MachineInfo, profile: Prof
         'Each target is held against the median of the rounds.',
     ],
     table: {
-      header: ['run', 'rows', 'seconds', 'rows/s', 'COPY rows/s (baseline)', 'ratio to COPY', 'peak RSS MiB', 'live heap MB'],
+      header: [
+        'run',
+        'rows',
+        'seconds',
+        'rows/s',
+        'COPY rows/s (baseline)',
+        'ratio to COPY',
+        'then the rollup sweep: s (per entry)',
+        'archiving and rollups, ratio to COPY',
+        'peak RSS MiB',
+        'live heap MB',
+      ],
       rows: r.rounds.flatMap((x, i) => [
-        row(`round ${i + 1}: 1 session × ${fmt(s.large)} entries`, x.large.archive, x.large.copy, x.large.peakRssMiB, x.large.liveHeapMB),
-        row(`round ${i + 1}: ${s.many} sessions × ${fmt(s.manyEach)} entries`, x.many.archive, x.many.copy, null, null),
+        row(
+          `round ${i + 1}: 1 session × ${fmt(s.large)} entries`,
+          x.large.archive,
+          x.large.copy,
+          x.large.peakRssMiB,
+          x.large.liveHeapMB,
+          x.large.rollupSeconds,
+        ),
+        row(`round ${i + 1}: ${s.many} sessions × ${fmt(s.manyEach)} entries`, x.many.archive, x.many.copy, null, null, x.many.rollupSeconds),
         row(
           `round ${i + 1}: 1 session × ${fmt(s.reference)} entries (memory reference)`,
           x.reference.archive,
           null,
           x.reference.peakRssMiB,
           x.reference.liveHeapMB,
+          null,
         ),
       ]),
     },

@@ -3,21 +3,26 @@
  *
  *   node bin/run-ts.js bench/sql-views.ts [--rows 1000000] [--runs 5]
  *   node bin/run-ts.js bench/sql-views.ts --scale [--runs 5]     1M, then 10M, and how each query grows
+ *   --keep                                                       keep the last scale's database, for inspection
+ *   node bin/run-ts.js bench/sql-views.ts --database NAME [--runs 5]   the same figures on a kept database, migrated
  *
  * Each scale gets its own database on the server of DATABASE_URL (default: the local Postgres),
  * migrated, then filled by a few set-based statements (no Stream, no random(): every choice is a
  * hash of the session and entry numbers, so two runs hold the same archive). It brings the rollups
- * up to date in one call and times that, times the queries users run (one session, one user's month,
+ * up to date with the service's sweep and times that, times the queries users run (one session, one user's month,
  * whole-app month reports, the sessions not complete) next to a plain count(*) of the same rows,
- * checks at 1M that the rollups answer what a live computation answers, times the refresh the worker
- * pays when one session finishes, and appends the figures to bench/RESULTS.md (or to the file
+ * checks at 1M that the rollups answer what a live computation answers, times the refresh of one
+ * session after its rows change, and appends the figures to bench/RESULTS.md (or to the file
  * BENCH_RESULTS names). Not in `npm run bench`: the 10M run takes about half an hour. Every statement
  * has a timeout and each scale a deadline.
  */
 import { appendFile, readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
-import type pg from 'pg';
-import { describeMachine, fmt, type MachineInfo, median, withBenchDatabase } from './lib/bench-env.ts';
+import pg from 'pg';
+import { withDatabaseName } from '../src/db/client.ts';
+import { runMigrations } from '../src/db/migrate.ts';
+import { ADMIN_URL, BENCH_APPLICATION_NAME, describeMachine, fmt, type MachineInfo, median, withBenchDatabase } from './lib/bench-env.ts';
+import { sweepPendingRollups } from '../src/rollup/refresh.ts';
 import { MINUTE_MS } from '../src/time.ts';
 
 const SCALE_ROWS = [1_000_000, 10_000_000] as const;
@@ -26,7 +31,7 @@ const CHECK_MAX_ROWS = 2_000_000;
 const GIANT_SESSION_ENTRIES = 100_000;
 /** Rows per insert statement, so a 10M load reports progress and no statement holds every row at once. */
 const LOAD_CHUNK_ROWS = 1_000_000;
-/** The one-call rollup of the whole archive took ~170 s per million entries at 1M on 2 cores. */
+/** The whole archive's rollup by the sweep took ~63 s per million entries at 1M on 2 cores (one call: ~170 s). */
 const LOAD_TIMEOUT_MS = 90 * MINUTE_MS;
 const QUERY_TIMEOUT_MS = 60_000;
 const SLOW_QUERY_MS = 5_000;
@@ -41,15 +46,22 @@ interface Args {
   rows: number;
   runs: number;
   scale: boolean;
+  keep: boolean;
+  database?: string;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { rows: 1_000_000, runs: 5, scale: false };
-  const usage = 'usage: sql-views.ts [--rows N>=10000] [--runs N>=1] [--scale]';
+  const args: Args = { rows: 1_000_000, runs: 5, scale: false, keep: false };
+  const usage = 'usage: sql-views.ts [--rows N>=10000] [--runs N>=1] [--scale] [--keep] [--database attendance_bench_…]';
   for (let i = 0; i < argv.length; i += 1) {
     const flag = argv[i];
-    if (flag === '--scale') {
-      args.scale = true;
+    if (flag === '--scale' || flag === '--keep') {
+      args[flag === '--scale' ? 'scale' : 'keep'] = true;
+      continue;
+    }
+    if (flag === '--database' && /^attendance_bench_[0-9a-f]+$/.test(argv[i + 1] ?? '')) {
+      args.database = argv[i + 1];
+      i += 1;
       continue;
     }
     const value = Number(argv[i + 1]);
@@ -284,14 +296,15 @@ const QUERIES: Query[] = [
     targetMs: 100,
     sql: () => `select * from call_session_attendance where status <> 'complete'`,
   },
-  { name: 'minutes per user, one month: cookbook form over attendance', sql: () => minutesPerUser('attendance', NARROWED_MONTH) },
   {
-    name: 'minutes per user, one month: cookbook form over the live views of migration 0002 (before rollups)',
-    sql: () => minutesPerUser('live_attendance', NARROWED_MONTH),
+    name: 'minutes per user, one month: cookbook form over attendance (a filter on first_joined_at)',
+    sql: () => minutesPerUser('attendance', `first_joined_at >= '${MONTH.from}T00:00:00Z' and first_joined_at < '${MONTH.to}T00:00:00Z'`),
   },
   {
-    name: 'minutes per user, one month: plain filter on first_joined_at over attendance',
-    sql: () => minutesPerUser('attendance', `first_joined_at >= '${MONTH.from}T00:00:00Z' and first_joined_at < '${MONTH.to}T00:00:00Z'`),
+    // Over the rollups this form is far slower than a plain filter (call_session_id = any of a
+    // computed array is rechecked row by row against the whole array); it suited the live views.
+    name: 'minutes per user, one month: the cookbook form before rollups (sessions narrowed by an array), over the live views of migration 0002',
+    sql: () => minutesPerUser('live_attendance', NARROWED_MONTH),
   },
 ];
 
@@ -303,6 +316,11 @@ interface Timing {
   minMs: number;
   maxMs: number;
   runs: number;
+  /**
+   * Planning and execution in the server (EXPLAIN ANALYZE, TIMING OFF; median of as many runs),
+   * for the queries with a target: what the query costs without the client receiving its rows.
+   */
+  serverMs?: number;
   /** Set when the query failed (a timeout, a missing relation). */
   error?: string;
 }
@@ -481,6 +499,9 @@ async function timeQueries(pool: pg.Pool, ids: Ids, runs: number, rollups: boole
     const text = query.sql(ids);
     const timing: Timing = { name: query.name, targetMs: query.targetMs, rows: 0, medianMs: Number.NaN, minMs: Number.NaN, maxMs: Number.NaN, runs: 0 };
     try {
+      // Again for every query: pg's pool replaces a connection whose query failed (a timeout), and
+      // the new one starts with the server's settings.
+      await pool.query(`set statement_timeout = ${QUERY_TIMEOUT_MS}`);
       // The warm-up fills the cache (the figures are for a warm server); a query that takes longer
       // than SLOW_QUERY_MS even so is timed once more, not `runs` times, to keep the 10M run in bounds.
       const [, warmMs] = await timed(() => pool.query(text));
@@ -494,11 +515,24 @@ async function timeQueries(pool: pg.Pool, ids: Ids, runs: number, rollups: boole
       timing.medianMs = median(samples);
       timing.minMs = Math.min(...samples);
       timing.maxMs = Math.max(...samples);
+      if (query.targetMs !== undefined) {
+        const server: number[] = [];
+        for (let i = 0; i < samples.length; i += 1) {
+          const { rows } = await pool.query<{ 'QUERY PLAN': [{ 'Planning Time': number; 'Execution Time': number }] }>(
+            `explain (analyze, timing off, format json) ${text}`,
+          );
+          const plan = rows[0]!['QUERY PLAN'][0];
+          server.push(plan['Planning Time'] + plan['Execution Time']);
+        }
+        timing.serverMs = median(server);
+      }
     } catch (error) {
       timing.error = (error as Error).message;
     }
     timings.push(timing);
-    const figure = timing.error ? `failed: ${timing.error}` : `${timing.medianMs.toFixed(1).padStart(9)} ms`;
+    const figure = timing.error
+      ? `failed: ${timing.error}`
+      : `${timing.medianMs.toFixed(1).padStart(9)} ms${timing.serverMs === undefined ? '' : ` (server ${timing.serverMs.toFixed(1)} ms)`}`;
     say(`${figure}  ${timing.name} (${timing.rows} rows)${verdict(timing)}`);
   }
   return timings;
@@ -575,9 +609,10 @@ async function checkRollups(pool: pg.Pool, ids: Ids): Promise<string[]> {
 }
 
 /*
- * What the worker pays when a session finishes: its rows are rewritten (one update touching every
- * row, as a re-archive that changes them does), which the trigger of migration 0006 marks, then the
- * refresh alone is timed.
+ * What one session's rollups cost once it is archived: its rows are rewritten (one update touching
+ * every row, as a re-archive that changes them does), which the trigger of migration 0006 marks,
+ * then its refresh alone is timed (the service's sweep refreshes sessions 100 to a statement, which
+ * costs less per session when they are small).
  */
 async function timeSessionRefreshes(pool: pg.Pool, ids: Ids, runs: number): Promise<RefreshTiming[]> {
   const out: RefreshTiming[] = [];
@@ -619,7 +654,7 @@ async function tableSizes(pool: pg.Pool): Promise<{ table: string; bytes: number
   return rows.map((r) => ({ table: r.table, bytes: Number(r.bytes) }));
 }
 
-async function runScale(rows: number, runs: number, check: boolean): Promise<ScaleResult> {
+async function runScale(rows: number, runs: number, check: boolean, keep: boolean): Promise<ScaleResult> {
   say(`== ${fmt(rows)} entries`);
   const deadlineMs = (20 + 12 * Math.ceil(rows / 1_000_000)) * MINUTE_MS;
   // One connection, so the statement_timeout set below holds for every query.
@@ -638,32 +673,68 @@ async function runScale(rows: number, runs: number, check: boolean): Promise<Sca
         `loaded ${fmt(held)} entries in ${fmt(loaded.sessions)} sessions in ${loaded.loadSeconds.toFixed(1)} s (indexes ${loaded.indexSeconds.toFixed(1)} s)`,
       );
       await createLiveViews(pool);
-      const rollups = (await pool.query<{ f: string | null }>(`select to_regproc('attendance_rollup_refresh')::text as f`)).rows[0]!.f !== null;
-      const result: ScaleResult = { rows, machine: await describeMachine(pool), ...loaded, rollups, timings: [], refreshes: [], sizes: [], checks: [] };
-      if (rollups) {
-        const pending = (await pool.query<{ n: number }>('select count(*)::int as n from rollup_pending')).rows[0]!.n;
-        say(`rolling up ${fmt(pending)} pending sessions in one call`);
-        const [, ms] = await timed(() => pool.query('select attendance_rollup_refresh(array(select call_session_id from rollup_pending))'));
-        result.refreshSeconds = ms / 1000;
-        result.refreshedSessions = pending;
-        const left = (await pool.query<{ n: number }>('select count(*)::int as n from rollup_pending')).rows[0]!.n;
-        say(`rolled up ${fmt(pending)} pending sessions in ${result.refreshSeconds.toFixed(1)} s; ${left} still pending`);
-        if (left !== 0) throw new Error(`${left} sessions still pending after the refresh`);
-      } else {
-        say('no attendance_rollup_refresh in this schema: timing the views alone');
-      }
-      await pool.query('vacuum analyze');
-      await pool.query(`set statement_timeout = ${QUERY_TIMEOUT_MS}`);
-      const ids = await pickIds(pool);
-      say(`heaviest user of ${MONTH.from.slice(0, 7)}: ${ids.user}`);
-      result.timings = await timeQueries(pool, ids, runs, rollups);
-      result.sizes = await tableSizes(pool);
-      if (rollups && check) result.checks = await checkRollups(pool, ids);
-      if (rollups) result.refreshes = await timeSessionRefreshes(pool, ids, runs);
-      return result;
+      return measure(pool, rows, loaded, runs, check);
     },
-    { poolMax: 1, deadlineMs, keepOnFailure: false },
+    { poolMax: 1, deadlineMs, keepOnFailure: false, keep },
   );
+}
+
+/**
+ * --database NAME: the same measurements on an archive an earlier `--keep` run generated, after
+ * the migrations since (so a change to the views or the rollups is timed without generating the
+ * archive again). The database stays.
+ */
+async function runOnKept(name: string, runs: number): Promise<ScaleResult> {
+  const pool = new pg.Pool({ connectionString: withDatabaseName(ADMIN_URL, name), max: 1, application_name: BENCH_APPLICATION_NAME });
+  try {
+    const [, migrateMs] = await timed(() => runMigrations(pool));
+    const count = async (sql: string) => (await pool.query<{ n: number }>(sql)).rows[0]!.n;
+    const rows = await count('select count(*)::int as n from participant_sessions');
+    say(`== ${fmt(rows)} entries kept in ${name}, migrated in ${(migrateMs / 1000).toFixed(1)} s`);
+    const loaded: Loaded = {
+      sessions: await count('select count(*)::int as n from bench_sessions'),
+      users: await count('select count(distinct user_id)::int as n from participant_sessions'),
+      loadSeconds: Number.NaN,
+      indexSeconds: Number.NaN,
+      rawForm: `as generated by the run that kept ${name}`,
+    };
+    await pool.query(`set statement_timeout = ${LOAD_TIMEOUT_MS}`);
+    return await measure(pool, rows, loaded, runs, rows <= CHECK_MAX_ROWS);
+  } finally {
+    await pool.end();
+  }
+}
+
+/** Brings the rollups up to date as the service would, then times the queries and the refreshes. */
+async function measure(pool: pg.Pool, rows: number, loaded: Loaded, runs: number, check: boolean): Promise<ScaleResult> {
+  const rollups = (await pool.query<{ f: string | null }>(`select to_regproc('attendance_rollup_refresh')::text as f`)).rows[0]!.f !== null;
+  const result: ScaleResult = { rows, machine: await describeMachine(pool), ...loaded, rollups, timings: [], refreshes: [], sizes: [], checks: [] };
+  if (rollups) {
+    const pending = (await pool.query<{ n: number }>('select count(*)::int as n from rollup_pending')).rows[0]!.n;
+    // As the service does after an upgrade: its sweep, a batch of sessions per transaction; then,
+    // in one call, the few sessions a live lease keeps from the sweep.
+    say(`rolling up ${fmt(pending)} pending sessions with the service's sweep`);
+    const [, ms] = await timed(async () => {
+      await sweepPendingRollups(pool);
+      await pool.query('select attendance_rollup_refresh(array(select call_session_id from rollup_pending))');
+    });
+    result.refreshSeconds = ms / 1000;
+    result.refreshedSessions = pending;
+    const left = (await pool.query<{ n: number }>('select count(*)::int as n from rollup_pending')).rows[0]!.n;
+    say(`rolled up ${fmt(pending)} pending sessions in ${result.refreshSeconds.toFixed(1)} s; ${left} still pending`);
+    if (left !== 0) throw new Error(`${left} sessions still pending after the refresh`);
+  } else {
+    say('no attendance_rollup_refresh in this schema: timing the views alone');
+  }
+  await pool.query('vacuum analyze');
+  await pool.query(`set statement_timeout = ${QUERY_TIMEOUT_MS}`);
+  const ids = await pickIds(pool);
+  say(`heaviest user of ${MONTH.from.slice(0, 7)}: ${ids.user}`);
+  result.timings = await timeQueries(pool, ids, runs, rollups);
+  result.sizes = await tableSizes(pool);
+  if (rollups && check) result.checks = await checkRollups(pool, ids);
+  if (rollups) result.refreshes = await timeSessionRefreshes(pool, ids, runs);
+  return result;
 }
 
 function ms(t: Timing | undefined): string {
@@ -680,7 +751,7 @@ function formatSection(results: ScaleResult[], args: Args, failure: Error | unde
     '',
     `## SQL views and rollups at ${scales.join(' and ')} entries (bench/sql-views.ts), ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC`,
     '',
-    `\`node bin/run-ts.js bench/sql-views.ts ${args.scale ? '--scale' : `--rows ${args.rows}`} --runs ${args.runs}\` — ${machine.cores} cores ` +
+    `\`node bin/run-ts.js bench/sql-views.ts ${args.database ? `--database ${args.database}` : args.scale ? '--scale' : `--rows ${args.rows}`} --runs ${args.runs}\` — ${machine.cores} cores ` +
       `(${machine.cpuModel}), ${machine.memoryGiB} GiB, Node ${machine.node}, PostgreSQL ${machine.postgres}; the machine is shared with ` +
       'other work, so single figures move by tens of percent between runs: read each against the count(*) baseline of the same run.',
     '',
@@ -694,17 +765,21 @@ function formatSection(results: ScaleResult[], args: Args, failure: Error | unde
     '| --- | ---: | ---: | ---: | ---: | ---: |',
     ...results.map(
       (r, i) =>
-        `| ${scales[i]} | ${fmt(r.sessions)} | ${fmt(r.users)} | ${r.loadSeconds.toFixed(0)} (${r.indexSeconds.toFixed(0)}) | ` +
+        `| ${scales[i]} | ${fmt(r.sessions)} | ${fmt(r.users)} | ${Number.isNaN(r.loadSeconds) ? 'kept from an earlier run' : `${r.loadSeconds.toFixed(0)} (${r.indexSeconds.toFixed(0)})`} | ` +
         `${r.refreshSeconds === undefined ? 'no rollups' : `${r.refreshSeconds.toFixed(1)} (${fmt(r.refreshedSessions ?? 0)} sessions)`} | ` +
         `${r.refreshSeconds === undefined ? '' : (r.refreshSeconds / (r.rows / 1_000_000)).toFixed(1)} |`,
     ),
     '',
-    `| query | target | ${scales.map((s) => `${s} rows out | ${s} median ms | ${s} min–max`).join(' | ')}${results.length > 1 ? ' | growth | baseline growth' : ''} | verdict |`,
-    `| --- | ---: | ${scales.map(() => '---: | ---: | ---:').join(' | ')}${results.length > 1 ? ' | ---: | ---:' : ''} | --- |`,
+    'Median ms is what a client waits for the whole answer (node-pg, the rows parsed); in the server, planning and execution as EXPLAIN ANALYZE reports them.',
+    '',
+    `| query | target | ${scales.map((s) => `${s} rows out | ${s} median ms | ${s} in the server | ${s} min–max`).join(' | ')}${results.length > 1 ? ' | growth | baseline growth' : ''} | verdict |`,
+    `| --- | ---: | ${scales.map(() => '---: | ---: | ---: | ---:').join(' | ')}${results.length > 1 ? ' | ---: | ---:' : ''} | --- |`,
     ...last.timings.map((t) => {
       const per = results.map((r) => r.timings.find((x) => x.name === t.name));
       const cells = per.map((p) =>
-        p ? `${fmt(p.rows)} | ${ms(p)} | ${p.error ? '' : p.runs === 1 ? 'one run' : `${p.minMs.toFixed(1)}–${p.maxMs.toFixed(1)}`}` : ' | | ',
+        p
+          ? `${fmt(p.rows)} | ${ms(p)} | ${p.serverMs === undefined ? '' : p.serverMs.toFixed(1)} | ${p.error ? '' : p.runs === 1 ? 'one run' : `${p.minMs.toFixed(1)}–${p.maxMs.toFixed(1)}`}`
+          : ' | | | ',
       );
       const first = per[0];
       const growth =
@@ -718,7 +793,7 @@ function formatSection(results: ScaleResult[], args: Args, failure: Error | unde
   ];
   if (results.some((r) => r.refreshes.length > 0)) {
     lines.push(
-      'The refresh the worker pays when a session finishes (its rows rewritten, marked by the trigger, then `attendance_rollup_refresh(array[id])` alone timed; median):',
+      'One session refreshed alone once its rows change (its rows rewritten, marked by the trigger, then `attendance_rollup_refresh(array[id])` alone timed; median; the sweep refreshes 100 sessions a statement):',
       '',
       `| session | ${scales.map((s) => `${s} ms`).join(' | ')} |`,
       `| --- | ${scales.map(() => '---:').join(' | ')} |`,
@@ -750,9 +825,17 @@ async function main(): Promise<void> {
   const startedAt = Date.now();
   const results: ScaleResult[] = [];
   let failure: Error | undefined;
-  for (const rows of args.scale ? SCALE_ROWS : [args.rows]) {
+  if (args.database) {
     try {
-      results.push(await runScale(rows, args.runs, rows <= CHECK_MAX_ROWS));
+      results.push(await runOnKept(args.database, args.runs));
+    } catch (error) {
+      failure = error as Error;
+      console.error(`${args.database} failed:`, error);
+    }
+  }
+  for (const rows of args.database ? [] : args.scale ? SCALE_ROWS : [args.rows]) {
+    try {
+      results.push(await runScale(rows, args.runs, rows <= CHECK_MAX_ROWS, args.keep && rows === (args.scale ? SCALE_ROWS.at(-1) : args.rows)));
     } catch (error) {
       // A failed check or a missed deadline at 10M still leaves the 1M figures worth recording.
       failure = error as Error;

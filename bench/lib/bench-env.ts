@@ -30,6 +30,8 @@ export interface BenchDatabaseOptions {
   readonly deadlineMs?: number;
   /** When `fn` throws, keep the database and print its name, for inspection. */
   readonly keepOnFailure?: boolean;
+  /** Keep the database whatever happens and print its name (bench/sql-views.ts --keep). */
+  readonly keep?: boolean;
 }
 
 /** A fresh migrated database for the length of `fn`, dropped afterwards whatever happens (unless kept on failure). */
@@ -59,7 +61,7 @@ export async function withBenchDatabase<T>(fn: (db: BenchDatabase) => Promise<T>
   } finally {
     clearTimeout(deadline);
     await pool.end();
-    if (failed && options.keepOnFailure) console.log(`database kept for inspection: ${name}`);
+    if ((failed && options.keepOnFailure) || options.keep) console.log(`database kept for inspection: ${name}`);
     else await admin.query(`drop database if exists ${name} with (force)`);
     await admin.end();
   }

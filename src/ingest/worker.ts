@@ -10,7 +10,6 @@ import { claimSessions, type ClaimedSession } from '../queue/claim.ts';
 import { SESSIONS_DUE_CHANNEL } from '../queue/sql.ts';
 import { LeaseLostError, type Lease } from '../queue/fence.ts';
 import { extendLeases } from '../queue/lease.ts';
-import { refreshRollups } from '../rollup/refresh.ts';
 import type { StreamClient } from '../stream/client.ts';
 import { WorkerStoppingError, archiveSession, type ArchiveResult } from './archive-session.ts';
 import { startDueListener, type DueListener } from './listen.ts';
@@ -75,8 +74,6 @@ interface WorkerContext {
   readonly maxAttempts: number;
   readonly log: Logger;
   readonly held: Map<string, Held>;
-  /** Rollup refreshes after runs (refreshAfterRun), awaited by stop(). */
-  readonly refreshing: Set<Promise<void>>;
   readonly waker: Waker;
 }
 
@@ -123,7 +120,6 @@ export function startWorker(options: WorkerOptions): Worker {
         for (const entry of held.values()) entry.controller.abort(new WorkerStoppingError());
         await running;
         await Promise.all([...held.values()].map((entry) => entry.done));
-        await Promise.all(ctx.refreshing);
         stopHeartbeat();
         await listener?.close();
         log.info('worker stopped');
@@ -144,7 +140,6 @@ function workerContext(options: WorkerOptions): WorkerContext {
     maxAttempts: options.maxAttempts ?? MAX_ATTEMPTS,
     log: options.logger.child({ workerId }),
     held: new Map(),
-    refreshing: new Set(),
     waker: createWaker(),
   };
 }
@@ -185,24 +180,6 @@ async function claimLoop(ctx: WorkerContext): Promise<void> {
   }
 }
 
-/** Run endings that left the session to this worker's outcome, so its rows will not change until the next run. */
-const RECORDED: ReadonlySet<string> = new Set([SESSION_STATUS.complete, SESSION_STATUS.retrying, SESSION_STATUS.dead, SESSION_STATUS.expired]);
-
-/**
- * The session's rollups, brought up to date with what the run wrote, beside the loop (the session
- * is no longer held, so claiming goes on); stop() waits for it. A failure costs no data: the
- * session stays marked, the views compute it from its rows and the rollup sweep retries.
- */
-function refreshAfterRun(ctx: WorkerContext, callSessionId: string): void {
-  const refresh = refreshRollups(ctx.options.database.pool, [callSessionId])
-    .then(() => undefined)
-    .catch((error: unknown) => {
-      ctx.log.warn({ err: coerceError(error), callSessionId }, 'rollups not refreshed after the run; the rollup sweep will');
-    })
-    .finally(() => ctx.refreshing.delete(refresh));
-  ctx.refreshing.add(refresh);
-}
-
 /** Archives one claimed session in the background; it leaves `held` and wakes the loop when done. */
 function beginRun(ctx: WorkerContext, session: ClaimedSession, claim?: ClaimTimes): void {
   const { options, held } = ctx;
@@ -228,7 +205,6 @@ function beginRun(ctx: WorkerContext, session: ClaimedSession, claim?: ClaimTime
         endSpan(span, result.status === SESSION_STATUS.dead ? new Error(result.detail ?? 'dead') : undefined);
       }
       options.onResult?.(session, result);
-      if (RECORDED.has(result.status)) refreshAfterRun(ctx, session.callSessionId);
     })
     .catch((error: unknown) => {
       if (span) endSpan(span, error);

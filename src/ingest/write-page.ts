@@ -3,6 +3,7 @@ import { storableJson } from '../db/storable-json.ts';
 import { checkpointPage } from '../queue/checkpoint-page.ts';
 import type { Lease } from '../queue/fence.ts';
 import type { ParticipantEntry } from '../stream/schemas.ts';
+import { LEAN_RAW_MARKERS, leanRaw } from './lean-raw.ts';
 
 export interface PageToWrite {
   readonly callType: string;
@@ -20,7 +21,8 @@ export interface PageToWrite {
 /*
  * One page, one transaction: the rows and the cursor commit together, behind the lease fence, in
  * the queue's one statement (queue/checkpoint-page.ts). Here the page becomes that statement's
- * JSON: the rows' columns, and the `*_at` integers kept digit for digit.
+ * JSON: the rows' columns, raw in its lean form (lean-raw.ts), and the `*_at` integers kept digit
+ * for digit.
  */
 
 /** Writes one page and its checkpoint; throws LeaseLostError (nothing written) if the lease is gone. */
@@ -35,14 +37,14 @@ export async function writePage(pool: pg.Pool, lease: Lease, page: PageToWrite):
     duration_in_seconds: entry.durationInSeconds,
     publisher_type: entry.publisherType,
     roles: entry.roles,
-    raw: entry.raw,
+    raw: leanRaw(entry),
   }));
   await checkpointPage(pool, lease, {
     callType: page.callType,
     callId: page.callId,
     // A NUL or a lone surrogate in one entry would fail every write of the page and, retry after
     // retry, the session: storableJson drops or replaces just those characters.
-    rowsJson: withIntegerTimestamps(storableJson(JSON.stringify(rows), rows), integerTimestampPattern(entries)),
+    rowsJson: withIntegerTimestamps(storableJson(JSON.stringify(rows), rows), integerTimestampPattern(rows)),
     resumeCursor: page.resumeCursor,
     envelopeJson:
       page.envelope === undefined ? null : withIntegerTimestamps(storableJson(JSON.stringify(page.envelope), page.envelope), QUOTED_INTEGER_TIMESTAMP),
@@ -56,12 +58,14 @@ export async function writePage(pool: pg.Pool, lease: Lease, page: PageToWrite):
  * `*_at` key sent as an integer as a digit string, since a JS number would round it; here it
  * becomes a number again in the text sent to Postgres. Only such keys can match: the row's own
  * joined_at/left_at are RFC 3339 text, never digits alone, and a quote inside a JSON string is
- * always escaped. Which pass a page needs is read off its entries' raw (~5–8 µs a 100-entry page,
- * where scanning the page's JSON text for quoted digits took ~30–45 µs): none when every
- * timestamp is RFC 3339 and no entry has a field beyond Stream's seven; the joined_at/left_at
- * pattern when only those are digits (the any-`*_at` pattern costs ~30 µs more a page, its key
- * class backtracking on every key); the any-`*_at` one once Stream adds entry fields. The
- * envelope is small and always takes the any-`*_at` pass.
+ * always escaped. Which pass a page needs is read off the raw each row stores, lean (~5–8 µs a
+ * 100-entry page, where scanning the page's JSON text for quoted digits took ~30–45 µs): none
+ * when no joined_at/left_at is left as digits (one under its `#` marker is a JS number already)
+ * and no entry has a field beyond Stream's seven and the lean form's markers; the
+ * joined_at/left_at pattern when only those are digits (the any-`*_at` pattern costs ~30 µs more
+ * a page, its key class backtracking on every key); the any-`*_at` one once Stream adds entry
+ * fields, or sends a marker-named one (kept whole, its value could hold anything). The envelope
+ * is small and always takes the any-`*_at` pass.
  */
 const QUOTED_INTEGER_TIMESTAMP = /([{,]"[a-z0-9_]*_at":)"(-?\d+)"/g;
 const QUOTED_INTEGER_ENTRY_TIMESTAMP = /([{,]"(?:joined_at|left_at)":)"(-?\d+)"/g;
@@ -70,13 +74,18 @@ function withIntegerTimestamps(json: string, pattern: RegExp | undefined): strin
   return pattern === undefined ? json : json.replace(pattern, '$1$2');
 }
 
-function integerTimestampPattern(entries: readonly ParticipantEntry[]): RegExp | undefined {
+function integerTimestampPattern(rows: readonly { readonly raw: Record<string, unknown> }[]): RegExp | undefined {
   let pattern: RegExp | undefined;
-  for (const { raw } of entries) {
-    for (const key in raw) if (!ENTRY_FIELDS.has(key)) return QUOTED_INTEGER_TIMESTAMP;
+  for (const { raw } of rows) {
+    for (const key in raw) if (!ENTRY_FIELDS.has(key) && !isLeanMarker(key, raw[key])) return QUOTED_INTEGER_TIMESTAMP;
     if (pattern === undefined && (isDigits(raw.joined_at) || isDigits(raw.left_at))) pattern = QUOTED_INTEGER_ENTRY_TIMESTAMP;
   }
   return pattern;
+}
+
+/** A marker leanRaw wrote (a number, or `-` naming fields), not a field of Stream's so named, whose value may be anything. */
+function isLeanMarker(key: string, value: unknown): boolean {
+  return LEAN_RAW_MARKERS.has(key) && (typeof value === 'number' || (Array.isArray(value) && value.every((name) => typeof name === 'string')));
 }
 
 const ENTRY_FIELDS: ReadonlySet<string> = new Set(['user_id', 'user_session_id', 'publisher_type', 'roles', 'joined_at', 'left_at', 'duration_in_seconds']);

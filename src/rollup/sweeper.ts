@@ -5,8 +5,8 @@ import { startPeriodic } from '../periodic.ts';
 import { sweepPendingRollups, type RollupSweepResult } from './refresh.ts';
 
 /**
- * Marked sessions nobody is archiving are few and cheap (the worker refreshes its own at the end
- * of each run); every 15 s keeps a pruned or hand-edited session's reports at most that stale.
+ * Every 15 s: the report tables trail the archive by at most that plus a sweep, and each sweep
+ * refreshes the sessions that finished meanwhile in batches (rollup/refresh.ts says why).
  */
 export const ROLLUP_SWEEP_INTERVAL_MS = 15_000;
 

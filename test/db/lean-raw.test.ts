@@ -1,6 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { writePage } from '../../src/ingest/write-page.ts';
 import { parseParticipantSessionsPage, parseStreamJson } from '../../src/stream/schemas.ts';
+import { generateSession } from '../../tools/simulator/generate.ts';
+import { participantJson } from '../../tools/simulator/wire.ts';
 import { useTestDatabase } from '../helpers/db.ts';
 import { insertQueueRow } from '../queue/queue-rows.ts';
 
@@ -213,6 +215,74 @@ describe('participant_sessions.raw, stored lean', () => {
     const changed = CASES.map((c, i) => (i === 0 ? c.sent.replace('}', ',"added":1}') : c.sent));
     await writeThroughWorker(changed);
     expect((await versions()).rows.filter((row, i) => row.xmin !== before[i]!.xmin)).toHaveLength(1);
+  });
+});
+
+describe("the worker's lean raw (ingest/lean-raw.ts) against participant_session_lean_raw", () => {
+  // The simulator's ordinary entries: both timestamp forms, 0 to 9 fraction digits, missing fields omitted or null.
+  const simulated: Case[] = [
+    { format: 'rfc3339', missing: 'omit', subMillisecond: false },
+    { format: 'rfc3339', missing: 'null', subMillisecond: true },
+    { format: 'nanoseconds', missing: 'omit', subMillisecond: true },
+    { format: 'nanoseconds', missing: 'null', subMillisecond: false },
+  ].flatMap(({ format, missing, subMillisecond }, n) =>
+    generateSession({ seed: `lean-raw-${n}`, size: 60, subMillisecond }).participants.map((p) => ({
+      id: p.user_session_id,
+      sent: participantJson(p, format as 'rfc3339' | 'nanoseconds', missing as 'omit' | 'null'),
+    })),
+  );
+
+  /** Each case's stored raw beside what the SQL function makes of the full raw and the same columns. */
+  async function storedAgainstSql(list: readonly Case[]): Promise<{ id: string; stored: string; sql: string; entry: string; held: string }[]> {
+    await writeThroughWorker(list.map((c) => c.sent));
+    const { rows } = await pool().query(
+      `select c.id, p.raw::text as stored, participant_session_entry(p)::text as entry, c.held::jsonb::text as held,
+              participant_session_lean_raw(c.held::jsonb, p.user_id, p.user_session_id, p.publisher_type, p.duration_in_seconds,
+                p.roles, p.joined_at, p.left_at)::text as sql
+         from unnest($1::text[], $2::text[]) as c(id, held)
+         join participant_sessions p on p.call_session_id = 's1' and p.user_session_id = c.id
+        order by c.id`,
+      [list.map((c) => c.id), list.map((c) => c.held ?? c.sent)],
+    );
+    expect(rows).toHaveLength(list.length);
+    return rows;
+  }
+
+  // Beyond the crossing above: an hour 24 (JS reads it, Postgres rolls it over to the next day's
+  // 00:00, so it must stay as sent), and entries where the worker keeps more than the SQL would.
+  const hour24: Case = { id: 'us-hour-24', sent: '{"user_id":"h","user_session_id":"us-hour-24","joined_at":"2026-04-08T24:00:00Z"}' };
+  const keptMore: readonly Case[] = [
+    // A JS number is already rounded: the worker keeps it as JSON.stringify prints it; the SQL marks it.
+    {
+      id: 'us-float',
+      sent: '{"user_id":"f","user_session_id":"us-float","joined_at":1.775658215879421e18}',
+      held: '{"user_id":"f","user_session_id":"us-float","joined_at":1775658215879421000}',
+    },
+    // A key that storableJson renames (its NUL dropped): the worker keeps such an entry whole.
+    {
+      id: 'us-nul-key',
+      sent: '{"user_id":"n","user_session_id":"us-nul-key","publisher_type":"webrtc","roles":[],"note\\u0000":1}',
+      held: '{"user_id":"n","user_session_id":"us-nul-key","publisher_type":"webrtc","roles":[],"note":1}',
+    },
+  ];
+
+  it(`stores what the SQL function would for all ${CASES.length + 1} awkward entries, and more only where it cannot cheaply tell`, async () => {
+    const rows = await storedAgainstSql([...CASES, hour24, ...keptMore]);
+    // Where they differ, the stored form is still lossless: the rebuilt entry is the one sent.
+    expect(rows.filter((row) => row.entry !== row.held)).toEqual([]);
+    expect(rows.filter((row) => row.stored !== row.sql).map((row) => row.id)).toEqual(keptMore.map((c) => c.id).sort());
+    const stored = (id: string) => rows.find((row) => row.id === id)!.stored;
+    expect(stored('us-hour-24')).toContain('"joined_at": "2026-04-08T24:00:00Z"');
+    expect(stored('us-float')).toContain('"joined_at": 1775658215879421000');
+    expect(stored('us-nul-key')).toContain('"user_session_id": "us-nul-key"');
+  });
+
+  it(`stores exactly what the SQL function would for all ${simulated.length} simulator entries`, async () => {
+    const rows = await storedAgainstSql(simulated);
+    expect(rows.filter((row) => row.stored !== row.sql)).toEqual([]);
+    expect(rows.filter((row) => row.entry !== row.held)).toEqual([]);
+    // The comparison can fail: the simulator's entries do take the lean form's markers.
+    expect(rows.filter((row) => /"[~#](joined|left)_at"/.test(row.stored))).toHaveLength(simulated.length);
   });
 });
 

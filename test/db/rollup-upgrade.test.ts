@@ -9,7 +9,7 @@ import { useTestDatabase } from '../helpers/db.ts';
 /*
  * Upgrading an archive that already holds entries: migration 0006 must mark every session with
  * entries, so the views answer exactly what they answered before it, and the sweep then fills the
- * rollups without changing any answer.
+ * rollups without changing any answer; migration 0007 then completes those rollups in place.
  */
 
 async function applyMigration(pool: pg.Pool, tag: string): Promise<void> {
@@ -54,5 +54,21 @@ describe('migration 0006 on an archive that already holds entries', () => {
     expect((await pool.query('select count(*)::int as n from rollup_pending')).rows[0].n).toBe(0);
     expect((await pool.query(ATTENDANCE_SQL)).rows).toEqual(attendanceBefore);
     expect((await pool.query(SESSIONS_SQL)).rows).toEqual(sessionsBefore);
+
+    // Migration 0007 on those rollups: each row gets its session's start, the views' answers stay,
+    // and nothing needs refreshing again.
+    await applyMigration(pool, '0007_attendance_at_scale');
+    const copies = await pool.query<{ rows: number; differing: number }>(`
+      select count(*)::int as rows, count(*) filter (where r.session_started_at is distinct from s.session_started_at)::int as differing
+        from attendance_rollup r join session_rollup s using (call_session_id)`);
+    expect(copies.rows[0]!.rows).toBeGreaterThan(50);
+    expect(copies.rows[0]!.differing).toBe(0);
+    expect((await pool.query('select count(*)::int as n from rollup_pending')).rows[0].n).toBe(0);
+    expect((await pool.query(ATTENDANCE_SQL)).rows).toEqual(attendanceBefore);
+    expect((await pool.query(SESSIONS_SQL)).rows).toEqual(sessionsBefore);
+    // A refresh by 0007's function finds nothing to change in what 0006's wrote.
+    const before = (await pool.query('select (r.*)::text as row from attendance_rollup r order by 1')).rows;
+    await pool.query('select attendance_rollup_refresh(array(select call_session_id from session_rollup))');
+    expect((await pool.query('select (r.*)::text as row from attendance_rollup r order by 1')).rows).toEqual(before);
   });
 });

@@ -91,7 +91,7 @@ describe('schema', () => {
         expect.stringMatching(/ON public\.participant_sessions USING btree \(joined_at\)/),
         // Filters on the call go through call_sessions and the rollups (migration 0006).
         expect.stringMatching(/ON public\.call_sessions USING btree \(call_type, call_id\)/),
-        expect.stringMatching(/ON public\.attendance_rollup USING btree \(user_id\)/),
+        expect.stringMatching(/ON public\.attendance_rollup USING btree \(user_id, session_started_at\)/),
       ]),
     );
     expect(defs.filter((d) => d.includes('ON public.participant_sessions '))).toHaveLength(3);

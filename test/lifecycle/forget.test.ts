@@ -92,7 +92,7 @@ describe('forgetUser', () => {
     const otherEntriesBefore = (await p.query(`select * from participant_sessions where user_id <> $1 order by 1, 2`, [TARGET])).rows;
     const untouchedEvent = (await p.query(`select payload::text from webhook_events where webhook_id = 'w-other'`)).rows;
     const untouchedResponse = (await p.query(`select response::text from stream_responses where call_session_id = 's2'`)).rows;
-    // The rollups hold the user too once brought up to date (the worker does so after each run).
+    // The rollups hold the user too once brought up to date (the sweep does so after each run).
     await refreshRollups(p, ['s1', 's2']);
     const s2Rollups = await p.query(`select * from attendance_rollup where call_session_id = 's2' order by user_id`);
     expect(await findEverywhere(p, TARGET)).toEqual([

@@ -154,14 +154,18 @@ describe('attendance rollups', () => {
   });
 
   it('follows a changed entry, an erased user, an emptied session and a new month, and equals a rebuild from scratch', async () => {
-    // An entry of a rolled-up session ends ten minutes later.
+    // An entry of a rolled-up session ends ten minutes later and starts ten minutes before anyone
+    // else's: the session's window moves at both ends, and every user's row keeps the new start.
     const changed = dataset.find((s) => s.entries.length > 3)!;
     const entry = changed.entries.find((e) => e.left_at && e.joined_at)!;
     entry.left_at = new Date(Date.parse(entry.left_at!) + 600_000).toISOString();
-    await pool().query(`update participant_sessions set left_at = $3 where call_session_id = $1 and user_session_id = $2`, [
+    const earliest = Math.min(...changed.entries.flatMap((e) => (e.joined_at ? [Date.parse(e.joined_at)] : [])));
+    entry.joined_at = new Date(earliest - 600_000).toISOString();
+    await pool().query(`update participant_sessions set left_at = $3, joined_at = $4 where call_session_id = $1 and user_session_id = $2`, [
       changed.seed.call_session_id,
       entry.user_session_id,
       entry.left_at,
+      entry.joined_at,
     ]);
     // One user erased everywhere.
     const erased = 'student-03';
@@ -211,6 +215,13 @@ describe('attendance rollups', () => {
       expect((await pool().query(`select count(*)::int as n from ${table} where user_id = $1`, [erased])).rows[0].n, table).toBe(0);
     }
     expect((await pool().query('select count(*)::int as n from session_rollup where call_session_id = $1', [emptied.seed.call_session_id])).rows[0].n).toBe(0);
+    // attendance_rollup's copy of the session start (what a user's month is read by) is session_rollup's.
+    const copies = await pool().query<{ rows: number; differing: number }>(`
+      select count(*)::int as rows, count(*) filter (where r.session_started_at is distinct from s.session_started_at)::int as differing
+        from attendance_rollup r join session_rollup s using (call_session_id)`);
+    expect(copies.rows[0]).toEqual({ rows: (await pool().query('select count(*)::int as n from attendance_rollup')).rows[0].n, differing: 0 });
+    const moved = await pool().query('select distinct session_started_at from attendance_rollup where call_session_id = $1', [changed.seed.call_session_id]);
+    expect(moved.rows.map((r) => r.session_started_at.toISOString())).toEqual([entry.joined_at]);
 
     const incremental = await dumpRollups(pool());
     await pool().query(`truncate ${ROLLUP_TABLES.join(', ')}`);
