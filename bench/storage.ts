@@ -31,6 +31,7 @@ import { DAY_MS, MINUTE_MS } from '../src/time.ts';
 import { participantJson } from '../tools/simulator/wire.ts';
 import { findArchivedSession } from '../src/archive/session.ts';
 import { writePage } from '../src/ingest/write-page.ts';
+import { leanRaw } from '../src/ingest/lean-raw.ts';
 import { parseParticipantSessionsPage, parseStreamJson } from '../src/stream/schemas.ts';
 import { readParticipantPage } from '../src/archive/page.ts';
 import { summarizeParticipantSessions } from '../src/archive/summary.ts';
@@ -203,9 +204,10 @@ async function probeIndexUse(url: string, ctx: Omit<ProbeContext, 'database'>): 
 /*
  * The cost of the lean form, on scratch tables without indexes, in the same run: the worker's
  * insert shape (one page as a jsonb array through jsonb_to_recordset, a named statement like the
- * worker's) storing the entry whole or participant_session_lean_raw(...), and 100-row page reads
- * of raw against participant_session_entry(p) (unnamed, planned per read, as the archive route's
- * are). Alternated, three rounds, medians.
+ * worker's) storing the entry whole, the lean form the worker makes (ingest/lean-raw.ts), or the
+ * lean form made in the statement by participant_session_lean_raw(...) (how the worker stored it
+ * before); and 100-row page reads of raw against participant_session_entry(p) (unnamed, planned
+ * per read, as the archive route's are). Alternated, three rounds, medians.
  */
 const writeSql = (raw: string, table: string) => `
   insert into ${table} (call_session_id, user_session_id, call_type, call_id, user_id, joined_at, left_at,
@@ -214,9 +216,10 @@ const writeSql = (raw: string, table: string) => `
     from jsonb_to_recordset($4::jsonb) as r(user_session_id text, user_id text, joined_at timestamptz, left_at timestamptz,
       duration_in_seconds integer, publisher_type text, roles text[], raw jsonb)`;
 const WRITE_WHOLE_SQL = writeSql('r.raw', 'storage_write_whole');
-const WRITE_LEAN_SQL = writeSql(
+const WRITE_LEAN_SQL = writeSql('r.raw', 'storage_write_lean');
+const WRITE_LEAN_IN_SQL_SQL = writeSql(
   'participant_session_lean_raw(r.raw, r.user_id, r.user_session_id, r.publisher_type, r.duration_in_seconds, r.roles, r.joined_at, r.left_at)',
-  'storage_write_lean',
+  'storage_write_lean_in_sql',
 );
 const READ_RAW_SQL = 'select raw::text from participant_sessions p where call_session_id = $1 order by user_session_id limit 100';
 const READ_ENTRY_SQL = 'select participant_session_entry(p)::text from participant_sessions p where call_session_id = $1 order by user_session_id limit 100';
@@ -226,6 +229,8 @@ interface PageRows {
   readonly callType: string;
   readonly callId: string;
   readonly rowsJson: string;
+  /** The same rows with raw as the worker stores it. */
+  readonly leanRowsJson: string;
   readonly rows: number;
 }
 
@@ -233,6 +238,7 @@ interface CostResult {
   /** Median µs per row of each variant. */
   readonly writeWhole: number;
   readonly writeLean: number;
+  readonly writeLeanInSql: number;
   readonly readRaw: number;
   readonly readEntry: number;
 }
@@ -240,13 +246,16 @@ interface CostResult {
 async function measureCost(pool: pg.Pool, pages: readonly PageRows[], sessions: readonly string[]): Promise<CostResult> {
   await pool.query('create table storage_write_whole (like participant_sessions including defaults)');
   await pool.query('create table storage_write_lean (like participant_sessions including defaults)');
+  await pool.query('create table storage_write_lean_in_sql (like participant_sessions including defaults)');
   const rows = pages.reduce((sum, page) => sum + page.rows, 0);
   const reads = sessions.length * 100;
-  const write = async (sql: string, table: string): Promise<number> => {
+  const write = async (sql: string, table: string, lean = false): Promise<number> => {
     await pool.query(`truncate ${table}`);
     const started = performance.now();
     // Named, as the worker's statement is: each connection plans it once, not once a page.
-    for (const page of pages) await pool.query({ name: table, text: sql, values: [page.callSessionId, page.callType, page.callId, page.rowsJson] });
+    for (const page of pages) {
+      await pool.query({ name: table, text: sql, values: [page.callSessionId, page.callType, page.callId, lean ? page.leanRowsJson : page.rowsJson] });
+    }
     return ((performance.now() - started) * 1000) / rows;
   };
   const read = async (sql: string): Promise<number> => {
@@ -254,17 +263,19 @@ async function measureCost(pool: pg.Pool, pages: readonly PageRows[], sessions: 
     for (const id of sessions) await pool.query(sql, [id]);
     return ((performance.now() - started) * 1000) / reads;
   };
-  const samples = { writeWhole: [] as number[], writeLean: [] as number[], readRaw: [] as number[], readEntry: [] as number[] };
+  const samples = { writeWhole: [] as number[], writeLean: [] as number[], writeLeanInSql: [] as number[], readRaw: [] as number[], readEntry: [] as number[] };
   for (let round = 0; round < 3; round++) {
     samples.writeWhole.push(await write(WRITE_WHOLE_SQL, 'storage_write_whole'));
-    samples.writeLean.push(await write(WRITE_LEAN_SQL, 'storage_write_lean'));
+    samples.writeLean.push(await write(WRITE_LEAN_SQL, 'storage_write_lean', true));
+    samples.writeLeanInSql.push(await write(WRITE_LEAN_IN_SQL_SQL, 'storage_write_lean_in_sql'));
     samples.readRaw.push(await read(READ_RAW_SQL));
     samples.readEntry.push(await read(READ_ENTRY_SQL));
   }
-  await pool.query('drop table storage_write_whole, storage_write_lean');
+  await pool.query('drop table storage_write_whole, storage_write_lean, storage_write_lean_in_sql');
   return {
     writeWhole: median(samples.writeWhole),
     writeLean: median(samples.writeLean),
+    writeLeanInSql: median(samples.writeLeanInSql),
     readRaw: median(samples.readRaw),
     readEntry: median(samples.readEntry),
   };
@@ -358,6 +369,7 @@ await withBenchDatabase(
             callType: session.callType,
             callId: session.callId,
             rowsJson: JSON.stringify(rows),
+            leanRowsJson: JSON.stringify(rows.map((row, n) => ({ ...row, raw: leanRaw(parsed.entries[n]!) }))),
             rows: rows.length,
           });
         }
@@ -541,8 +553,8 @@ await withBenchDatabase(
           `(${ratio(leanHeap, wholeHeap)}, same rows, same run); raw as jsonb ${sizesOf.whole_raw_bytes} → ${sizesOf.raw_bytes} bytes. ` +
           `participant_session_entry(p) differs from the entry as sent in ${fmt(Number(sizesOf.mismatches))} of ${fmt(Number(sizesOf.held))} rows (must be 0 of ${fmt(entries)})`,
         `its cost, medians of 3 alternated rounds on scratch tables without indexes (${fmt(costRows)} rows in ${fmt(costPages.length)} pages; 2 cores shared with other work, so ` +
-          `the absolute figures are loose, the ratios less so): the worker's insert ${us(cost.writeWhole)} an entry storing raw whole, ${us(cost.writeLean)} storing it lean ` +
-          `(${ratio(cost.writeLean, cost.writeWhole)}); reading 100-row pages, ${us(cost.readRaw)} an entry for raw, ${us(cost.readEntry)} for participant_session_entry(p) ` +
+          `the absolute figures are loose, the ratios less so): the worker's insert ${us(cost.writeWhole)} an entry storing raw whole, ${us(cost.writeLean)} storing the lean form it makes ` +
+          `(${ratio(cost.writeLean, cost.writeWhole)}), ${us(cost.writeLeanInSql)} making it in the statement (${ratio(cost.writeLeanInSql, cost.writeWhole)}); reading 100-row pages, ${us(cost.readRaw)} an entry for raw, ${us(cost.readEntry)} for participant_session_entry(p) ` +
           `(${ratio(cost.readEntry, cost.readRaw)})`,
         `indexes no reader used: ${unused.map((index) => `${index.name} (${fmt(perEntry(index.bytes), 1)} B/entry)`).join(', ') || 'none'}, ${fmt(perEntry(unusedBytes), 1)} B/entry together`,
         `participant_sessions per entry: ${fmt(perEntry(participants.total), 1)} B (${fmt(perEntry(withoutUnused), 1)} B without the unused indexes; ` +

@@ -15,7 +15,7 @@ import type { StreamClient } from '../stream/client.ts';
 import { StreamApiError } from '../stream/errors.ts';
 import { PAGE_LIMIT, paginate } from '../stream/paginate.ts';
 import type { ParticipantSessionsPage } from '../stream/schemas.ts';
-import { writePage, type PageToWrite } from './write-page.ts';
+import { type PageToWrite, type PreparedPage, preparePage, writePreparedPage } from './write-page.ts';
 
 /** Raised through the run's signal when the worker is stopping: the session is given back. */
 export class WorkerStoppingError extends AppError {
@@ -101,14 +101,27 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
     if (early) return await finishBeforeRun(run, early);
     if (session.takenOver) run.log.warn({ attempts: session.attempts, resuming: session.cursor !== null }, 'took over a session whose lease lapsed');
     const pages = paginate((cursor) => fetchPage(run, cursor), { start: session.cursor, operation: 'QueryCallParticipantSessions' });
-    for await (const { page, cursor } of pages) {
-      verifyPageIdentity(page, session.callSessionId);
-      const written = await writePage(options.pool, run.lease, pageToWrite(session, page, cursor));
-      progress = afterPage(progress, page, written.rows);
-      options.metrics.pagesArchived.inc();
-      options.metrics.rowsArchived.inc(written.rows);
-      run.log.debug({ rows: written.rows, pages: progress.pages }, 'page archived');
+    // Page n is written while page n + 1 is fetched, parsed and prepared, so Postgres's statement
+    // and the service's work on the next page overlap: on one 100,000-entry session the service
+    // spends ~1.6 ms a page and Postgres ~2.5. The writes stay one at a time and in order, each
+    // committing its page and the cursor after it.
+    let writing: Promise<WrittenPage> | undefined;
+    try {
+      for await (const { page, cursor } of pages) {
+        verifyPageIdentity(page, session.callSessionId);
+        const prepared = preparePage(pageToWrite(session, page, cursor));
+        if (writing) progress = pageWritten(run, progress, await writing);
+        run.signal.throwIfAborted();
+        writing = writeInBackground(run, page, prepared);
+      }
+      if (writing) progress = pageWritten(run, progress, await writing);
+      writing = undefined;
       run.signal.throwIfAborted();
+    } catch (error) {
+      // A page still being written settles first, as when each page was written before the next
+      // was read: its failure (a lost lease) is the run's, its success is progress.
+      if (writing) progress = pageWritten(run, progress, await writing);
+      throw error;
     }
     return await verifyAndFinish(run, progress);
   } catch (caught) {
@@ -221,6 +234,26 @@ function verifyPageIdentity(page: ParticipantSessionsPage, callSessionId: string
     status: 200,
     failure: 'invalid_response',
   });
+}
+
+interface WrittenPage {
+  readonly page: ParticipantSessionsPage;
+  readonly rows: number;
+}
+
+function writeInBackground(run: Run, page: ParticipantSessionsPage, prepared: PreparedPage): Promise<WrittenPage> {
+  const writing = writePreparedPage(run.options.pool, run.lease, prepared).then(({ rows }) => ({ page, rows }));
+  // Its failure is raised where the run awaits it, not as an unhandled rejection meanwhile.
+  writing.catch(() => undefined);
+  return writing;
+}
+
+function pageWritten(run: Run, progress: RunProgress, { page, rows }: WrittenPage): RunProgress {
+  const next = afterPage(progress, page, rows);
+  run.options.metrics.pagesArchived.inc();
+  run.options.metrics.rowsArchived.inc(rows);
+  run.log.debug({ rows, pages: next.pages }, 'page archived');
+  return next;
 }
 
 function pageToWrite(session: ClaimedSession, page: ParticipantSessionsPage, cursor: string | null): PageToWrite {

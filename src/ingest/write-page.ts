@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { storableJson } from '../db/storable-json.ts';
-import { checkpointPage } from '../queue/checkpoint-page.ts';
+import { checkpointPage, type PageCheckpoint } from '../queue/checkpoint-page.ts';
 import type { Lease } from '../queue/fence.ts';
 import type { ParticipantEntry } from '../stream/schemas.ts';
 import { LEAN_RAW_MARKERS, leanRaw } from './lean-raw.ts';
@@ -25,8 +25,25 @@ export interface PageToWrite {
  * for digit.
  */
 
+/** One page as the page statement takes it, and how many rows it holds. */
+export interface PreparedPage {
+  readonly checkpoint: PageCheckpoint;
+  readonly rows: number;
+}
+
 /** Writes one page and its checkpoint; throws LeaseLostError (nothing written) if the lease is gone. */
 export async function writePage(pool: pg.Pool, lease: Lease, page: PageToWrite): Promise<{ readonly rows: number }> {
+  return writePreparedPage(pool, lease, preparePage(page));
+}
+
+/** writePage's second half: the statement, for a page preparePage made (maybe while the page before was being written). */
+export async function writePreparedPage(pool: pg.Pool, lease: Lease, prepared: PreparedPage): Promise<{ readonly rows: number }> {
+  await checkpointPage(pool, lease, prepared.checkpoint);
+  return { rows: prepared.rows };
+}
+
+/** writePage's first half, without I/O: the rows and the envelope as the statement's JSON. */
+export function preparePage(page: PageToWrite): PreparedPage {
   const entries = uniqueByUserSession(page.entries);
   const rows = entries.map((entry) => ({
     user_session_id: entry.userSessionId,
@@ -39,17 +56,19 @@ export async function writePage(pool: pg.Pool, lease: Lease, page: PageToWrite):
     roles: entry.roles,
     raw: leanRaw(entry),
   }));
-  await checkpointPage(pool, lease, {
-    callType: page.callType,
-    callId: page.callId,
-    // A NUL or a lone surrogate in one entry would fail every write of the page and, retry after
-    // retry, the session: storableJson drops or replaces just those characters.
-    rowsJson: withIntegerTimestamps(storableJson(JSON.stringify(rows), rows), integerTimestampPattern(rows)),
-    resumeCursor: page.resumeCursor,
-    envelopeJson:
-      page.envelope === undefined ? null : withIntegerTimestamps(storableJson(JSON.stringify(page.envelope), page.envelope), QUOTED_INTEGER_TIMESTAMP),
-  });
-  return { rows: rows.length };
+  return {
+    checkpoint: {
+      callType: page.callType,
+      callId: page.callId,
+      // A NUL or a lone surrogate in one entry would fail every write of the page and, retry after
+      // retry, the session: storableJson drops or replaces just those characters.
+      rowsJson: withIntegerTimestamps(storableJson(JSON.stringify(rows), rows), integerTimestampPattern(rows)),
+      resumeCursor: page.resumeCursor,
+      envelopeJson:
+        page.envelope === undefined ? null : withIntegerTimestamps(storableJson(JSON.stringify(page.envelope), page.envelope), QUOTED_INTEGER_TIMESTAMP),
+    },
+    rows: rows.length,
+  };
 }
 
 /*

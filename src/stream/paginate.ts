@@ -30,7 +30,8 @@ export interface PaginateOptions {
 /**
  * Pages as an async iterator. With prefetch, exactly one page ahead: while the caller works on page
  * n, the request for page n + 1 is in flight, and nothing beyond it is fetched until the caller
- * asks, so at most two pages are ever held however long the list. The cursor lives in this
+ * asks, so it holds at most two pages however long the list (the worker one more: the page whose
+ * write is still in flight while it prepares the next, ingest/archive-session.ts). The cursor lives in this
  * closure; `null` is the end (schemas.ts folds "" and absent into it). Serves every Stream listing
  * (participant_sessions, call_stats): one stuck-cursor check, one error for it.
  */
