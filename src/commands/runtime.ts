@@ -188,8 +188,9 @@ function startBackgroundWork(running: Running, parts: StartParts & { readonly st
       lookbackDays: config.reconcile.lookbackDays,
     });
   }
-  // Sessions whose rollups are behind their rows and that no worker is archiving (pruned, or a
-  // refresh after a run failed) are refreshed here too; replicas share the work (rollup/refresh.ts).
+  // Sessions whose rollups are behind their rows and that no worker is archiving (archived since
+  // the last sweep, pruned, written by hand) are refreshed here; replicas share the work
+  // (rollup/refresh.ts).
   running.rollups = startRollupSweeper({
     database: background,
     logger,

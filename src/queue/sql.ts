@@ -38,7 +38,7 @@ export const holdsLease = (callSessionId: string, leaseOwner: string, row = ''):
 
 /**
  * A running session whose lease has lapsed (its worker is gone: claimable again), and one whose
- * lease is still live (its worker will write, and refresh its rollups, at the end of the run).
+ * lease is still live (its worker is still writing its rows).
  * `row` as for holdsLease.
  */
 export const leaseLapsed = (row = ''): string => `${row}status = '${STATUS.running}' and ${row}lease_expires_at < now()`;
