@@ -259,6 +259,40 @@ describe('archiveSession', () => {
     expect(row.last_error).toMatch(/^gave up after 3 attempts; last error: holds 120/);
   });
 
+  it('a page lost after it was written (a failover to a replica it had not reached) is archived again from the first page', async () => {
+    const truth = generateSession({ seed: 22, size: 500, endedAt: new Date(Date.now() - HOUR_MS) });
+    sim.addSession(truth);
+    await enqueueSimSession(pool(), truth);
+    // Page 5 is asked for only after page 2's write has returned (one write in flight, one page
+    // ahead): its rows then vanish, as a page acknowledged by a primary and missing from the
+    // replica promoted after it does, while the run goes on writing pages 3 to 5.
+    const lost = truth.participants.slice(100, 200).map((p) => p.user_session_id);
+    let requests = 0;
+    const losing: StreamClient = {
+      ...stream,
+      async queryCallParticipantSessions(params) {
+        requests += 1;
+        if (requests === 5) {
+          const gone = await pool().query('delete from participant_sessions where call_session_id = $1 and user_session_id = any($2)', [
+            truth.callSessionId,
+            lost,
+          ]);
+          expect(gone.rowCount).toBe(100);
+        }
+        return stream.queryCallParticipantSessions(params);
+      },
+    };
+    const first = await run(await claimOne(truth.callSessionId), { stream: losing });
+    expect(first.status).toBe('retrying');
+    const after = await readSessionRow(pool(), truth.callSessionId);
+    expect(after.cursor).toBeNull();
+    expect(after.last_error).toContain('holds 400 participant sessions but Stream reports 500');
+
+    await pool().query(`update call_sessions set next_attempt_at = now() where call_session_id = $1`, [truth.callSessionId]);
+    expect(await run(await claimOne(truth.callSessionId))).toMatchObject({ status: 'complete' });
+    await expectArchiveMatches(pool(), truth);
+  });
+
   it('a run that archived pages before failing gives its attempt back, even at the limit, and the next resumes', async () => {
     const truth = generateSession({ seed: 21, size: 450, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(truth);
