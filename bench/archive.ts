@@ -29,6 +29,7 @@ import {
   median,
   medianIndex,
   passMiss,
+  parseRounds,
   QUICK,
   ratio,
   withBenchDatabase,
@@ -324,12 +325,4 @@ async function record(r: ArchiveBenchResult, machine: MachineInfo, profile: Prof
   });
 }
 
-function parseRounds(argv: string[]): number | undefined {
-  const i = argv.indexOf('--rounds');
-  if (i === -1) return undefined;
-  const value = Number(argv[i + 1]);
-  if (!Number.isInteger(value) || value < 1 || value > 9) throw new Error('usage: archive.ts [--rounds 1..9]');
-  return value;
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) await runArchiveBench({ rounds: parseRounds(process.argv.slice(2)) });
+if (import.meta.url === `file://${process.argv[1]}`) await runArchiveBench({ rounds: parseRounds(process.argv.slice(2), 'archive.ts') });

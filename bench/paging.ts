@@ -17,7 +17,7 @@ import { startSimulator } from '../tools/simulator/server.ts';
 import { createStreamClient } from '../src/stream/client.ts';
 import { paginateParticipantSessions } from '../src/stream/paginate.ts';
 import { archiveAndWait, emptyArchive, seedSessions, type ArchiveTiming } from './lib/archive-run.ts';
-import { appendResults, describeMachine, fmt, median, passMiss, QUICK, withBenchDatabase, withTimeout } from './lib/bench-env.ts';
+import { appendResults, describeMachine, fmt, median, passMiss, parseRounds, QUICK, withBenchDatabase, withTimeout } from './lib/bench-env.ts';
 import { type CpuSplit, PER_UNIT_HEADER, perUnitRow, startCpuWindow } from './lib/cpu-account.ts';
 import { describeProfile, summariseProfileOf } from './lib/cpu-profile.ts';
 import { startServiceProcess } from './lib/service.ts';
@@ -176,12 +176,4 @@ export async function runPagingBench(options: { rounds?: number } = {}): Promise
   );
 }
 
-function parseRounds(argv: string[]): number | undefined {
-  const i = argv.indexOf('--rounds');
-  if (i === -1) return undefined;
-  const value = Number(argv[i + 1]);
-  if (!Number.isInteger(value) || value < 1 || value > 9) throw new Error('usage: paging.ts [--rounds 1..9]');
-  return value;
-}
-
-if (import.meta.url === `file://${process.argv[1]}`) await runPagingBench({ rounds: parseRounds(process.argv.slice(2)) });
+if (import.meta.url === `file://${process.argv[1]}`) await runPagingBench({ rounds: parseRounds(process.argv.slice(2), 'paging.ts') });

@@ -280,7 +280,7 @@ function rollupMetrics(registers: Registers) {
     }),
     rollupWaiting: new Gauge({
       name: 'attendance_rollup_waiting_sessions',
-      help: 'Of the pending sessions, those no worker is archiving: the rollup sweep refreshes them every 15 s',
+      help: 'Of the pending sessions, those no worker is archiving: the rollup sweep refreshes them',
       registers,
     }),
     rollupOldestWaitingSeconds: new Gauge({

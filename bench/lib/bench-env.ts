@@ -151,6 +151,15 @@ export async function withTimeout<T>(what: string, ms: number, promise: Promise<
  */
 export const QUICK = process.env.BENCH_QUICK === '1';
 
+/** `--rounds N` (1 to 9) of a benchmark run on its own; undefined without it, so its default holds. */
+export function parseRounds(argv: readonly string[], script: string): number | undefined {
+  const i = argv.indexOf('--rounds');
+  if (i === -1) return undefined;
+  const value = Number(argv[i + 1]);
+  if (!Number.isInteger(value) || value < 1 || value > 9) throw new Error(`usage: ${script} [--rounds 1..9]`);
+  return value;
+}
+
 /** The median (the middle one of an odd count, the lower middle of an even one). */
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

@@ -73,10 +73,10 @@ export function formatStatus(report: StatusReport, now: Date = new Date()): stri
     );
   }
   lines.push(`dead: ${report.deadCount}${report.deadCount > 0 ? " (retry with 'attendance redrive')" : ''}`);
-  const { rollups } = report;
   for (const s of report.dead) {
     lines.push(`  ${s.callSessionId}  ${s.callCid}  attempts ${s.attempts}  ${s.lastError ?? '(no error recorded)'}`);
   }
+  const { rollups } = report;
   lines.push(
     `rollups behind their rows: ${rollups.pending} sessions (${rollups.pending - rollups.waiting} being archived, ${rollups.waiting} waiting for the rollup sweep${
       rollups.oldestWaitingSeconds === null ? '' : `, oldest ${formatAge(rollups.oldestWaitingSeconds)}`

@@ -45,7 +45,8 @@ export async function writePreparedPage(pool: pg.Pool, lease: Lease, prepared: P
 /** writePage's first half, without I/O: the rows and the envelope as the statement's JSON. */
 export function preparePage(page: PageToWrite): PreparedPage {
   const entries = uniqueByUserSession(page.entries);
-  const rows = entries.map((entry) => ({
+  const raws = entries.map(leanRaw);
+  const rows = entries.map((entry, i) => ({
     user_session_id: entry.userSessionId,
     user_id: entry.userId,
     // RFC 3339 text to the microsecond: the columns keep what a Date (milliseconds) would cut.
@@ -54,7 +55,7 @@ export function preparePage(page: PageToWrite): PreparedPage {
     duration_in_seconds: entry.durationInSeconds,
     publisher_type: entry.publisherType,
     roles: entry.roles,
-    raw: leanRaw(entry),
+    raw: raws[i],
   }));
   return {
     checkpoint: {
@@ -62,7 +63,7 @@ export function preparePage(page: PageToWrite): PreparedPage {
       callId: page.callId,
       // A NUL or a lone surrogate in one entry would fail every write of the page and, retry after
       // retry, the session: storableJson drops or replaces just those characters.
-      rowsJson: withIntegerTimestamps(storableJson(JSON.stringify(rows), rows), integerTimestampPattern(rows)),
+      rowsJson: withIntegerTimestamps(storableJson(JSON.stringify(rows), rows), integerTimestampPattern(entries, raws)),
       resumeCursor: page.resumeCursor,
       envelopeJson:
         page.envelope === undefined ? null : withIntegerTimestamps(storableJson(JSON.stringify(page.envelope), page.envelope), QUOTED_INTEGER_TIMESTAMP),
@@ -93,18 +94,17 @@ function withIntegerTimestamps(json: string, pattern: RegExp | undefined): strin
   return pattern === undefined ? json : json.replace(pattern, '$1$2');
 }
 
-function integerTimestampPattern(rows: readonly { readonly raw: Record<string, unknown> }[]): RegExp | undefined {
+/** `raws[i]` is what row i stores: leanRaw(entries[i]), which is entries[i].raw itself when kept whole. */
+function integerTimestampPattern(entries: readonly ParticipantEntry[], raws: readonly Record<string, unknown>[]): RegExp | undefined {
   let pattern: RegExp | undefined;
-  for (const { raw } of rows) {
-    for (const key in raw) if (!ENTRY_FIELDS.has(key) && !isLeanMarker(key, raw[key])) return QUOTED_INTEGER_TIMESTAMP;
+  for (const [i, raw] of raws.entries()) {
+    // A marker key in a lean raw is leanRaw's own (a number, or `-` naming fields); in a raw kept
+    // whole it is a field Stream sent, whose value may be anything.
+    const lean = raw !== entries[i]!.raw;
+    for (const key in raw) if (!ENTRY_FIELDS.has(key) && !(lean && LEAN_RAW_MARKERS.has(key))) return QUOTED_INTEGER_TIMESTAMP;
     if (pattern === undefined && (isDigits(raw.joined_at) || isDigits(raw.left_at))) pattern = QUOTED_INTEGER_ENTRY_TIMESTAMP;
   }
   return pattern;
-}
-
-/** A marker leanRaw wrote (a number, or `-` naming fields), not a field of Stream's so named, whose value may be anything. */
-function isLeanMarker(key: string, value: unknown): boolean {
-  return LEAN_RAW_MARKERS.has(key) && (typeof value === 'number' || (Array.isArray(value) && value.every((name) => typeof name === 'string')));
 }
 
 const ENTRY_FIELDS: ReadonlySet<string> = new Set(['user_id', 'user_session_id', 'publisher_type', 'roles', 'joined_at', 'left_at', 'duration_in_seconds']);

@@ -23,8 +23,8 @@ import { holdsLease, type Queryable } from './sql.ts';
  * exactly, so excluded.raw is lean too and the no-op check compares lean to lean. A row stored
  * whole before that migration differs once, and is rewritten lean; participant_session_entry(p)
  * gives Stream's entry back from either. The page arrives with raw already lean (ingest/lean-raw.ts)
- * and is stored as sent: participant_session_lean_raw, the same form computed here per row, was
- * ~1.5 ms of a 100-row page's 7–9 ms of Postgres CPU.
+ * and is stored as sent: participant_session_lean_raw, the same form computed here per row, cost
+ * 1–2 ms of Postgres time a 100-row page.
  *
  * The envelope (`session`, the totals and any top-level field Stream adds) goes to
  * stream_responses in a fourth CTE behind the same fence. The worker passes it on the last page

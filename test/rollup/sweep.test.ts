@@ -39,7 +39,7 @@ describe('the rollup sweep', () => {
     }
   });
 
-  it('refreshes every marked session no live lease holds, in batches, and leaves the one being archived to its worker', async () => {
+  it('refreshes every marked session no live lease holds, in batches, and leaves the one being archived until its run ends', async () => {
     expect(await readRollupBacklog(pool())).toMatchObject({ pending: 4, waiting: 3 });
     const first = await sweepPendingRollups(pool(), { batch: 2 });
     expect(first).toEqual({ sessions: 3, batches: 2, interrupted: false });
