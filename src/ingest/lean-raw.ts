@@ -104,7 +104,7 @@ export function leanRaw(entry: ParticipantEntry): Record<string, unknown> {
 function sameRoles(value: unknown, roles: readonly string[]): boolean {
   if (value === roles) return true;
   if (!Array.isArray(value) || value.length !== roles.length) return false;
-  for (let i = 0; i < roles.length; i++) if (typeof value[i] !== 'string' || value[i] !== roles[i]) return false;
+  for (let i = 0; i < roles.length; i++) if (value[i] !== roles[i]) return false;
   return true;
 }
 

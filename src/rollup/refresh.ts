@@ -15,8 +15,9 @@ import { leaseLive } from '../queue/sql.ts';
  *
  * The worker does not refresh at the end of its runs: a session of 25 entries refreshed alone took
  * 3.6–6.1 ms, while the sweep, 100 sessions a statement, rolled up a generated 1M archive at
- * 0.87 ms a session (42.6 s for 48,982; bench/README.md), so batching is cheaper per session; and the run's pages no longer share the cores with refreshes of the
- * sessions archived just before them. The rollups of a run's rows are brought up to date within
+ * 0.87 ms a session (42.6 s for 48,982; bench/RESULTS.md, 00:23), so batching is cheaper per
+ * session; and a run's pages no longer share the cores with refreshes of the sessions archived
+ * just before them. The rollups of a run's rows are brought up to date within
  * one sweep interval of its end (the archive bench's sweep: 15–25 µs an entry).
  */
 

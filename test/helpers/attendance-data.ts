@@ -347,3 +347,14 @@ export const VIEW_SNAPSHOT_SQL = {
       peak_concurrent_participants, session_started_at, session_ended_at
     from call_session_attendance order by call_session_id`,
 } as const;
+
+/**
+ * attendance_rollup keeps a copy of each session's start (migration 0007), which a user's month is
+ * read by: how many rollup rows there are, and how many differ from session_rollup's start.
+ */
+export async function sessionStartCopies(pool: pg.Pool): Promise<{ rows: number; differing: number }> {
+  const { rows } = await pool.query<{ rows: number; differing: number }>(`
+    select count(*)::int as rows, count(*) filter (where r.session_started_at is distinct from s.session_started_at)::int as differing
+      from attendance_rollup r join session_rollup s using (call_session_id)`);
+  return rows[0]!;
+}
