@@ -31,6 +31,7 @@ import {
   type MachineInfo,
   median,
   medianIndex,
+  parseCountFlag,
   passMiss,
   QUICK,
   ratio,
@@ -387,14 +388,8 @@ async function record(r: IntakeBenchResult, machine: MachineInfo, seconds: numbe
 }
 
 function parseArgs(argv: string[]): IntakeBenchOptions {
-  const number = (flag: string, max: number): number | undefined => {
-    const i = argv.indexOf(flag);
-    if (i === -1) return undefined;
-    const value = Number(argv[i + 1]);
-    if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(`usage: intake.ts [--seconds 1..60] [--rounds 1..9]`);
-    return value;
-  };
-  return { seconds: number('--seconds', 60), rounds: number('--rounds', 9) };
+  const usage = 'usage: intake.ts [--seconds 1..60] [--rounds 1..9]';
+  return { seconds: parseCountFlag(argv, '--seconds', 60, usage), rounds: parseCountFlag(argv, '--rounds', 9, usage) };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) await runIntakeBench(parseArgs(process.argv.slice(2)));

@@ -254,10 +254,7 @@ interface Query {
   targetMs?: number;
   /** Needs the rollups of migration 0006. */
   rollups?: boolean;
-  /**
-   * Returns many rows: its answer is also materialised in a table and read back from it, timed the
-   * same way (the floor), and the target applies to its time in the server and to its time over the floor.
-   */
+  /** Returns many rows: also timed against its floor (timeFloor) and judged as verdict says. */
   floor?: boolean;
   sql: (ids: Ids) => string;
 }

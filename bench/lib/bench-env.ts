@@ -151,13 +151,18 @@ export async function withTimeout<T>(what: string, ms: number, promise: Promise<
  */
 export const QUICK = process.env.BENCH_QUICK === '1';
 
-/** `--rounds N` (1 to 9) of a benchmark run on its own; undefined without it, so its default holds. */
-export function parseRounds(argv: readonly string[], script: string): number | undefined {
-  const i = argv.indexOf('--rounds');
+/** `flag N`, a whole number from 1 to `max`, of a benchmark run on its own; undefined without it, so its default holds. */
+export function parseCountFlag(argv: readonly string[], flag: string, max: number, usage: string): number | undefined {
+  const i = argv.indexOf(flag);
   if (i === -1) return undefined;
   const value = Number(argv[i + 1]);
-  if (!Number.isInteger(value) || value < 1 || value > 9) throw new Error(`usage: ${script} [--rounds 1..9]`);
+  if (!Number.isInteger(value) || value < 1 || value > max) throw new Error(usage);
   return value;
+}
+
+/** `--rounds N` (1 to 9). */
+export function parseRounds(argv: readonly string[], script: string): number | undefined {
+  return parseCountFlag(argv, '--rounds', 9, `usage: ${script} [--rounds 1..9]`);
 }
 
 /** The median (the middle one of an odd count, the lower middle of an even one). */
