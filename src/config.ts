@@ -46,7 +46,7 @@ export interface DatabasePoolsConfig {
   readonly intakeConnections: number;
   /** The archive API: an eighth, at least 1; requests past it queue briefly, then get 503. */
   readonly apiConnections: number;
-  /** The rest: worker (one per session in flight), heartbeat, claims, reconciler, gauge refresher. */
+  /** The rest: worker (one or two per session in flight: two pages are written at once), heartbeat, claims, reconciler, gauge refresher. */
   readonly backgroundConnections: number;
 }
 

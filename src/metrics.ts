@@ -127,6 +127,11 @@ function archiveMetrics(registers: Registers) {
     }),
     pagesArchived: new Counter({ name: 'attendance_pages_archived_total', help: 'Pages of participant sessions written', registers }),
     rowsArchived: new Counter({ name: 'attendance_rows_archived_total', help: 'Participant session rows upserted', registers }),
+    pagesRewritten: new Counter({
+      name: 'attendance_pages_rewritten_total',
+      help: 'Pages written a second time, alone: sent while the page before them was in flight, they found its cursor not yet stored (or were rolled back to break a deadlock with it)',
+      registers,
+    }),
     sessionsFinished: new Counter({
       name: 'attendance_sessions_finished_total',
       help: 'Archive runs that ended, by resulting status (complete, retrying, dead, expired)',

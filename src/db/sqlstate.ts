@@ -21,6 +21,12 @@ export const SQLSTATE = {
   adminShutdown: '57P01',
   /** 57P03: starting up, shutting down, or in recovery. */
   cannotConnectNow: '57P03',
+  /** 40P01: this transaction was chosen to break a deadlock; it rolled back. */
+  deadlockDetected: '40P01',
+  /** SA001 (this service's own, migration 0008): a page sent with the page before it in flight found that page's cursor not stored; queue/checkpoint-page.ts. */
+  pageOutOfOrder: 'SA001',
+  /** SA002 (this service's own, migration 0008): such a page found the lease gone; queue/checkpoint-page.ts. */
+  pageLeaseLost: 'SA002',
 } as const;
 
 export function sqlState(error: unknown): string | undefined {
