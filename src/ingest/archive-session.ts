@@ -263,8 +263,11 @@ interface PageInFlight {
  */
 class PageSender {
   private tail: Promise<unknown> = Promise.resolve();
+  private readonly run: Run;
 
-  constructor(private readonly run: Run) {}
+  constructor(run: Run) {
+    this.run = run;
+  }
 
   send(prepared: PreparedPage, position: PagePosition): Promise<{ readonly written: Promise<void> }> {
     const sent = this.tail.then(() => sendPage(this.run.options.pool, this.run.lease, prepared.checkpoint, position));
