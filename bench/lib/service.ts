@@ -1,12 +1,24 @@
 /**
  * The service as users run it: `attendance serve` (or `worker`) in a child process, so its memory
- * can be read from /proc and its CPU is its own process's.
+ * can be read from /proc and its CPU is its own process's, started with the node flags the image
+ * starts it with (the Dockerfile's ENTRYPOINT).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/attendance.js', import.meta.url));
+const DOCKERFILE = fileURLToPath(new URL('../../Dockerfile', import.meta.url));
+
+/** The flags between `node` and `bin/attendance.js` in the Dockerfile's ENTRYPOINT. */
+export function imageNodeFlags(dockerfile = readFileSync(DOCKERFILE, 'utf8')): string[] {
+  const entrypoint = /^ENTRYPOINT (\[.*\])\s*$/m.exec(dockerfile)?.[1];
+  const argv = entrypoint === undefined ? undefined : (JSON.parse(entrypoint) as string[]);
+  const bin = argv?.indexOf('bin/attendance.js') ?? -1;
+  if (argv?.[0] !== 'node' || bin < 1) throw new Error('the Dockerfile has no ENTRYPOINT ["node", …, "bin/attendance.js"]');
+  return argv.slice(1, bin);
+}
 const START_TIMEOUT_MS = 30_000;
 const STOP_TIMEOUT_MS = 15_000;
 
@@ -18,7 +30,7 @@ export interface ServiceProcessOptions {
   readonly apiSecret: string;
   readonly streamBaseUrl: string;
   readonly concurrency?: number;
-  /** Extra node flags, e.g. --cpu-prof. */
+  /** Node flags after the image's (imageNodeFlags), e.g. --trace-gc. */
   readonly nodeArgs?: readonly string[];
 }
 
@@ -39,7 +51,8 @@ export interface ServiceProcess {
 export async function startServiceProcess(options: ServiceProcessOptions): Promise<ServiceProcess> {
   // BENCH_CPU_PROF=<dir> profiles every service process a benchmark starts (node --cpu-prof).
   const profile = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-  const child = spawn(process.execPath, [...profile, ...(options.nodeArgs ?? []), BIN, options.command, ...(options.args ?? [])], {
+  const node = [...profile, ...imageNodeFlags(), ...(options.nodeArgs ?? [])];
+  const child = spawn(process.execPath, [...node, BIN, options.command, ...(options.args ?? [])], {
     env: {
       PATH: process.env.PATH ?? '',
       DATABASE_URL: options.databaseUrl,
