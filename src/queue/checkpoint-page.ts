@@ -179,7 +179,7 @@ export function pageLockKey(callSessionId: string, sequence: number): string {
  * The statement runs in callback form: on Node 24, the same statement through the promise
  * client.query returns, on a connection from pool.connect(), had V8 promote ~7 MB to the old
  * generation at every scavenge during a 100,000-entry session, against ~70 kB, and peak RSS rose
- * by ~100 MiB (bench/RESULTS.md, 2026-12-01 06:00).
+ * by ~100 MiB (bench/RESULTS.md, "Two pages in flight, kept", 2026-12-01).
  */
 export async function sendPage(pool: pg.Pool, lease: Lease, page: PageCheckpoint, position: PagePosition): Promise<{ readonly written: Promise<void> }> {
   const client = await pool.connect();
