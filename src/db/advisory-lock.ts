@@ -3,8 +3,9 @@ import type pg from 'pg';
 /**
  * Every session-level advisory lock the service takes, in one place so no two uses collide:
  * arbitrary but fixed numbers, one per job that at most one replica may run at a time. The worker's
- * page statements also take transaction-level ones, keyed by a hash of the session and the page
- * (queue/checkpoint-page.ts, pageLockKey), which none of these can be but by a SHA-256 collision.
+ * page statements also take transaction-level ones, keyed by a hash of the session, the run's
+ * lease and the page (queue/checkpoint-page.ts, pageLockKey), which none of these can be but by
+ * a SHA-256 collision.
  */
 export const ADVISORY_LOCK_KEYS = {
   /** `attendance migrate` and an embedded start: waits, so replicas never apply a migration twice. */

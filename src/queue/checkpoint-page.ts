@@ -94,8 +94,8 @@ const WRITE_PAGE_SQL = `
 
 /*
  * The same page with the page before it still in flight (sendPage), on a connection of its own.
- * Page k's statement takes an advisory lock of its own as it starts (pageLockKey: the session
- * and k), writes its rows and envelope with no lock on the session row, then waits for page
+ * Page k's statement takes an advisory lock of its own as it starts (pageLockKey: the run's
+ * lease and k), writes its rows and envelope with no lock on the session row, then waits for page
  * k − 1's lock in shared mode, that is, for page k − 1's commit. Only then does it lock the
  * session row (the lease check, as the fence does) and store its cursor, if the stored cursor is
  * still the one its page was fetched with ($8). The row is locked and read first, and compared
@@ -159,12 +159,13 @@ export interface PagePosition {
 }
 
 /**
- * Page `sequence`'s lock, a transaction-level advisory lock: the first 64 bits of
- * SHA-256(call_session_id, NUL, sequence), so no two pages in flight share one, and one matching
- * a fixed key of db/advisory-lock.ts is as likely as a SHA-256 collision.
+ * Page `sequence`'s lock in its run, a transaction-level advisory lock: the first 64 bits of
+ * SHA-256 of the session, the lease token (one per claim, so a run never waits for the pages of
+ * another run of the session) and `sequence`. One matching a fixed key of db/advisory-lock.ts is as
+ * likely as a SHA-256 collision.
  */
-export function pageLockKey(callSessionId: string, sequence: number): string {
-  return createHash('sha256').update(`${callSessionId}\0${sequence}`).digest().readBigInt64BE(0).toString();
+export function pageLockKey(lease: Lease, sequence: number): string {
+  return createHash('sha256').update(`${lease.callSessionId}\0${lease.owner}\0${sequence}`).digest().readBigInt64BE(0).toString();
 }
 
 /**
@@ -197,8 +198,8 @@ export async function sendPage(pool: pg.Pool, lease: Lease, page: PageCheckpoint
           page.resumeCursor,
           page.envelopeJson,
           position.fetchedWith,
-          pageLockKey(lease.callSessionId, position.sequence),
-          pageLockKey(lease.callSessionId, position.sequence - 1),
+          pageLockKey(lease, position.sequence),
+          pageLockKey(lease, position.sequence - 1),
         ],
       },
       (error) => {

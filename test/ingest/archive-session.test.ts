@@ -223,9 +223,10 @@ describe('archiveSession', () => {
     const metrics = createMetrics({ defaultMetrics: false });
     // Page 1's statement reaches Postgres 300 ms late, so page 2's asks for page 1's lock before
     // page 1 has taken it, and finds page 0's cursor stored rather than page 1's.
-    const { pool: slowed, inFlight } = inFlightPool(pageLockKey(truth.callSessionId, 1), 300);
+    const claimed = await claimOne(truth.callSessionId);
+    const { pool: slowed, inFlight } = inFlightPool(pageLockKey({ callSessionId: claimed.callSessionId, owner: claimed.leaseOwner }, 1), 300);
 
-    const result = await run(await claimOne(truth.callSessionId), { pool: slowed, metrics });
+    const result = await run(claimed, { pool: slowed, metrics });
     expect(result).toMatchObject({ status: 'complete', rows: 1500 });
     await expectArchiveMatches(pool(), truth);
     expect(inFlight.most).toBe(2);

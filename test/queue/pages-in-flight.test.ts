@@ -41,7 +41,7 @@ const page = (n: number) => preparePage({ callType: 'default', callId: 's1', ent
 async function pageZeroInFlight(): Promise<{ commit(): Promise<void>; rollBack(): Promise<void> }> {
   const client = await pool().connect();
   await client.query('begin');
-  await client.query('select pg_advisory_xact_lock($1::bigint)', [pageLockKey('s1', 0)]);
+  await client.query('select pg_advisory_xact_lock($1::bigint)', [pageLockKey(lease, 0)]);
   const end = async (statement: string) => {
     try {
       await client.query(statement);
@@ -122,6 +122,20 @@ describe('sendPage: a page with the page before it in flight', () => {
     );
     expect(await rowsHeld()).toEqual([]);
     expect((await readSessionRow(pool(), 's1')).cursor).toBeNull();
+  });
+
+  it("a run's page locks are its own: another claim's page 0 in flight does not hold this run up", async () => {
+    // A worker whose lease lapsed may still have a statement in flight when the session is claimed again.
+    const stale = await pool().connect();
+    try {
+      await stale.query('begin');
+      await stale.query('select pg_advisory_xact_lock($1::bigint)', [pageLockKey({ callSessionId: 's1', owner: 'w0' }, 0)]);
+      await (await send(0, { fetchedWith: null, sequence: 0 })).written;
+      expect((await readSessionRow(pool(), 's1')).cursor).toBe('c0');
+    } finally {
+      await stale.query('rollback');
+      stale.release();
+    }
   });
 
   it('writes nothing once the lease is gone, whether before the statement or while it waits', async () => {
