@@ -319,19 +319,19 @@ describe('archiveSession', () => {
   });
 
   it('a page lost after it was written (a failover to a replica it had not reached) is archived again from the first page', async () => {
-    const truth = generateSession({ seed: 22, size: 500, endedAt: new Date(Date.now() - HOUR_MS) });
+    const truth = generateSession({ seed: 22, size: 700, endedAt: new Date(Date.now() - HOUR_MS) });
     sim.addSession(truth);
     await enqueueSimSession(pool(), truth);
-    // Page 5 is asked for only after page 2's write has returned (one write in flight, one page
+    // Page 6 is asked for only after page 2's write has returned (two writes in flight, one page
     // ahead): its rows then vanish, as a page acknowledged by a primary and missing from the
-    // replica promoted after it does, while the run goes on writing pages 3 to 5.
+    // replica promoted after it does, while the run goes on writing pages 3 to 7.
     const lost = truth.participants.slice(100, 200).map((p) => p.user_session_id);
     let requests = 0;
     const losing: StreamClient = {
       ...stream,
       async queryCallParticipantSessions(params) {
         requests += 1;
-        if (requests === 5) {
+        if (requests === 6) {
           const gone = await pool().query('delete from participant_sessions where call_session_id = $1 and user_session_id = any($2)', [
             truth.callSessionId,
             lost,
@@ -345,7 +345,7 @@ describe('archiveSession', () => {
     expect(first.status).toBe('retrying');
     const after = await readSessionRow(pool(), truth.callSessionId);
     expect(after.cursor).toBeNull();
-    expect(after.last_error).toContain('holds 400 participant sessions but Stream reports 500');
+    expect(after.last_error).toContain('holds 600 participant sessions but Stream reports 700');
 
     await pool().query(`update call_sessions set next_attempt_at = now() where call_session_id = $1`, [truth.callSessionId]);
     expect(await run(await claimOne(truth.callSessionId))).toMatchObject({ status: 'complete' });
