@@ -134,7 +134,7 @@ export async function runArchiveBench(options: { rounds?: number } = {}): Promis
             await warm();
             const beforeLarge = await pagesSentAgain(service);
             const largeRun = await timedArchive(db, service, large);
-            const largeSentAgain = (await pagesSentAgain(service)) - beforeLarge;
+            const afterLarge = await pagesSentAgain(service);
             const largePeak = await service.peakRssMiB();
             const largeLive = service.liveHeapAfterFullGcMB();
 
@@ -142,7 +142,8 @@ export async function runArchiveBench(options: { rounds?: number } = {}): Promis
             const manyCopy = await timedCopy(db, many);
             await emptyArchive(db.pool);
             const manyRun = await timedArchive(db, service, many);
-            const manySentAgain = (await pagesSentAgain(service)) - beforeLarge - largeSentAgain;
+            const manySentAgain = (await pagesSentAgain(service)) - afterLarge;
+            const largeSentAgain = afterLarge - beforeLarge;
             if (service.problems.length > 0) console.log(`service warnings:\n${service.problems.slice(0, 5).join('\n')}`);
             rounds.push({
               reference: referenceResult,
@@ -209,7 +210,9 @@ export async function runArchiveBench(options: { rounds?: number } = {}): Promis
 /** attendance_pages_rewritten_total as the service's /metrics gives it now. */
 async function pagesSentAgain(service: ServiceProcess): Promise<number> {
   const text = await (await fetch(new URL('/metrics', service.url))).text();
-  return Number(/^attendance_pages_rewritten_total (\d+)/m.exec(text)?.[1] ?? Number.NaN);
+  const value = /^attendance_pages_rewritten_total (\d+)/m.exec(text)?.[1];
+  if (value === undefined) throw new Error("the service's /metrics has no attendance_pages_rewritten_total (src/metrics.ts)");
+  return Number(value);
 }
 
 /**

@@ -129,7 +129,7 @@ function archiveMetrics(registers: Registers) {
     rowsArchived: new Counter({ name: 'attendance_rows_archived_total', help: 'Participant session rows upserted', registers }),
     pagesRewritten: new Counter({
       name: 'attendance_pages_rewritten_total',
-      help: 'Pages written a second time, alone: sent while the page before them was in flight, they found its cursor not yet stored (or were rolled back to break a deadlock with it)',
+      help: 'Pages sent a second time: sent while the page before them was in flight, they found its cursor not yet stored (or were rolled back to break a deadlock with it), and wrote nothing',
       registers,
     }),
     sessionsFinished: new Counter({

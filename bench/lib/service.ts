@@ -10,17 +10,17 @@ import { fileURLToPath } from 'node:url';
 
 const BIN = fileURLToPath(new URL('../../bin/attendance.js', import.meta.url));
 const DOCKERFILE = fileURLToPath(new URL('../../Dockerfile', import.meta.url));
+const START_TIMEOUT_MS = 30_000;
+const STOP_TIMEOUT_MS = 15_000;
 
 /** The flags between `node` and `bin/attendance.js` in the Dockerfile's ENTRYPOINT. */
-export function imageNodeFlags(dockerfile = readFileSync(DOCKERFILE, 'utf8')): string[] {
-  const entrypoint = /^ENTRYPOINT (\[.*\])\s*$/m.exec(dockerfile)?.[1];
+function imageNodeFlags(): string[] {
+  const entrypoint = /^ENTRYPOINT (\[.*\])\s*$/m.exec(readFileSync(DOCKERFILE, 'utf8'))?.[1];
   const argv = entrypoint === undefined ? undefined : (JSON.parse(entrypoint) as string[]);
   const bin = argv?.indexOf('bin/attendance.js') ?? -1;
   if (argv?.[0] !== 'node' || bin < 1) throw new Error('the Dockerfile has no ENTRYPOINT ["node", …, "bin/attendance.js"]');
   return argv.slice(1, bin);
 }
-const START_TIMEOUT_MS = 30_000;
-const STOP_TIMEOUT_MS = 15_000;
 
 export interface ServiceProcessOptions {
   readonly command: 'serve' | 'worker';

@@ -145,9 +145,14 @@ export async function checkpointPage(db: Queryable, lease: Lease, page: PageChec
     // Named, so each connection parses and plans it once.
     name: 'write-page',
     text: WRITE_PAGE_SQL,
-    values: [lease.callSessionId, page.callType, page.callId, page.rowsJson, lease.owner, page.resumeCursor, page.envelopeJson],
+    values: pageValues(lease, page),
   });
   if (result.rows[0]?.fenced !== 1) throw new LeaseLostError(lease.callSessionId);
+}
+
+/** $1–$7 of both page statements. */
+function pageValues(lease: Lease, page: PageCheckpoint): unknown[] {
+  return [lease.callSessionId, page.callType, page.callId, page.rowsJson, lease.owner, page.resumeCursor, page.envelopeJson];
 }
 
 /** Where a page sent with the page before it in flight stands in its run. */
@@ -189,25 +194,17 @@ export async function sendPage(pool: pg.Pool, lease: Lease, page: PageCheckpoint
       {
         name: 'write-page-in-flight',
         text: WRITE_PAGE_IN_FLIGHT_SQL,
-        values: [
-          lease.callSessionId,
-          page.callType,
-          page.callId,
-          page.rowsJson,
-          lease.owner,
-          page.resumeCursor,
-          page.envelopeJson,
-          position.fetchedWith,
-          pageLockKey(lease, position.sequence),
-          pageLockKey(lease, position.sequence - 1),
-        ],
+        values: [...pageValues(lease, page), position.fetchedWith, pageLockKey(lease, position.sequence), pageLockKey(lease, position.sequence - 1)],
       },
       (error) => {
-        // An error of the statement leaves the connection usable (its implicit transaction rolled back).
-        client.release();
+        // An error Postgres answered leaves the connection usable (the statement's implicit
+        // transaction rolled back); any other (a broken connection) is given back to be discarded,
+        // as pool.query does.
+        const state = error ? sqlState(error) : undefined;
+        client.release(error && state === undefined ? error : undefined);
         if (!error) resolve();
-        else if (sqlState(error) === SQLSTATE.pageOutOfOrder) reject(new PageOutOfOrderError(lease.callSessionId));
-        else if (sqlState(error) === SQLSTATE.pageLeaseLost) reject(new LeaseLostError(lease.callSessionId));
+        else if (state === SQLSTATE.pageOutOfOrder) reject(new PageOutOfOrderError(lease.callSessionId));
+        else if (state === SQLSTATE.pageLeaseLost) reject(new LeaseLostError(lease.callSessionId));
         else reject(error);
       },
     );

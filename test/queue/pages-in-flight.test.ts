@@ -1,4 +1,3 @@
-import type pg from 'pg';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { preparePage } from '../../src/ingest/write-page.ts';
 import { PageOutOfOrderError, type PagePosition, pageLockKey, sendPage } from '../../src/queue/checkpoint-page.ts';
@@ -63,8 +62,7 @@ async function send(n: number, position: PagePosition, as = lease): Promise<{ re
   return sendPage(pool(), as, page(n), position);
 }
 
-const rowsHeld = async (db: pg.Pool = pool()) =>
-  (await db.query<{ id: string }>('select user_session_id as id from participant_sessions order by 1')).rows.map((r) => r.id);
+const rowsHeld = async () => (await pool().query<{ id: string }>('select user_session_id as id from participant_sessions order by 1')).rows.map((r) => r.id);
 
 /** Resolves once some statement waits for an advisory lock. */
 async function someoneWaitsForAnAdvisoryLock(): Promise<void> {
