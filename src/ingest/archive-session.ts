@@ -114,11 +114,15 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
       for await (const { page, cursor } of pages) {
         verifyPageIdentity(page, session.callSessionId);
         const prepared = preparePage(pageToWrite(session, page, cursor));
+        // From here on only the statement's text and the page's counts are held, not the parsed
+        // page: a page kept until its write settled outlived V8's young-generation collections and
+        // was promoted (bench/RESULTS.md, peak RSS).
+        const counted = pageCounts(page, prepared.rows);
         if (inFlight.length === PAGES_IN_FLIGHT) progress = pageWritten(run, progress, await settle(inFlight.shift()!));
         run.signal.throwIfAborted();
         const position = { fetchedWith: cursor, sequence: sequence++ };
         const written = await sendInFlight(run, sender, prepared, position, inFlight.at(-1)?.written);
-        inFlight.push({ page, rows: prepared.rows, written });
+        inFlight.push({ counted, written });
       }
       progress = await settleAll(run, progress, inFlight);
       run.signal.throwIfAborted();
@@ -241,17 +245,20 @@ function verifyPageIdentity(page: ParticipantSessionsPage, callSessionId: string
   });
 }
 
-interface WrittenPage {
-  readonly page: ParticipantSessionsPage;
+/** What a written page adds to a run's progress. */
+interface PageCounts {
   readonly rows: number;
+  readonly entries: number;
+  readonly last: boolean;
+  readonly totals: StreamTotals;
+  readonly sessionEndedAt: Date | null;
 }
 
 /** Pages written at once: the one being stored and the one after it (see archiveSession). */
 const PAGES_IN_FLIGHT = 2;
 
 interface PageInFlight {
-  readonly page: ParticipantSessionsPage;
-  readonly rows: number;
+  readonly counted: PageCounts;
   /** Settles once the page is written (a second time, if it had to be) or cannot be. */
   readonly written: { readonly done: Promise<void> };
 }
@@ -305,9 +312,9 @@ async function sendInFlight(
   return { done };
 }
 
-async function settle({ page, rows, written }: PageInFlight): Promise<WrittenPage> {
+async function settle({ counted, written }: PageInFlight): Promise<PageCounts> {
   await written.done;
-  return { page, rows };
+  return counted;
 }
 
 /** Settles every page still in flight, in order; the first failure is thrown once none is left in flight. */
@@ -330,11 +337,11 @@ async function settleAll(run: Run, progress: RunProgress, inFlight: PageInFlight
   return next;
 }
 
-function pageWritten(run: Run, progress: RunProgress, { page, rows }: WrittenPage): RunProgress {
-  const next = afterPage(progress, page, rows);
+function pageWritten(run: Run, progress: RunProgress, counted: PageCounts): RunProgress {
+  const next = afterPage(progress, counted);
   run.options.metrics.pagesArchived.inc();
-  run.options.metrics.rowsArchived.inc(rows);
-  run.log.debug({ rows, pages: next.pages }, 'page archived');
+  run.options.metrics.rowsArchived.inc(counted.rows);
+  run.log.debug({ rows: counted.rows, pages: next.pages }, 'page archived');
   return next;
 }
 
@@ -351,14 +358,24 @@ function pageToWrite(session: ClaimedSession, page: ParticipantSessionsPage, cur
   };
 }
 
-function afterPage(progress: RunProgress, page: ParticipantSessionsPage, rows: number): RunProgress {
+function pageCounts(page: ParticipantSessionsPage, rows: number): PageCounts {
   return {
-    rows: progress.rows + rows,
-    pages: progress.pages + 1,
-    entriesSeen: progress.entriesSeen + page.entries.length,
-    cursorMoved: progress.cursorMoved || page.next !== null,
+    rows,
+    entries: page.entries.length,
+    last: page.next === null,
     totals: { participantSessions: page.totalParticipantSessions, participantDuration: page.totalParticipantDuration },
-    sessionEndedAt: page.sessionEndedAt ?? progress.sessionEndedAt,
+    sessionEndedAt: page.sessionEndedAt,
+  };
+}
+
+function afterPage(progress: RunProgress, counted: PageCounts): RunProgress {
+  return {
+    rows: progress.rows + counted.rows,
+    pages: progress.pages + 1,
+    entriesSeen: progress.entriesSeen + counted.entries,
+    cursorMoved: progress.cursorMoved || !counted.last,
+    totals: counted.totals,
+    sessionEndedAt: counted.sessionEndedAt ?? progress.sessionEndedAt,
   };
 }
 
