@@ -7,7 +7,7 @@ import { createMetrics } from '../../src/metrics.ts';
 import { claimSessions, type ClaimedSession } from '../../src/queue/claim.ts';
 import { pageLockKey } from '../../src/queue/checkpoint-page.ts';
 import { LeaseLostError } from '../../src/queue/fence.ts';
-import { generateSession } from '../../tools/simulator/generate.ts';
+import { generateSession, type SimSession } from '../../tools/simulator/generate.ts';
 import { startSimulator, type Simulator } from '../../tools/simulator/server.ts';
 import { createStreamClient, type StreamClient } from '../../src/stream/client.ts';
 import { StreamApiError } from '../../src/stream/errors.ts';
@@ -41,6 +41,14 @@ beforeEach(async () => {
   sim.setFaults(undefined);
   await pool().query('truncate participant_sessions, stream_responses, call_sessions');
 });
+
+/** A session of `size` entries, ended at `endedAt`: served by the simulator and due in the queue. */
+async function seedSession(seed: number, size: number, endedAt = new Date(Date.now() - HOUR_MS)): Promise<SimSession> {
+  const truth = generateSession({ seed, size, endedAt });
+  sim.addSession(truth);
+  await enqueueSimSession(pool(), truth);
+  return truth;
+}
 
 async function claimOne(id: string, workerId = 'w1'): Promise<ClaimedSession> {
   const claimed = await claimSessions(pool(), { workerId, limit: 100, leaseSeconds: 30 });
@@ -141,9 +149,7 @@ function inFlightPool(slowKey: string, delayMs: number, beforeDelayedSend = () =
 
 describe('archiveSession', () => {
   it('archives a 2,500-entry session exactly and marks it complete', async () => {
-    const truth = generateSession({ seed: 1, size: 2500, endedAt: new Date(Date.now() - HOUR_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(1, 2500);
     const metrics = createMetrics({ defaultMetrics: false });
 
     const result = await run(await claimOne(truth.callSessionId), { metrics });
@@ -180,9 +186,7 @@ describe('archiveSession', () => {
   });
 
   it('a re-run changes nothing: no row is rewritten', async () => {
-    const truth = generateSession({ seed: 3, size: 240, endedAt: new Date(Date.now() - HOUR_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(3, 240);
     await run(await claimOne(truth.callSessionId));
     const versions = async () =>
       (await pool().query<{ v: string }>(`select string_agg(xmin::text || ctid::text, ',' order by user_session_id) as v from participant_sessions`)).rows[0]
@@ -196,9 +200,7 @@ describe('archiveSession', () => {
   });
 
   it('holds at most four pages at a time: the two being written, the next one being prepared, and the one prefetched', async () => {
-    const truth = generateSession({ seed: 4, size: 1200, endedAt: new Date(Date.now() - HOUR_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(4, 1200);
     const metrics = createMetrics({ defaultMetrics: false });
     let received = 0;
     let written = 0;
@@ -228,9 +230,7 @@ describe('archiveSession', () => {
   });
 
   it('writes two pages at once; a page that overtook the page before it is sent again, and the archive is exact', async () => {
-    const truth = generateSession({ seed: 14, size: 1500, endedAt: new Date(Date.now() - HOUR_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(14, 1500);
     const metrics = createMetrics({ defaultMetrics: false });
     // Page 1's statement reaches Postgres 300 ms late, so page 2's asks for page 1's lock before
     // page 1 has taken it, and finds page 0's cursor stored rather than page 1's.
@@ -251,9 +251,7 @@ describe('archiveSession', () => {
     // collections and is promoted: the old generation then grows by about a page per page
     // (bench/RESULTS.md, peak RSS). Page 0's write is held back while pages 1 and 2 arrive.
     const gc = collectGarbage();
-    const truth = generateSession({ seed: 16, size: 300, endedAt: new Date(Date.now() - HOUR_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(16, 300);
     const received: WeakRef<ParticipantSessionsPage>[] = [];
     const recording: StreamClient = {
       ...stream,
@@ -277,9 +275,7 @@ describe('archiveSession', () => {
   });
 
   it('resumes from the stored cursor and still verifies against the totals', async () => {
-    const truth = generateSession({ seed: 5, size: 450, endedAt: new Date(Date.now() - HOUR_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(5, 450);
     // A first run that gets through two pages and then loses its lease.
     const controller = new AbortController();
     const stopping = abortingAtPage(3, controller, new LeaseLostError(truth.callSessionId));
@@ -310,9 +306,7 @@ describe('archiveSession', () => {
   });
 
   it('hands the session back, cursor kept and attempt returned, when the worker stops', async () => {
-    const truth = generateSession({ seed: 6, size: 600, endedAt: new Date(Date.now() - HOUR_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(6, 600);
     const controller = new AbortController();
     const stopping = abortingAtPage(3, controller, new WorkerStoppingError());
     const result = await run(await claimOne(truth.callSessionId), { stream: stopping, signal: controller.signal });
@@ -360,9 +354,7 @@ describe('archiveSession', () => {
   });
 
   it('a page lost after it was written (a failover to a replica it had not reached) is archived again from the first page', async () => {
-    const truth = generateSession({ seed: 22, size: 700, endedAt: new Date(Date.now() - HOUR_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(22, 700);
     // Page 6 is asked for only after page 2's write has returned (two writes in flight, one page
     // ahead): its rows then vanish, as a page acknowledged by a primary and missing from the
     // replica promoted after it does, while the run goes on writing pages 3 to 7.
@@ -394,9 +386,7 @@ describe('archiveSession', () => {
   });
 
   it('a run that archived pages before failing gives its attempt back, even at the limit, and the next resumes', async () => {
-    const truth = generateSession({ seed: 21, size: 450, endedAt: new Date(Date.now() - HOUR_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(21, 450);
     // Two attempts spent already: this claim is the third and last of maxAttempts 3.
     await pool().query(`update call_sessions set attempts = 2 where call_session_id = $1`, [truth.callSessionId]);
     const claimed = await claimOne(truth.callSessionId);
@@ -417,9 +407,7 @@ describe('archiveSession', () => {
   });
 
   it('a run that archived nothing before failing spends its attempt: dead at the limit', async () => {
-    const truth = generateSession({ seed: 22, size: 450, endedAt: new Date(Date.now() - HOUR_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(22, 450);
     await pool().query(`update call_sessions set attempts = 2 where call_session_id = $1`, [truth.callSessionId]);
     expect(await run(await claimOne(truth.callSessionId), { stream: failingFromPage(1) })).toMatchObject({ status: 'dead', rows: 0 });
     const row = await readSessionRow(pool(), truth.callSessionId);
@@ -428,9 +416,7 @@ describe('archiveSession', () => {
   });
 
   it('an empty list with a non-zero total after day 90 is expired, not "no attendees"', async () => {
-    const truth = generateSession({ seed: 9, size: 40, endedAt: new Date(Date.now() - 95 * DAY_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(9, 40, new Date(Date.now() - 95 * DAY_MS));
     expect(await run(await claimOne(truth.callSessionId))).toMatchObject({ status: 'expired', rows: 0 });
     const row = await readSessionRow(pool(), truth.callSessionId);
     expect(row).toMatchObject({ status: 'expired', total_participant_sessions: 40, archived_participant_sessions: 0, archived_at: null });
@@ -438,16 +424,12 @@ describe('archiveSession', () => {
   });
 
   it('an empty session (total 0) is simply complete', async () => {
-    const truth = generateSession({ seed: 10, size: 0, endedAt: new Date(Date.now() - 95 * DAY_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(10, 0, new Date(Date.now() - 95 * DAY_MS));
     expect(await run(await claimOne(truth.callSessionId))).toMatchObject({ status: 'complete', rows: 0 });
   });
 
   it('401 makes the session dead at once, with the reason', async () => {
-    const truth = generateSession({ seed: 11, size: 10, endedAt: new Date(Date.now() - HOUR_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(11, 10);
     const wrongSecret = createStreamClient({ baseUrl: sim.url, apiKey: API_KEY, apiSecret: 'not-the-secret' });
     try {
       expect(await run(await claimOne(truth.callSessionId), { stream: wrongSecret })).toMatchObject({ status: 'dead' });
@@ -462,9 +444,7 @@ describe('archiveSession', () => {
 
   it('404 right after the call is retried on the gentler not-ready schedule', async () => {
     sim.setOptions({ notReadyForMs: 60_000 });
-    const truth = generateSession({ seed: 12, size: 10, endedAt: new Date() });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(12, 10, new Date());
     expect(await run(await claimOne(truth.callSessionId), { backoff: { ...FAST_BACKOFF, notReadyBaseMs: 30_000, notReadyCapMs: 30_000 } })).toMatchObject({
       status: 'retrying',
     });
@@ -477,9 +457,7 @@ describe('archiveSession', () => {
   });
 
   it('a lost lease stops the run without writing anything more', async () => {
-    const truth = generateSession({ seed: 13, size: 500, endedAt: new Date(Date.now() - HOUR_MS) });
-    sim.addSession(truth);
-    await enqueueSimSession(pool(), truth);
+    const truth = await seedSession(13, 500);
     const session = await claimOne(truth.callSessionId);
     // Another worker takes the session over after page 1 is written, while page 2 is on its way.
     let pages = 0;
