@@ -32,9 +32,9 @@ EXPOSE 8080
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "bin/healthcheck.js"]
 # V8's young generation capped at 4 MiB semi-spaces (it grows to 16 MiB by default): archiving a
-# 100,000-entry session, peak RSS 146.7–152.8 MiB against 183.4–198.7 MiB without the cap, at the
-# same rows/s for one session and 5–10 % fewer for 100 at once (bench/RESULTS.md, 2026-12-01
-# 06:27–06:34; the benches start the service with the flags written here). Outside the image,
-# NODE_OPTIONS=--max-semi-space-size=4 does the same.
+# 100,000-entry session, peak RSS 144.7–154.3 MiB against 154.4–185.4 MiB without the cap, rows/s
+# within the rounds' spread, ~0.1 ms more CPU a page with four sessions at once (bench/RESULTS.md,
+# 2026-12-01 08:38–08:50; the benches start the service with the flags written here). Outside the
+# image, NODE_OPTIONS=--max-semi-space-size=4 does the same.
 ENTRYPOINT ["node", "--max-semi-space-size=4", "bin/attendance.js"]
 CMD ["serve"]
