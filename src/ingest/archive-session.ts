@@ -8,7 +8,7 @@ import type { Metrics } from '../metrics.ts';
 import { decideOutcome, outcomeBeforeRun, outcomeDetail, type FailureClass, type RunEnd, type RunFacts, type RunFailure } from '../policy/outcome.ts';
 import { isPastRetention } from '../policy/retention.ts';
 import { RETRY_POLICIES, retryDelayMs, type BackoffPolicy, type PageRetryPolicy } from '../policy/retry.ts';
-import type { ClaimedSession } from '../queue/claim.ts';
+import { leaseOf, type ClaimedSession } from '../queue/claim.ts';
 import { PageOutOfOrderError, type PagePosition, sendPage } from '../queue/checkpoint-page.ts';
 import { LeaseLostError, withFencedTransaction, type Lease } from '../queue/fence.ts';
 import { countArchived, finishSession, type SessionOutcome, type StreamTotals } from '../queue/finish.ts';
@@ -92,7 +92,7 @@ export async function archiveSession(options: ArchiveSessionOptions): Promise<Ar
   const run: Run = {
     options,
     session,
-    lease: { callSessionId: session.callSessionId, owner: session.leaseOwner },
+    lease: leaseOf(session),
     log: options.logger.child({ callSessionId: session.callSessionId }),
     signal: AbortSignal.any([options.signal, ended.signal]),
     now: options.now ?? Date.now,

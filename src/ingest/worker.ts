@@ -6,7 +6,7 @@ import { coerceError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics.ts';
 import type { BackoffPolicy, PageRetryPolicy } from '../policy/retry.ts';
-import { claimSessions, type ClaimedSession } from '../queue/claim.ts';
+import { claimSessions, leaseOf, type ClaimedSession } from '../queue/claim.ts';
 import { SESSIONS_DUE_CHANNEL } from '../queue/sql.ts';
 import { LeaseLostError, type Lease } from '../queue/fence.ts';
 import { extendLeases } from '../queue/lease.ts';
@@ -214,7 +214,7 @@ function beginRun(ctx: WorkerContext, session: ClaimedSession, claim?: ClaimTime
       if (held.get(session.callSessionId) === entry) held.delete(session.callSessionId);
       ctx.waker.wake();
     });
-  const entry: Held = { controller, done, lease: { callSessionId: session.callSessionId, owner: session.leaseOwner } };
+  const entry: Held = { controller, done, lease: leaseOf(session) };
   held.set(session.callSessionId, entry);
 }
 

@@ -1,3 +1,4 @@
+import type { Lease } from './fence.ts';
 import { leaseLapsed, STATUS, statusIn, type Queryable } from './sql.ts';
 
 /** A session this worker now holds the lease on. */
@@ -16,6 +17,11 @@ export interface ClaimedSession {
   readonly takenOver: boolean;
   /** This claim's lease token (stored in lease_owner): the fence every write of this run checks. */
   readonly leaseOwner: string;
+}
+
+/** The lease a claim holds: what every write of its run is fenced by. */
+export function leaseOf(session: ClaimedSession): Lease {
+  return { callSessionId: session.callSessionId, owner: session.leaseOwner };
 }
 
 export interface ClaimOptions {

@@ -4,7 +4,7 @@ import type pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { archiveSession, WorkerStoppingError, type ArchiveSessionOptions } from '../../src/ingest/archive-session.ts';
 import { createMetrics } from '../../src/metrics.ts';
-import { claimSessions, type ClaimedSession } from '../../src/queue/claim.ts';
+import { claimSessions, leaseOf, type ClaimedSession } from '../../src/queue/claim.ts';
 import { pageLockKey } from '../../src/queue/checkpoint-page.ts';
 import { LeaseLostError } from '../../src/queue/fence.ts';
 import { generateSession, type SimSession } from '../../tools/simulator/generate.ts';
@@ -235,7 +235,7 @@ describe('archiveSession', () => {
     // Page 1's statement reaches Postgres 300 ms late, so page 2's asks for page 1's lock before
     // page 1 has taken it, and finds page 0's cursor stored rather than page 1's.
     const claimed = await claimOne(truth.callSessionId);
-    const { pool: slowed, inFlight } = inFlightPool(pageLockKey({ callSessionId: claimed.callSessionId, owner: claimed.leaseOwner }, 1), 300);
+    const { pool: slowed, inFlight } = inFlightPool(pageLockKey(leaseOf(claimed), 1), 300);
 
     const result = await run(claimed, { pool: slowed, metrics });
     expect(result).toMatchObject({ status: 'complete', rows: 1500 });
@@ -263,7 +263,7 @@ describe('archiveSession', () => {
     };
     const claimed = await claimOne(truth.callSessionId);
     let atDelayedSend: { readonly received: number; readonly firstHeld: boolean } | undefined;
-    const { pool: slowed } = inFlightPool(pageLockKey({ callSessionId: claimed.callSessionId, owner: claimed.leaseOwner }, 0), 300, () => {
+    const { pool: slowed } = inFlightPool(pageLockKey(leaseOf(claimed), 0), 300, () => {
       gc();
       atDelayedSend = { received: received.length, firstHeld: received[0]?.deref() !== undefined };
     });
